@@ -1,0 +1,45 @@
+# The two commands: `make up` runs glimpse on the embedded stack, `make test` runs the suite.
+# Both install what they need first (idempotent: a stamp file skips work already done).
+PY ?= python3.11
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: up down status test lint bench setup system-deps clean
+
+up: setup
+	$(BIN)/glimpse up
+
+down:
+	$(BIN)/glimpse down
+
+status:
+	$(BIN)/glimpse status
+
+test: setup
+	$(BIN)/pytest -q
+
+lint: setup
+	$(BIN)/ruff check glimpse services tests bench
+	$(BIN)/ruff format --check glimpse services tests bench
+	$(BIN)/mypy
+
+bench: setup
+	$(BIN)/python -m bench.ingest
+
+setup: system-deps $(STAMP)
+
+system-deps:
+	@./scripts/system-deps.sh
+
+$(STAMP): pyproject.toml
+	@echo "==> creating virtualenv in $(VENV) and installing glimpse (first run takes a few minutes)"
+	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	@$(BIN)/pip install --quiet --upgrade pip
+	@# torch first, pinned, so no other package can pull a CUDA build
+	@$(BIN)/pip install --quiet --progress-bar on torch==2.13.0
+	@$(BIN)/pip install --quiet --progress-bar on -e '.[dev]'
+	@touch $(STAMP)
+
+clean:
+	rm -rf $(VENV)

@@ -1,0 +1,113 @@
+"""kafka-python wrappers: manual-commit consumers, a flushing producer, topic setup."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka.admin import NewTopic
+from kafka.errors import TopicAlreadyExistsError
+
+from glimpse.config import KafkaSettings
+
+log = logging.getLogger(__name__)
+
+#: Topics glimpse itself creates and reads; downstream stages add theirs here.
+EXTRA_TOPICS = (
+    "glimpse.captions.ready",
+    "glimpse.transcripts.ready",
+    "glimpse.queries.voice",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class InboundMessage:
+    """One consumed record, with where it came from (for commits and the DLQ)."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+    timestamp_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundMessage:
+    topic: str
+    key: bytes | None
+    value: bytes
+
+
+def all_topics(kafka: KafkaSettings) -> list[str]:
+    return [
+        kafka.objects_topic,
+        kafka.images_accepted_topic,
+        kafka.audio_accepted_topic,
+        kafka.dlq_topic,
+        *EXTRA_TOPICS,
+    ]
+
+
+def ensure_topics(kafka: KafkaSettings, names: Iterable[str]) -> None:
+    """Create missing topics (idempotent)."""
+    assert kafka.bootstrap, "Kafka bootstrap is not configured"
+    admin = KafkaAdminClient(bootstrap_servers=kafka.bootstrap, request_timeout_ms=10000)
+    try:
+        existing = set(admin.list_topics())
+        missing = [n for n in names if n not in existing]
+        for name in missing:
+            try:
+                admin.create_topics(
+                    [NewTopic(name, num_partitions=kafka.partitions, replication_factor=1)]
+                )
+                log.info("created topic %s", name)
+            except TopicAlreadyExistsError:
+                pass
+    finally:
+        admin.close()
+
+
+def make_producer(kafka: KafkaSettings) -> KafkaProducer:
+    assert kafka.bootstrap, "Kafka bootstrap is not configured"
+    return KafkaProducer(
+        bootstrap_servers=kafka.bootstrap,
+        acks="all",
+        linger_ms=5,
+        retries=5,
+        request_timeout_ms=15000,
+        max_block_ms=15000,
+        # kafka-python's default compares versions at connect; explicit avoids a probe.
+        client_id="glimpse",
+    )
+
+
+def make_consumer(kafka: KafkaSettings, group: str, topics: Sequence[str]) -> KafkaConsumer:
+    """A consumer that never commits on its own: the runtime commits after results are stored."""
+    assert kafka.bootstrap, "Kafka bootstrap is not configured"
+    consumer = KafkaConsumer(
+        bootstrap_servers=kafka.bootstrap,
+        group_id=group,
+        client_id=group,
+        enable_auto_commit=False,
+        # tansu's "latest" offsets are unreliable; a new group starts from the beginning.
+        auto_offset_reset="earliest",
+        session_timeout_ms=kafka.session_timeout_ms,
+        heartbeat_interval_ms=kafka.heartbeat_interval_ms,
+        max_poll_interval_ms=600_000,
+        request_timeout_ms=max(30_000, kafka.session_timeout_ms + 5_000),
+    )
+    consumer.subscribe(list(topics))
+    return consumer
+
+
+def send_all(
+    producer: KafkaProducer, messages: Sequence[OutboundMessage], timeout_s: float
+) -> None:
+    """Send and wait for every acknowledgement; raises if any send failed."""
+    futures = [producer.send(m.topic, key=m.key, value=m.value) for m in messages]
+    producer.flush(timeout=timeout_s)
+    for future in futures:
+        future.get(timeout=timeout_s)

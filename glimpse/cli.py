@@ -1,0 +1,363 @@
+"""The `glimpse` command: up | down | status | ingest | reconcile."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from types import FrameType
+from typing import Annotated, Any
+
+import httpx
+import psycopg
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+from rich.table import Table
+
+from glimpse.config import Settings
+from glimpse.db import media
+from glimpse.stack.connect import StackNotRunning, resolve, running_endpoints
+from glimpse.stack.layout import HomeLayout
+from glimpse.storage import ObjectStore
+
+app = typer.Typer(
+    help="glimpse: make a bucket of images and voice notes searchable.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+console = Console(stderr=True)
+out = Console()
+
+
+def _settings() -> Settings:
+    return Settings()
+
+
+def _resolved() -> Settings:
+    try:
+        return resolve(_settings())
+    except StackNotRunning as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from exc
+
+
+class _Interrupted(Exception):
+    pass
+
+
+@app.command()
+def up(
+    detach: Annotated[
+        bool, typer.Option("--detach", "-d", help="Return once everything is ready.")
+    ] = False,
+) -> None:
+    """Start glimpse on the embedded stack (or on the external endpoints you configured)."""
+    settings = _settings()
+    layout = HomeLayout.at(settings.home)
+    layout.ensure()
+    if detach:
+        _up_detached(layout)
+        return
+    from glimpse.stack.supervisor import EmbeddedStack  # heavy imports only for `up`
+
+    with layout.lock_file.open("w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            console.print(f"[red]glimpse is already running for {layout.home}[/red]")
+            raise typer.Exit(1) from None
+        layout.pid_file.write_text(str(os.getpid()))
+        logging.basicConfig(
+            filename=layout.logs / "up.log",
+            level=settings.log_level.upper(),
+            format="%(asctime)s %(levelname)-7s up %(name)s: %(message)s",
+        )
+        stop = threading.Event()
+        supervising = threading.Event()
+
+        def on_signal(signum: int, _frame: FrameType | None) -> None:
+            stop.set()
+            if not supervising.is_set():
+                raise _Interrupted  # abort a start in progress; `finally` stops what started
+
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+        stack = EmbeddedStack(settings, progress=console.print)
+        started = time.monotonic()
+        try:
+            console.print(f"[bold]glimpse[/bold] starting in {layout.home}")
+            resolved = stack.start()
+            console.print(f"[green]ready in {time.monotonic() - started:.1f}s[/green]")
+            _print_endpoints(resolved, layout)
+            supervising.set()
+            stack.supervise(stop)
+        except _Interrupted:
+            console.print("interrupted; stopping")
+        finally:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            stack.stop()
+            layout.pid_file.unlink(missing_ok=True)
+            console.print("stopped")
+
+
+def _print_endpoints(s: Settings, layout: HomeLayout) -> None:
+    table = Table(show_header=False, box=None)
+    table.add_row("API", f"http://{s.api.host}:{s.api.port}  (docs: /docs)")
+    table.add_row("S3", f"{s.s3.endpoint}  bucket [bold]{s.s3.bucket}[/bold]")
+    table.add_row("S3 credentials", str(layout.s3_credentials))
+    table.add_row("Kafka", str(s.kafka.bootstrap))
+    table.add_row("Postgres", str(s.database.url))
+    table.add_row("logs", str(layout.logs))
+    console.print(table)
+    console.print("Upload with `glimpse ingest PATH --wait` or any S3 client. Ctrl-C stops.")
+
+
+def _up_detached(layout: HomeLayout, timeout_s: float = 300) -> None:
+    """Run `glimpse up` in the background and return once it reports ready."""
+    log_path = layout.logs / "up.console.log"
+    with log_path.open("ab") as log_file:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "glimpse.cli", "up"],
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    deadline = time.monotonic() + timeout_s
+    with console.status("starting glimpse in the background…"):
+        while time.monotonic() < deadline:
+            endpoints = running_endpoints(Settings(home=layout.home))
+            if endpoints and endpoints.ready and endpoints.supervisor_pid == proc.pid:
+                console.print(
+                    f"[green]glimpse is up[/green] (pid {proc.pid}); API {endpoints.api_url}; "
+                    f"`glimpse down` stops it; log: {log_path}"
+                )
+                return
+            if proc.poll() is not None:
+                tail = log_path.read_text(errors="replace").splitlines()[-20:]
+                console.print("[red]glimpse up exited:[/red]\n" + "\n".join(tail))
+                raise typer.Exit(1)
+            time.sleep(0.3)
+    console.print(f"[red]not ready after {timeout_s:.0f}s; see {log_path}[/red]")
+    raise typer.Exit(1)
+
+
+@app.command()
+def down(timeout_s: float = 90) -> None:
+    """Stop a `glimpse up` running for this home."""
+    layout = HomeLayout.at(_settings().home)
+    try:
+        pid = int(layout.pid_file.read_text())
+        os.kill(pid, signal.SIGTERM)
+    except (FileNotFoundError, ValueError, ProcessLookupError):
+        console.print("glimpse is not running")
+        return
+    deadline = time.monotonic() + timeout_s
+    with console.status(f"stopping glimpse (pid {pid})…"):
+        while time.monotonic() < deadline:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                console.print("stopped")
+                return
+            time.sleep(0.2)
+    console.print(f"[red]pid {pid} still running after {timeout_s:.0f}s[/red]")
+    raise typer.Exit(1)
+
+
+def _check(name: str, probe: Any) -> tuple[str, bool, str]:
+    try:
+        detail = probe()
+        return name, True, str(detail or "ok")
+    except Exception as exc:
+        return name, False, f"{type(exc).__name__}: {exc}"
+
+
+@app.command()
+def status(
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable.")] = False,
+) -> None:
+    """Health of every part, media counts per status, and the endpoints."""
+    settings = _resolved()
+    layout = HomeLayout.at(settings.home)
+    endpoints = running_endpoints(settings)
+    store = ObjectStore(settings.s3)
+    counts: dict[str, int] = {}
+
+    def database() -> str:
+        assert settings.database.url
+        with psycopg.connect(
+            settings.database.url, connect_timeout=3, row_factory=_dict_row()
+        ) as conn:
+            counts.update(media.status_counts(conn))
+        return "ok"
+
+    def broker() -> str:
+        from kafka import KafkaAdminClient
+
+        admin = KafkaAdminClient(
+            bootstrap_servers=settings.kafka.bootstrap, request_timeout_ms=3000
+        )
+        try:
+            return f"{len(admin.list_topics())} topics"
+        finally:
+            admin.close()
+
+    api_url = f"http://{settings.api.host}:{settings.api.port}"
+    checks = [
+        _check("s3", lambda: store.client.head_bucket(Bucket=store.bucket) and "ok"),
+        _check("kafka", broker),
+        _check("database", database),
+        _check(
+            "api", lambda: httpx.get(f"{api_url}/readyz", timeout=3).raise_for_status() and "ok"
+        ),
+        _check(
+            "ingest",
+            lambda: (
+                httpx.get(
+                    f"http://127.0.0.1:{settings.stack.ingest_health_port}/readyz", timeout=3
+                ).raise_for_status()
+                and "ok"
+            ),
+        ),
+    ]
+    endpoint_info = {
+        "s3_url": settings.s3.endpoint,
+        "s3_bucket": settings.s3.bucket,
+        "s3_credentials_file": endpoints.s3_credentials_file if endpoints else None,
+        "kafka_bootstrap": settings.kafka.bootstrap,
+        "database_url": settings.database.url,
+        "api_url": api_url,
+        "logs": str(layout.logs),
+    }
+    report = {
+        "endpoints": endpoint_info,
+        "health": {name: {"ok": ok, "detail": detail} for name, ok, detail in checks},
+        "media": counts,
+    }
+    if as_json:
+        out.print_json(json.dumps(report))
+    else:
+        table = Table("part", "health", "detail")
+        for name, ok, detail in checks:
+            table.add_row(name, "[green]ok[/green]" if ok else "[red]down[/red]", detail)
+        out.print(table)
+        out.print(
+            "media: " + (", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "none yet")
+        )
+        for key, value in endpoint_info.items():
+            out.print(f"{key}: {value}")
+    if not all(ok for _, ok, _ in checks):
+        raise typer.Exit(1)
+
+
+def _dict_row() -> Any:
+    from psycopg.rows import dict_row
+
+    return dict_row
+
+
+@app.command()
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="Files or folders to upload.")],
+    prefix: Annotated[str, typer.Option(help="Key prefix in the bucket, e.g. 'trips/2024/'.")] = "",
+    wait: Annotated[
+        bool, typer.Option("--wait", help="Wait and print each file's outcome.")
+    ] = False,
+    timeout_s: Annotated[float, typer.Option("--timeout", help="How long --wait waits.")] = 300,
+) -> None:
+    """Upload files or folders into the bucket; ingest validates and records each one."""
+    from glimpse.uploader import plan, upload, wait_for_outcomes
+
+    settings = _resolved()
+    store = ObjectStore(settings.s3)
+    try:
+        uploads = plan(paths, prefix)
+    except FileNotFoundError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from exc
+    total = sum(u.path.stat().st_size for u in uploads)
+    etags: dict[str, str | None] = {}
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+    )
+    with Progress(*columns, console=console) as progress:
+        task = progress.add_task(f"uploading {len(uploads)} files", total=total)
+        for item in uploads:
+            upload(store, item, lambda n: progress.advance(task, n))
+            head = store.head(item.key)
+            etags[item.key] = head.etag if head else None
+    console.print(f"uploaded {len(uploads)} files to s3://{store.bucket}/{prefix}")
+    if not wait:
+        return
+    assert settings.database.url
+    table = Table("key", "outcome", "detail")
+    failed = 0
+    with (
+        psycopg.connect(settings.database.url, row_factory=_dict_row()) as conn,
+        console.status("waiting for ingest…"),
+    ):
+        seen = set()
+        for row in wait_for_outcomes(conn, store.bucket, etags, timeout_s):
+            seen.add(row["key"])
+            detail = _outcome_detail(row)
+            failed += row["status"] in {"rejected", "failed"}
+            table.add_row(row["key"], row["status"], detail)
+    for key in etags.keys() - seen:
+        table.add_row(key, "[yellow]pending[/yellow]", f"no outcome after {timeout_s:.0f}s")
+        failed += 1
+    out.print(table)
+    if failed:
+        raise typer.Exit(1)
+
+
+def _outcome_detail(row: dict[str, Any]) -> str:
+    if row["status"] in {"rejected", "failed"}:
+        return f"{row['reason']}: {row['reason_detail']}"
+    if row["status"] == "duplicate":
+        return f"same content as {row['duplicate_of']}"
+    if row["kind"] == "image":
+        return f"{row['mime']} {row['width']}x{row['height']}"
+    if row["kind"] == "audio":
+        return f"{row['mime']} {row['duration_s']:.1f}s"
+    return ""
+
+
+@app.command("reconcile")
+def reconcile_command() -> None:
+    """Re-send events for objects the pipeline has not recorded (lost notifications)."""
+    from glimpse.bus import make_producer
+    from glimpse.db.pool import open_pool
+    from glimpse.reconcile import reconcile
+
+    settings = _resolved()
+    with open_pool(settings.database, "reconcile") as pool, pool.connection() as conn:
+        producer = make_producer(settings.kafka)
+        try:
+            report = reconcile(
+                ObjectStore(settings.s3), conn, producer, settings.kafka.objects_topic
+            )
+        finally:
+            producer.close(10)
+    out.print(
+        f"{report.listed} objects listed; re-sent {report.created} created and "
+        f"{report.deleted} deleted events"
+    )
+
+
+if __name__ == "__main__":
+    with contextlib.suppress(KeyboardInterrupt):
+        app()

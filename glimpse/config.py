@@ -1,0 +1,114 @@
+"""Configuration: one pydantic-settings tree, env prefix ``GLIMPSE_``, nested with ``__``.
+
+Built once in each ``main()`` (``Settings()``) and passed down; nothing reads the
+environment at import time. Example: ``GLIMPSE_S3__ENDPOINT=http://minio:9000``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MIB = 1024 * 1024
+
+
+class S3Settings(BaseModel):
+    """Where media objects live. ``endpoint`` unset means: the embedded SeaweedFS."""
+
+    endpoint: str | None = None
+    access_key: str | None = None
+    secret_key: str | None = None
+    region: str = "us-east-1"
+    bucket: str = "media"
+    presign_seconds: int = 900
+
+
+class KafkaSettings(BaseModel):
+    """The broker. ``bootstrap`` unset means: the embedded tansu broker."""
+
+    bootstrap: str | None = None
+    objects_topic: str = "glimpse.objects"
+    images_accepted_topic: str = "glimpse.images.accepted"
+    audio_accepted_topic: str = "glimpse.audio.accepted"
+    dlq_topic: str = "glimpse.dlq"
+    partitions: int = 3
+    # tansu answers JoinGroup after about session_timeout/2, so keep it short.
+    session_timeout_ms: int = 6000
+    heartbeat_interval_ms: int = 2000
+
+
+class DatabaseSettings(BaseModel):
+    """Postgres with pgvector. ``url`` unset means: the embedded Postgres."""
+
+    url: str | None = None
+    pool_min: int = 1
+    pool_max: int = 4
+
+
+class ApiSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = 8080
+
+
+class LimitsSettings(BaseModel):
+    """What ingest accepts. Anything beyond is rejected with a typed reason."""
+
+    max_bytes: int = 200 * MIB
+    max_pixels: int = 100_000_000
+    max_audio_seconds: float = 4 * 3600
+    thumbnail_px: int = 512
+
+
+class WorkerSettings(BaseModel):
+    """Knobs of the shared worker runtime (``glimpse.runtime``)."""
+
+    max_batch: int = 16
+    max_wait_ms: int = 200
+    max_attempts: int = 3
+    backoff_initial_s: float = 0.2
+    backoff_max_s: float = 10.0
+    health_host: str = "127.0.0.1"
+    health_port: int = 0  # 0: no health server
+
+
+class StackSettings(BaseModel):
+    """Ports of the embedded default stack (all bound to 127.0.0.1)."""
+
+    s3_port: int = 18333
+    media_master_port: int = 19333
+    media_volume_port: int = 18080
+    media_filer_port: int = 18888
+    media_admin_port: int = 23646
+    broker_store_s3_port: int = 18334
+    broker_store_master_port: int = 19334
+    broker_store_volume_port: int = 18081
+    broker_store_filer_port: int = 18889
+    broker_store_admin_port: int = 23647
+    kafka_port: int = 19092
+    postgres_port: int = 15432
+    ingest_health_port: int = 9101
+    # weed's RSS drops by ~40 % with a soft Go memory limit
+    weed_memory_limit: str = "96MiB"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="GLIMPSE_", env_nested_delimiter="__", extra="ignore"
+    )
+
+    home: Path = Path(".glimpse")
+    log_level: str = "INFO"
+    s3: S3Settings = Field(default_factory=S3Settings)
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    api: ApiSettings = Field(default_factory=ApiSettings)
+    limits: LimitsSettings = Field(default_factory=LimitsSettings)
+    worker: WorkerSettings = Field(default_factory=WorkerSettings)
+    stack: StackSettings = Field(default_factory=StackSettings)
+
+    @property
+    def uses_external_services(self) -> bool:
+        """True when every server is given: ``up`` then starts none of its own."""
+        return bool(self.s3.endpoint and self.kafka.bootstrap and self.database.url)

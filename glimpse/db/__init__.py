@@ -1,0 +1,1 @@
+"""Postgres access: connection pool, migrations, and one module of SQL per table."""

@@ -1,0 +1,218 @@
+"""SQL for the ``media`` table: one row per object key, written idempotently."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+# Fixed namespace: media ids are stable across processes, machines and re-deliveries.
+MEDIA_NAMESPACE = uuid.UUID("6b1f1c52-3f57-4c35-9a4e-6f0d0c6f9d11")
+
+
+class MediaStatus(StrEnum):
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+    DUPLICATE = "duplicate"
+    DELETED = "deleted"
+    FAILED = "failed"
+
+
+def media_id(bucket: str, key: str) -> uuid.UUID:
+    return uuid.uuid5(MEDIA_NAMESPACE, f"{bucket}/{key}")
+
+
+@dataclass(slots=True)
+class MediaRow:
+    """Everything ingest learns about one object."""
+
+    bucket: str
+    key: str
+    status: MediaStatus
+    etag: str | None = None
+    reason: str | None = None
+    reason_detail: str | None = None
+    kind: str | None = None
+    mime: str | None = None
+    size_bytes: int | None = None
+    sha256: str | None = None
+    width: int | None = None
+    height: int | None = None
+    duration_s: float | None = None
+    captured_at: datetime | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+    thumbnail_key: str | None = None
+    duplicate_of: uuid.UUID | None = None
+
+    @property
+    def id(self) -> uuid.UUID:
+        return media_id(self.bucket, self.key)
+
+    def columns(self) -> dict[str, Any]:
+        """The row as column → value, id included."""
+        return {**asdict(self), "id": self.id}
+
+
+_SAVE = """
+INSERT INTO media (id, bucket, key, etag, status, reason, reason_detail, kind, mime,
+                   size_bytes, sha256, width, height, duration_s, captured_at, metadata,
+                   thumbnail_key, duplicate_of)
+VALUES (%(id)s, %(bucket)s, %(key)s, %(etag)s, %(status)s, %(reason)s, %(reason_detail)s,
+        %(kind)s, %(mime)s, %(size_bytes)s, %(sha256)s, %(width)s, %(height)s, %(duration_s)s,
+        %(captured_at)s, %(metadata)s, %(thumbnail_key)s, %(duplicate_of)s)
+ON CONFLICT (id) DO UPDATE SET
+    etag = EXCLUDED.etag, status = EXCLUDED.status, reason = EXCLUDED.reason,
+    reason_detail = EXCLUDED.reason_detail, kind = EXCLUDED.kind, mime = EXCLUDED.mime,
+    size_bytes = EXCLUDED.size_bytes, sha256 = EXCLUDED.sha256, width = EXCLUDED.width,
+    height = EXCLUDED.height, duration_s = EXCLUDED.duration_s,
+    captured_at = EXCLUDED.captured_at, metadata = EXCLUDED.metadata,
+    thumbnail_key = EXCLUDED.thumbnail_key, duplicate_of = EXCLUDED.duplicate_of,
+    updated_at = now(), deleted_at = NULL
+"""
+
+
+def save(conn: psycopg.Connection[Any], row: MediaRow) -> None:
+    """Insert or replace the row for ``row``'s key (an overwrite replaces the old version)."""
+    params = row.columns()
+    params["metadata"] = Jsonb(row.metadata)
+    conn.execute(_SAVE, params)
+
+
+def get(conn: psycopg.Connection[Any], id_: uuid.UUID) -> dict[str, Any] | None:
+    row: dict[str, Any] | None = conn.execute(
+        "SELECT * FROM media WHERE id = %(id)s", {"id": id_}
+    ).fetchone()
+    return row
+
+
+def find_original(
+    conn: psycopg.Connection[Any], sha256: str, exclude: uuid.UUID
+) -> uuid.UUID | None:
+    """The accepted media with this content, other than ``exclude``."""
+    row = conn.execute(
+        "SELECT id FROM media WHERE sha256 = %(sha256)s AND status = 'accepted' AND id <> %(id)s",
+        {"sha256": sha256, "id": exclude},
+    ).fetchone()
+    return row["id"] if row else None
+
+
+def mark_deleted(conn: psycopg.Connection[Any], bucket: str, key: str) -> dict[str, Any] | None:
+    """Mark the key's row deleted; returns the row as it was, or None if unknown."""
+    row: dict[str, Any] | None = conn.execute(
+        """
+        UPDATE media SET status = 'deleted', deleted_at = now(), updated_at = now()
+        WHERE id = %(id)s AND status <> 'deleted'
+        RETURNING id, sha256, thumbnail_key
+        """,
+        {"id": media_id(bucket, key)},
+    ).fetchone()
+    return row
+
+
+def thumbnail_in_use(conn: psycopg.Connection[Any], thumbnail_key: str) -> bool:
+    row = conn.execute(
+        "SELECT 1 FROM media WHERE thumbnail_key = %(t)s AND status <> 'deleted' LIMIT 1",
+        {"t": thumbnail_key},
+    ).fetchone()
+    return row is not None
+
+
+def record_failure(
+    conn: psycopg.Connection[Any],
+    bucket: str,
+    key: str,
+    stage: str,
+    error_type: str,
+    message: str,
+    attempts: int,
+    origin: str,
+    fail_media: bool,
+) -> None:
+    """Record a dead-lettered stage failure; ``fail_media`` also marks the row failed
+    (for ingest, where no other result exists)."""
+    id_ = media_id(bucket, key)
+    if fail_media:
+        conn.execute(
+            """
+            INSERT INTO media (id, bucket, key, status, reason, reason_detail)
+            VALUES (%(id)s, %(bucket)s, %(key)s, 'failed', 'processing_error', %(detail)s)
+            ON CONFLICT (id) DO UPDATE SET status = 'failed', reason = 'processing_error',
+                reason_detail = EXCLUDED.reason_detail, updated_at = now()
+            """,
+            {"id": id_, "bucket": bucket, "key": key, "detail": f"{stage}: {message}"},
+        )
+    conn.execute(
+        """
+        INSERT INTO media_failures (media_id, stage, error_type, message, attempts, origin)
+        SELECT %(id)s, %(stage)s, %(error_type)s, %(message)s, %(attempts)s, %(origin)s
+        WHERE EXISTS (SELECT 1 FROM media WHERE id = %(id)s)
+        ON CONFLICT (media_id, stage) DO UPDATE SET error_type = EXCLUDED.error_type,
+            message = EXCLUDED.message, attempts = EXCLUDED.attempts,
+            origin = EXCLUDED.origin, failed_at = now()
+        """,
+        {
+            "id": id_,
+            "stage": stage,
+            "error_type": error_type,
+            "message": message,
+            "attempts": attempts,
+            "origin": origin,
+        },
+    )
+
+
+def status_counts(conn: psycopg.Connection[Any]) -> dict[str, int]:
+    rows = conn.execute("SELECT status, count(*) AS n FROM media GROUP BY status").fetchall()
+    return {r["status"]: r["n"] for r in rows}
+
+
+def known_versions(conn: psycopg.Connection[Any], bucket: str) -> dict[str, str | None]:
+    """key → etag of every row that is not deleted (for the reconcile pass)."""
+    rows = conn.execute(
+        "SELECT key, etag FROM media WHERE bucket = %(bucket)s AND status <> 'deleted'",
+        {"bucket": bucket},
+    )
+    return {r["key"]: r["etag"] for r in rows}
+
+
+def page(
+    conn: psycopg.Connection[Any],
+    *,
+    status: str | None,
+    kind: str | None,
+    prefix: str | None,
+    after: tuple[datetime, uuid.UUID] | None,
+    limit: int,
+) -> list[dict[str, Any]]:
+    """Newest first, keyset-paginated on (created_at, id)."""
+    rows: list[dict[str, Any]] = conn.execute(
+        """
+        SELECT * FROM media
+        WHERE (%(status)s::text IS NULL OR status = %(status)s)
+          AND (%(kind)s::text IS NULL OR kind = %(kind)s)
+          AND (%(prefix)s::text IS NULL OR key LIKE %(like)s)
+          AND (%(after_ts)s::timestamptz IS NULL OR (created_at, id) < (%(after_ts)s, %(after_id)s))
+        ORDER BY created_at DESC, id DESC
+        LIMIT %(limit)s
+        """,
+        {
+            "status": status,
+            "kind": kind,
+            "prefix": prefix,
+            "like": _like_prefix(prefix) if prefix else None,
+            "after_ts": after[0] if after else None,
+            "after_id": after[1] if after else None,
+            "limit": limit,
+        },
+    ).fetchall()
+    return rows
+
+
+def _like_prefix(prefix: str) -> str:
+    escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return escaped + "%"

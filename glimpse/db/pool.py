@@ -1,0 +1,39 @@
+"""A psycopg connection pool with pgvector types registered on every connection."""
+
+from __future__ import annotations
+
+import psycopg
+from pgvector.psycopg import register_vector
+from psycopg.rows import dict_row
+from psycopg_pool import ConnectionPool
+
+from glimpse.config import DatabaseSettings
+
+
+def _configure(conn: psycopg.Connection[object]) -> None:
+    # The vector extension exists after the first migration; before that there is
+    # nothing to register (the migration runner uses its own connection).
+    if conn.execute("SELECT 1 FROM pg_type WHERE typname = 'vector'").fetchone():
+        register_vector(conn)
+    conn.commit()
+
+
+def open_pool(database: DatabaseSettings, name: str) -> ConnectionPool[psycopg.Connection[object]]:
+    """Open a pool; the caller closes it (``with`` or ``pool.close()``)."""
+    assert database.url, "database URL is not configured"
+    pool: ConnectionPool[psycopg.Connection[object]] = ConnectionPool(
+        database.url,
+        min_size=database.pool_min,
+        max_size=database.pool_max,
+        kwargs={
+            "application_name": f"glimpse-{name}",
+            "row_factory": dict_row,
+            "connect_timeout": 5,
+        },
+        configure=_configure,
+        open=True,
+        # Workers must keep running while Postgres restarts: don't fail at start.
+        timeout=10,
+        name=name,
+    )
+    return pool

@@ -1,0 +1,36 @@
+"""Payloads glimpse puts on its own topics: versioned JSON, validated on both ends."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict
+
+
+class MediaAccepted(BaseModel):
+    """On ``glimpse.images.accepted`` / ``glimpse.audio.accepted``: one validated object."""
+
+    model_config = ConfigDict(frozen=True)
+
+    version: int = 1
+    media_id: uuid.UUID
+    bucket: str
+    key: str
+    etag: str | None
+    sha256: str
+    kind: str
+    mime: str
+    size_bytes: int
+    width: int | None = None
+    height: int | None = None
+    duration_s: float | None = None
+    captured_at: datetime | None = None
+    thumbnail_key: str | None = None
+
+    def to_json(self) -> bytes:
+        return self.model_dump_json().encode()
+
+    @classmethod
+    def from_json(cls, data: bytes) -> MediaAccepted:
+        return cls.model_validate_json(data)

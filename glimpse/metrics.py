@@ -1,0 +1,79 @@
+"""Prometheus metrics, named with units. Each process builds its own registry in main()."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+BATCH_SECONDS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+BATCH_SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128)
+
+
+@dataclass
+class WorkerMetrics:
+    """What the shared runtime records for every service (label ``service``)."""
+
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+    def __post_init__(self) -> None:
+        r = self.registry
+        self.messages = Counter(
+            "glimpse_worker_messages",
+            "Messages finished, by outcome",
+            ["service", "outcome"],
+            registry=r,
+        )
+        self.batch_seconds = Histogram(
+            "glimpse_worker_batch_seconds",
+            "Time to process and commit one batch",
+            ["service"],
+            buckets=BATCH_SECONDS_BUCKETS,
+            registry=r,
+        )
+        self.batch_size = Histogram(
+            "glimpse_worker_batch_size",
+            "Messages per batch",
+            ["service"],
+            buckets=BATCH_SIZE_BUCKETS,
+            registry=r,
+        )
+        self.transient_errors = Counter(
+            "glimpse_worker_transient_errors",
+            "Infrastructure errors that were retried",
+            ["service", "error"],
+            registry=r,
+        )
+        self.retries = Counter(
+            "glimpse_worker_retries", "Batch or item retries", ["service"], registry=r
+        )
+        self.last_commit = Gauge(
+            "glimpse_worker_last_commit_timestamp_seconds",
+            "Unix time of the last commit",
+            ["service"],
+            registry=r,
+        )
+        self.inflight = Gauge(
+            "glimpse_worker_inflight_messages",
+            "Messages consumed but not yet committed",
+            ["service"],
+            registry=r,
+        )
+
+
+@dataclass
+class IngestMetrics:
+    registry: CollectorRegistry
+
+    def __post_init__(self) -> None:
+        r = self.registry
+        self.rejections = Counter(
+            "glimpse_ingest_rejections", "Rejected uploads, by reason", ["reason"], registry=r
+        )
+        self.bytes = Counter("glimpse_ingest_bytes", "Bytes read from the bucket", registry=r)
+        self.accepted = Counter(
+            "glimpse_ingest_accepted", "Accepted uploads, by kind", ["kind"], registry=r
+        )
+        self.duplicates = Counter(
+            "glimpse_ingest_duplicates", "Uploads whose content was already stored", registry=r
+        )

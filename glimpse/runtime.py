@@ -1,0 +1,399 @@
+"""The one worker loop every glimpse service runs.
+
+consume → micro-batch (max items / max wait) → ``handler.handle(batch)`` → record
+failures → produce outputs and dead letters, flush → commit offsets. Offsets are
+committed only after all of that succeeded, so a crash anywhere re-delivers the
+batch, and handlers are idempotent so re-delivery changes nothing.
+
+- Infrastructure errors (broker, S3, Postgres unreachable) are retried with capped
+  exponential backoff and jitter, forever; nothing is committed past them.
+- An item that fails ``max_attempts`` times, or that the handler marks as
+  permanently failed, is recorded by the handler and sent to the DLQ; its
+  partition keeps moving.
+- SIGTERM sets a stop flag: no new batch is taken, an unfinished batch is not
+  committed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from functools import partial
+from types import FrameType
+from typing import Protocol, TypeVar
+
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.structs import OffsetAndMetadata
+
+from glimpse.bus import InboundMessage, OutboundMessage, make_consumer, make_producer, send_all
+from glimpse.config import KafkaSettings, WorkerSettings
+from glimpse.errors import backoff_delay, is_transient
+from glimpse.health import HealthServer
+from glimpse.metrics import WorkerMetrics
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class Outcome(StrEnum):
+    OK = "ok"
+    REJECTED = "rejected"  # bad input, recorded with a reason: a normal, final result
+    SKIPPED = "skipped"  # nothing to do (ignored event, deleted object, already done)
+    DLQ = "dlq"
+
+
+@dataclass(frozen=True, slots=True)
+class Done:
+    """The item is finished; ``outputs`` go downstream before the commit."""
+
+    outputs: Sequence[OutboundMessage] = ()
+    outcome: Outcome = Outcome.OK
+
+
+@dataclass(frozen=True, slots=True)
+class Failed:
+    """The item could not be processed. ``permanent`` sends it to the DLQ at once;
+    otherwise it is retried alone up to ``max_attempts`` times first."""
+
+    error: BaseException
+    permanent: bool = False
+
+
+ItemResult = Done | Failed
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    stage: str
+    error_type: str
+    message: str
+    attempts: int
+    topic: str
+    partition: int
+    offset: int
+    key: str | None
+    value: str
+    failed_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
+    version: int = 1
+
+    @classmethod
+    def of(
+        cls, stage: str, message: InboundMessage, error: BaseException, attempts: int
+    ) -> DeadLetter:
+        return cls(
+            stage=stage,
+            error_type=type(error).__name__,
+            message=str(error) or repr(error),
+            attempts=attempts,
+            topic=message.topic,
+            partition=message.partition,
+            offset=message.offset,
+            key=message.key.decode("utf-8", "replace") if message.key is not None else None,
+            # DLQ readers are people and scripts: keep text readable, mark binary as hex.
+            value=_printable(message.value),
+        )
+
+    def to_json(self) -> bytes:
+        return json.dumps(asdict(self)).encode()
+
+
+def _printable(value: bytes) -> str:
+    try:
+        return value.decode("utf-8")
+    except UnicodeDecodeError:
+        return "hex:" + value.hex()
+
+
+class Handler(Protocol):
+    """What a service implements. ``handle`` returns one result per message, in order."""
+
+    def handle(self, batch: Sequence[InboundMessage]) -> Sequence[ItemResult]: ...
+
+    def record_failure(self, message: InboundMessage, letter: DeadLetter) -> None:
+        """Record a dead-lettered item where users see it (e.g. the media row)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceSpec:
+    """A service's declaration: its stage name and the topics it reads."""
+
+    name: str
+    input_topics: tuple[str, ...]
+
+    @property
+    def group(self) -> str:
+        return f"glimpse-{self.name}"
+
+
+class _Stopping(Exception):
+    """Raised inside the loop when a stop was requested during a retry wait."""
+
+
+class Worker:
+    def __init__(
+        self,
+        spec: ServiceSpec,
+        handler: Handler,
+        consumer: KafkaConsumer,
+        producer: KafkaProducer,
+        kafka: KafkaSettings,
+        settings: WorkerSettings,
+        metrics: WorkerMetrics,
+    ) -> None:
+        self.spec = spec
+        self.handler = handler
+        self.consumer = consumer
+        self.producer = producer
+        self.kafka = kafka
+        self.settings = settings
+        self.metrics = metrics
+        self._stop = threading.Event()
+        self._last_beat = time.monotonic()
+        self._infra_failing = False
+        self._started = False
+
+    # --- lifecycle -----------------------------------------------------------------
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    def is_live(self) -> bool:
+        return time.monotonic() - self._last_beat < 300
+
+    def is_ready(self) -> bool:
+        return self._started and not self._infra_failing and not self._stop.is_set()
+
+    def run(self) -> None:
+        self._started = True
+        log.info("%s: consuming %s as %s", self.spec.name, self.spec.input_topics, self.spec.group)
+        while not self._stop.is_set():
+            batch = self._collect()
+            if not batch:
+                continue
+            try:
+                self._process_and_commit(batch)
+            except _Stopping:
+                log.info(
+                    "%s: stopping; %d uncommitted messages will be re-delivered",
+                    self.spec.name,
+                    len(batch),
+                )
+                break
+        log.info("%s: stopped", self.spec.name)
+
+    # --- the loop ------------------------------------------------------------------
+    def _collect(self) -> list[InboundMessage]:
+        """Up to ``max_batch`` messages, waiting at most ``max_wait_ms`` after the first."""
+        batch: list[InboundMessage] = []
+        deadline: float | None = None
+        while not self._stop.is_set() and len(batch) < self.settings.max_batch:
+            now = time.monotonic()
+            if deadline is not None and now >= deadline:
+                break
+            timeout_ms = 500 if deadline is None else max(1, int((deadline - now) * 1000))
+            polled = self.consumer.poll(
+                timeout_ms=timeout_ms, max_records=self.settings.max_batch - len(batch)
+            )
+            self._last_beat = time.monotonic()
+            for records in polled.values():
+                batch.extend(
+                    InboundMessage(r.topic, r.partition, r.offset, r.key, r.value, r.timestamp)
+                    for r in records
+                )
+            if batch and deadline is None:
+                deadline = time.monotonic() + self.settings.max_wait_ms / 1000
+        return batch
+
+    def _process_and_commit(self, batch: list[InboundMessage]) -> None:
+        started = time.perf_counter()
+        name = self.spec.name
+        self.metrics.inflight.labels(name).set(len(batch))
+        finished = self._with_infra_retry(lambda: self._results(batch))
+        outputs: list[OutboundMessage] = []
+        for message, (result, attempts) in zip(batch, finished, strict=True):
+            if isinstance(result, Done):
+                outputs.extend(result.outputs)
+                self.metrics.messages.labels(name, result.outcome.value).inc()
+                continue
+            letter = DeadLetter.of(name, message, result.error, attempts)
+            log.error(
+                "%s: dead-lettering %s/%d@%d after %d attempt(s): %s: %s",
+                name,
+                message.topic,
+                message.partition,
+                message.offset,
+                attempts,
+                letter.error_type,
+                letter.message,
+            )
+            self._with_infra_retry(partial(self.handler.record_failure, message, letter))
+            outputs.append(OutboundMessage(self.kafka.dlq_topic, message.key, letter.to_json()))
+            self.metrics.messages.labels(name, Outcome.DLQ.value).inc()
+        if outputs:
+            self._with_infra_retry(lambda: send_all(self.producer, outputs, timeout_s=30))
+        self._commit(batch)
+        self.metrics.inflight.labels(name).set(0)
+        self.metrics.batch_size.labels(name).observe(len(batch))
+        self.metrics.batch_seconds.labels(name).observe(time.perf_counter() - started)
+
+    def _results(self, batch: Sequence[InboundMessage]) -> list[tuple[ItemResult, int]]:
+        """One final result per message with its attempt count. Transient errors propagate."""
+        try:
+            first = list(self.handler.handle(batch))
+        except Exception as exc:
+            if is_transient(exc):
+                raise
+            if len(batch) == 1:
+                first = [Failed(exc)]
+            else:
+                # Isolate the poison item: the rest of the batch must still succeed.
+                log.warning(
+                    "%s: batch of %d failed (%r); retrying items one by one",
+                    self.spec.name,
+                    len(batch),
+                    exc,
+                )
+                first = [self._single(m) for m in batch]
+        if len(first) != len(batch):
+            raise RuntimeError(
+                f"{self.spec.name}: handler returned {len(first)} results for {len(batch)} messages"
+            )
+        finished: list[tuple[ItemResult, int]] = []
+        for message, first_result in zip(batch, first, strict=True):
+            result, attempts = first_result, 1
+            while (
+                isinstance(result, Failed)
+                and not result.permanent
+                and attempts < self.settings.max_attempts
+            ):
+                self.metrics.retries.labels(self.spec.name).inc()
+                self._sleep(
+                    backoff_delay(
+                        attempts, self.settings.backoff_initial_s, self.settings.backoff_max_s
+                    )
+                )
+                attempts += 1
+                result = self._single(message)
+            finished.append((result, attempts))
+        return finished
+
+    def _single(self, message: InboundMessage) -> ItemResult:
+        try:
+            return self.handler.handle([message])[0]
+        except Exception as exc:
+            if is_transient(exc):
+                raise
+            return Failed(exc)
+
+    def _with_infra_retry(self, action: Callable[[], T]) -> T:
+        """Run ``action``; on infrastructure errors back off and retry until it works."""
+        attempt = 0
+        while True:
+            try:
+                result = action()
+                self._infra_failing = False
+                return result
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                attempt += 1
+                self._infra_failing = True
+                self.metrics.transient_errors.labels(self.spec.name, type(exc).__name__).inc()
+                delay = backoff_delay(
+                    attempt, self.settings.backoff_initial_s, self.settings.backoff_max_s
+                )
+                log.warning(
+                    "%s: infrastructure error (%s: %s); retry %d in %.1fs",
+                    self.spec.name,
+                    type(exc).__name__,
+                    exc,
+                    attempt,
+                    delay,
+                )
+                self._sleep(delay)
+
+    def _sleep(self, seconds: float) -> None:
+        self._last_beat = time.monotonic()
+        if self._stop.wait(seconds):
+            raise _Stopping
+
+    def _commit(self, batch: Sequence[InboundMessage]) -> None:
+        next_offsets: dict[TopicPartition, int] = {}
+        first_offsets: dict[TopicPartition, int] = {}
+        for m in batch:
+            tp = TopicPartition(m.topic, m.partition)
+            next_offsets[tp] = max(next_offsets.get(tp, 0), m.offset + 1)
+            first_offsets[tp] = min(first_offsets.get(tp, m.offset), m.offset)
+        try:
+            self.consumer.commit(
+                {tp: OffsetAndMetadata(o, "", -1) for tp, o in next_offsets.items()}
+            )
+            self.metrics.last_commit.labels(self.spec.name).set(time.time())
+        except Exception as exc:
+            # Results are stored, so re-delivery is harmless: rewind what we still own
+            # and let the batch come again (a rebalance gives the rest to another worker).
+            log.warning(
+                "%s: commit failed (%r); the batch will be re-delivered", self.spec.name, exc
+            )
+            owned = self.consumer.assignment()
+            for tp, offset in first_offsets.items():
+                if tp in owned:
+                    self.consumer.seek(tp, offset)
+
+
+def run_service(
+    spec: ServiceSpec,
+    make_handler: Callable[[], Handler],
+    kafka: KafkaSettings,
+    settings: WorkerSettings,
+    metrics: WorkerMetrics,
+) -> None:
+    """Run ``spec`` until SIGTERM/SIGINT: health server, consumer, producer, loop.
+
+    ``make_handler`` loads models and opens clients; readiness waits for it.
+    """
+    with contextlib.ExitStack() as resources:
+        state: dict[str, Worker] = {}
+        stop_requested = threading.Event()
+
+        def on_signal(signum: int, _frame: FrameType | None) -> None:
+            log.info("%s: received %s", spec.name, signal.Signals(signum).name)
+            stop_requested.set()
+            if "worker" in state:
+                state["worker"].request_stop()
+
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+
+        if settings.health_port:
+            health = HealthServer(
+                settings.health_host,
+                settings.health_port,
+                metrics.registry,
+                live=lambda: "worker" not in state or state["worker"].is_live(),
+                ready=lambda: "worker" in state and state["worker"].is_ready(),
+            )
+            health.start()
+            resources.callback(health.stop)
+
+        handler = make_handler()
+        if isinstance(handler, contextlib.AbstractContextManager):
+            resources.enter_context(handler)
+        producer = make_producer(kafka)
+        resources.callback(producer.close, 10)
+        consumer = make_consumer(kafka, spec.group, spec.input_topics)
+        # close(autocommit=False): never commit on the way out, whatever was consumed.
+        resources.callback(consumer.close, False)
+        worker = Worker(spec, handler, consumer, producer, kafka, settings, metrics)
+        state["worker"] = worker
+        if stop_requested.is_set():
+            return
+        worker.run()

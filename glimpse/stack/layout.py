@@ -1,0 +1,93 @@
+"""Where the embedded stack keeps things under ``GLIMPSE_HOME``, and what it tells clients."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True, slots=True)
+class HomeLayout:
+    home: Path
+
+    @classmethod
+    def at(cls, home: Path) -> HomeLayout:
+        return cls(home.expanduser().resolve())
+
+    @property
+    def logs(self) -> Path:
+        return self.home / "logs"
+
+    @property
+    def run(self) -> Path:
+        return self.home / "run"
+
+    @property
+    def s3_credentials(self) -> Path:
+        return self.home / "credentials" / "s3.json"
+
+    @property
+    def s3_identities(self) -> Path:
+        return self.home / "credentials" / "seaweed-identities.json"
+
+    @property
+    def media_store(self) -> Path:
+        return self.home / "s3-media"
+
+    @property
+    def broker_store(self) -> Path:
+        return self.home / "s3-broker"
+
+    @property
+    def pgdata(self) -> Path:
+        return self.home / "postgres" / "data"
+
+    @property
+    def pg_socket_dir(self) -> Path:
+        return self.home / "postgres" / "socket"
+
+    @property
+    def endpoints_file(self) -> Path:
+        return self.run / "endpoints.json"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.run / "up.pid"
+
+    @property
+    def lock_file(self) -> Path:
+        return self.run / "up.lock"
+
+    def ensure(self) -> None:
+        for path in (self.logs, self.run, self.s3_credentials.parent):
+            path.mkdir(parents=True, exist_ok=True)
+        self.s3_credentials.parent.chmod(0o700)
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoints:
+    """What `glimpse status --json` prints and clients connect to. No secrets inside:
+    the S3 keys stay in ``s3_credentials_file`` (mode 0600)."""
+
+    s3_url: str
+    s3_bucket: str
+    s3_credentials_file: str | None
+    kafka_bootstrap: str
+    database_url: str
+    api_url: str
+    home: str
+    supervisor_pid: int
+    ready: bool
+
+    def write(self, path: Path) -> None:
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(asdict(self), indent=2))
+        tmp.replace(path)
+
+    @classmethod
+    def read(cls, path: Path) -> Endpoints | None:
+        try:
+            return cls(**json.loads(path.read_text()))
+        except (FileNotFoundError, json.JSONDecodeError, TypeError):
+            return None

@@ -1,0 +1,134 @@
+"""The S3 bucket, through boto3: HEAD, bounded reads, writes, listings, presigned URLs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from glimpse.config import S3Settings
+
+if TYPE_CHECKING:
+    from types_boto3_s3 import S3Client
+
+_CHUNK = 1024 * 1024
+
+
+class ObjectTooLarge(Exception):
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(f"object is larger than the {limit}-byte limit (read {size} bytes)")
+        self.size = size
+        self.limit = limit
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectInfo:
+    key: str
+    size: int
+    etag: str | None
+    last_modified: datetime | None
+    content_type: str | None = None
+
+
+def _strip_quotes(etag: str | None) -> str | None:
+    return etag.strip('"') if etag else None
+
+
+def _is_missing(exc: ClientError) -> bool:
+    return exc.response.get("Error", {}).get("Code") in {"404", "NoSuchKey", "NotFound"}
+
+
+class ObjectStore:
+    """One bucket's objects. Build one per process, in ``main()``."""
+
+    def __init__(self, s3: S3Settings) -> None:
+        assert s3.endpoint, "S3 endpoint is not configured"
+        self.bucket = s3.bucket
+        self._presign_seconds = s3.presign_seconds
+        self.client: S3Client = boto3.client(
+            "s3",
+            endpoint_url=s3.endpoint,
+            aws_access_key_id=s3.access_key,
+            aws_secret_access_key=s3.secret_key,
+            region_name=s3.region,
+            config=Config(
+                connect_timeout=5,
+                read_timeout=30,
+                # The worker runtime owns retries (with backoff, forever); one quick
+                # retry here only smooths over a dropped keep-alive connection.
+                retries={"max_attempts": 2, "mode": "standard"},
+                s3={"addressing_style": "path"},
+                max_pool_connections=16,
+            ),
+        )
+
+    def head(self, key: str) -> ObjectInfo | None:
+        """None when the object does not exist (any more)."""
+        try:
+            resp = self.client.head_object(Bucket=self.bucket, Key=key)
+        except ClientError as exc:
+            if _is_missing(exc):
+                return None
+            raise
+        return ObjectInfo(
+            key=key,
+            size=resp["ContentLength"],
+            etag=_strip_quotes(resp.get("ETag")),
+            last_modified=resp.get("LastModified"),
+            content_type=resp.get("ContentType"),
+        )
+
+    def read(self, key: str, max_bytes: int) -> bytes | None:
+        """The object's bytes, streamed, never more than ``max_bytes``. None if missing."""
+        try:
+            resp = self.client.get_object(Bucket=self.bucket, Key=key)
+        except ClientError as exc:
+            if _is_missing(exc):
+                return None
+            raise
+        body = resp["Body"]
+        chunks: list[bytes] = []
+        total = 0
+        try:
+            while chunk := body.read(_CHUNK):
+                total += len(chunk)
+                if total > max_bytes:
+                    raise ObjectTooLarge(total, max_bytes)
+                chunks.append(chunk)
+        finally:
+            body.close()
+        return b"".join(chunks)
+
+    def put(
+        self, key: str, data: bytes, content_type: str, metadata: dict[str, str] | None = None
+    ) -> None:
+        extra: dict[str, Any] = {"Metadata": metadata} if metadata else {}
+        self.client.put_object(
+            Bucket=self.bucket, Key=key, Body=data, ContentType=content_type, **extra
+        )
+
+    def delete(self, key: str) -> None:
+        self.client.delete_object(Bucket=self.bucket, Key=key)
+
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        paginator = self.client.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+            for obj in page.get("Contents", []):
+                yield ObjectInfo(
+                    key=obj["Key"],
+                    size=obj.get("Size", 0),
+                    etag=_strip_quotes(obj.get("ETag")),
+                    last_modified=obj.get("LastModified"),
+                )
+
+    def presigned_get(self, key: str) -> str:
+        return self.client.generate_presigned_url(
+            "get_object",
+            Params={"Bucket": self.bucket, "Key": key},
+            ExpiresIn=self._presign_seconds,
+        )

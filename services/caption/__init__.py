@@ -1,0 +1,1 @@
+"""caption service: arrives with its issue (see README, 'What works today')."""

@@ -1,0 +1,1 @@
+"""embed service: arrives with its issue (see README, 'What works today')."""

@@ -1,0 +1,1 @@
+"""Ingest: validates uploads (libmagic + full decode), dedupes, thumbnails, records media rows."""

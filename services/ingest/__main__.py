@@ -1,0 +1,34 @@
+"""``python -m services.ingest``: the ingest worker."""
+
+from __future__ import annotations
+
+from glimpse.config import Settings
+from glimpse.db.pool import open_pool
+from glimpse.logs import configure_logging
+from glimpse.metrics import IngestMetrics, WorkerMetrics
+from glimpse.runtime import ServiceSpec, run_service
+from glimpse.storage import ObjectStore
+from services.ingest.handler import IngestHandler
+
+
+def main() -> None:
+    settings = Settings()
+    configure_logging(settings.log_level, "ingest")
+    metrics = WorkerMetrics()
+    ingest_metrics = IngestMetrics(metrics.registry)
+    spec = ServiceSpec("ingest", (settings.kafka.objects_topic,))
+
+    def make_handler() -> IngestHandler:
+        return IngestHandler(
+            store=ObjectStore(settings.s3),
+            pool=open_pool(settings.database, "ingest"),
+            limits=settings.limits,
+            kafka=settings.kafka,
+            metrics=ingest_metrics,
+        )
+
+    run_service(spec, make_handler, settings.kafka, settings.worker, metrics)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,230 @@
+"""Ingest: an upload event in, a media row (accepted, duplicate or rejected) out.
+
+Always processes what is in the bucket *now* (HEAD + bounded GET), so an old or
+re-delivered event for a key converges on the same row as the newest one.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+import psycopg
+from psycopg_pool import ConnectionPool
+
+from glimpse.bus import InboundMessage, OutboundMessage
+from glimpse.config import KafkaSettings, LimitsSettings
+from glimpse.db import media
+from glimpse.db.media import MediaRow, MediaStatus
+from glimpse.errors import TransientError
+from glimpse.events import (
+    DERIVED_PREFIXES,
+    MalformedEvent,
+    ObjectAction,
+    ObjectEvent,
+    parse_object_events,
+)
+from glimpse.media import MediaKind, Rejected, RejectReason, ValidatedMedia, validate_media
+from glimpse.messages import MediaAccepted
+from glimpse.metrics import IngestMetrics
+from glimpse.runtime import DeadLetter, Done, Failed, ItemResult, Outcome
+from glimpse.storage import ObjectStore, ObjectTooLarge
+
+log = logging.getLogger(__name__)
+
+_FINAL = {MediaStatus.ACCEPTED, MediaStatus.REJECTED, MediaStatus.DUPLICATE}
+
+
+def thumbnail_key(sha256: str) -> str:
+    # Content-addressed: re-delivery rewrites the same object, duplicates share it.
+    return f"thumbnails/{sha256[:2]}/{sha256}.jpg"
+
+
+@dataclass
+class IngestHandler:
+    store: ObjectStore
+    pool: ConnectionPool[psycopg.Connection[Any]]
+    limits: LimitsSettings
+    kafka: KafkaSettings
+    metrics: IngestMetrics
+
+    def __enter__(self) -> IngestHandler:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.pool.close()
+
+    # --- runtime interface ---------------------------------------------------------
+    def handle(self, batch: Sequence[InboundMessage]) -> list[ItemResult]:
+        return [self._handle_message(m) for m in batch]
+
+    def record_failure(self, message: InboundMessage, letter: DeadLetter) -> None:
+        try:
+            events = parse_object_events(
+                message.key, message.value, ignored_prefixes=DERIVED_PREFIXES
+            )
+        except MalformedEvent:
+            return  # no media row to attach it to: the DLQ entry is the record
+        origin = f"{letter.topic}/{letter.partition}@{letter.offset}"
+        with self.pool.connection() as conn:
+            for event in events:
+                media.record_failure(
+                    conn,
+                    event.bucket,
+                    event.key,
+                    letter.stage,
+                    letter.error_type,
+                    letter.message,
+                    letter.attempts,
+                    origin,
+                    fail_media=True,
+                )
+
+    # --- one message ---------------------------------------------------------------
+    def _handle_message(self, message: InboundMessage) -> ItemResult:
+        try:
+            events = parse_object_events(
+                message.key, message.value, ignored_prefixes=DERIVED_PREFIXES
+            )
+        except MalformedEvent as exc:
+            return Failed(exc, permanent=True)
+        outcome = Outcome.SKIPPED
+        outputs: list[OutboundMessage] = []
+        for event in events:
+            if event.bucket != self.store.bucket:
+                log.warning(
+                    "ignoring event for bucket %r (serving %r)", event.bucket, self.store.bucket
+                )
+                continue
+            if event.action is ObjectAction.DELETED:
+                outcome = self._delete(event)
+            else:
+                outcome, produced = self._ingest(event)
+                outputs.extend(produced)
+        return Done(outputs, outcome)
+
+    def _delete(self, event: ObjectEvent) -> Outcome:
+        if self.store.head(event.key) is not None:
+            return Outcome.SKIPPED  # re-created since: the newer create event wins
+        with self.pool.connection() as conn:
+            old = media.mark_deleted(conn, event.bucket, event.key)
+            thumb = old["thumbnail_key"] if old else None
+            if thumb and not media.thumbnail_in_use(conn, thumb):
+                self.store.delete(thumb)
+        return Outcome.OK if old else Outcome.SKIPPED
+
+    def _ingest(self, event: ObjectEvent) -> tuple[Outcome, list[OutboundMessage]]:
+        head = self.store.head(event.key)
+        if head is None:
+            return Outcome.SKIPPED, []  # deleted since; its delete event follows
+        row_id = media.media_id(event.bucket, event.key)
+        with self.pool.connection() as conn:
+            existing = media.get(conn, row_id)
+        if existing and existing["etag"] == head.etag and existing["status"] in _FINAL:
+            # Re-delivery of work already stored: re-announce, downstream is idempotent.
+            if existing["status"] == MediaStatus.ACCEPTED:
+                return Outcome.SKIPPED, [self._announce(_accepted_from_row(existing))]
+            return Outcome.SKIPPED, []
+
+        base = MediaRow(
+            bucket=event.bucket,
+            key=event.key,
+            status=MediaStatus.REJECTED,
+            etag=head.etag,
+            size_bytes=head.size,
+        )
+        if head.size > self.limits.max_bytes:
+            return self._reject(
+                base, Rejected(RejectReason.TOO_LARGE, _too_large(head.size, self.limits))
+            )
+        try:
+            data = self.store.read(event.key, self.limits.max_bytes)
+        except ObjectTooLarge as exc:
+            return self._reject(
+                base, Rejected(RejectReason.TOO_LARGE, _too_large(exc.size, self.limits))
+            )
+        if data is None:
+            return Outcome.SKIPPED, []
+        self.metrics.bytes.inc(len(data))
+        try:
+            validated = validate_media(data, self.limits)
+        except Rejected as rejection:
+            return self._reject(base, rejection)
+        return self._accept(base, validated)
+
+    def _reject(self, row: MediaRow, rejection: Rejected) -> tuple[Outcome, list[OutboundMessage]]:
+        row.status = MediaStatus.REJECTED
+        row.reason = rejection.reason.value
+        row.reason_detail = rejection.message
+        with self.pool.connection() as conn:
+            media.save(conn, row)
+        self.metrics.rejections.labels(rejection.reason.value).inc()
+        log.info("rejected %s: %s (%s)", row.key, rejection.reason.value, rejection.message)
+        return Outcome.REJECTED, []
+
+    def _accept(self, row: MediaRow, v: ValidatedMedia) -> tuple[Outcome, list[OutboundMessage]]:
+        row.kind, row.mime, row.size_bytes, row.sha256 = (
+            v.kind.value,
+            v.mime,
+            v.size_bytes,
+            v.sha256,
+        )
+        row.width, row.height, row.duration_s = v.width, v.height, v.duration_s
+        row.captured_at, row.metadata = v.captured_at, dict(v.metadata)
+        if v.thumbnail is not None:
+            row.thumbnail_key = thumbnail_key(v.sha256)
+            self.store.put(row.thumbnail_key, v.thumbnail, v.thumbnail_mime or "image/jpeg")
+        with self.pool.connection() as conn:
+            original = media.find_original(conn, v.sha256, exclude=row.id)
+            row.status = MediaStatus.DUPLICATE if original else MediaStatus.ACCEPTED
+            row.duplicate_of = original
+            try:
+                media.save(conn, row)
+            except psycopg.errors.UniqueViolation as exc:
+                # Another worker accepted the same content a moment ago: retrying
+                # finds it as the original and records this one as its duplicate.
+                raise TransientError(f"concurrent upload of the same content: {exc}") from exc
+        if original:
+            self.metrics.duplicates.inc()
+            return Outcome.OK, []
+        self.metrics.accepted.labels(v.kind.value).inc()
+        return Outcome.OK, [self._announce(_accepted_from_row(row.columns()))]
+
+    def _announce(self, accepted: MediaAccepted) -> OutboundMessage:
+        topic = (
+            self.kafka.images_accepted_topic
+            if accepted.kind == MediaKind.IMAGE
+            else self.kafka.audio_accepted_topic
+        )
+        return OutboundMessage(topic, str(accepted.media_id).encode(), accepted.to_json())
+
+
+def _too_large(size: int, limits: LimitsSettings) -> str:
+    return f"file is {size:,} bytes; the limit is {limits.max_bytes:,} bytes"
+
+
+def _accepted_from_row(fields: Mapping[str, Any]) -> MediaAccepted:
+    """The downstream announcement of an accepted row (from the DB or just saved)."""
+    return MediaAccepted(
+        media_id=fields["id"],
+        bucket=fields["bucket"],
+        key=fields["key"],
+        etag=fields["etag"],
+        sha256=fields["sha256"],
+        kind=fields["kind"],
+        mime=fields["mime"],
+        size_bytes=fields["size_bytes"],
+        width=fields["width"],
+        height=fields["height"],
+        duration_s=fields["duration_s"],
+        captured_at=fields["captured_at"],
+        thumbnail_key=fields["thumbnail_key"],
+    )

@@ -1,0 +1,25 @@
+"""``python -m services.search_api``: the HTTP API under uvicorn."""
+
+from __future__ import annotations
+
+import uvicorn
+
+from glimpse.config import Settings
+from glimpse.logs import configure_logging
+from services.search_api.app import create_app
+
+
+def main() -> None:
+    settings = Settings()
+    configure_logging(settings.log_level, "search-api")
+    uvicorn.run(
+        create_app(settings),
+        host=settings.api.host,
+        port=settings.api.port,
+        log_level=settings.log_level.lower(),
+        access_log=False,
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""transcribe service: arrives with its issue (see README, 'What works today')."""

@@ -1,0 +1,236 @@
+"""The shared worker runtime against a real (in-memory) tansu broker.
+
+The handlers here are small test doubles of a service: they keep their "results"
+in a list instead of Postgres, which is what the runtime sees of any service.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+
+import pytest
+from kafka import KafkaConsumer
+
+from glimpse.bus import InboundMessage, OutboundMessage, ensure_topics, make_consumer, make_producer
+from glimpse.config import KafkaSettings, WorkerSettings
+from glimpse.errors import TransientError
+from glimpse.metrics import WorkerMetrics
+from glimpse.runtime import DeadLetter, Done, Failed, ItemResult, ServiceSpec, Worker
+
+IN, OUT = "test.in", "test.out"
+
+
+@dataclass
+class RecordingHandler:
+    """Uppercases values to OUT; 'poison' raises; 'bad' is marked permanently failed;
+    the first ``transient_failures`` calls raise an infrastructure error."""
+
+    transient_failures: int = 0
+    batches: list[list[bytes]] = field(default_factory=list)
+    stored: list[bytes] = field(default_factory=list)
+    failures: list[DeadLetter] = field(default_factory=list)
+    calls: int = 0
+
+    def handle(self, batch: Sequence[InboundMessage]) -> list[ItemResult]:
+        self.calls += 1
+        if self.calls <= self.transient_failures:
+            raise TransientError("database unreachable")
+        if any(m.value == b"poison" for m in batch):
+            raise ValueError("cannot decode poison")
+        self.batches.append([m.value for m in batch])
+        results: list[ItemResult] = []
+        for m in batch:
+            if m.value == b"bad":
+                results.append(Failed(ValueError("bad input"), permanent=True))
+                continue
+            self.stored.append(m.value)
+            results.append(Done([OutboundMessage(OUT, m.key, m.value.upper())]))
+        return results
+
+    def record_failure(self, message: InboundMessage, letter: DeadLetter) -> None:
+        self.failures.append(letter)
+
+
+@pytest.fixture
+def kafka(memory_broker: str) -> KafkaSettings:
+    settings = KafkaSettings(bootstrap=memory_broker, partitions=1)
+    ensure_topics(settings, [IN, OUT, settings.dlq_topic])
+    return settings
+
+
+def produce(kafka: KafkaSettings, values: Sequence[bytes]) -> None:
+    producer = make_producer(kafka)
+    for value in values:
+        producer.send(IN, key=b"k", value=value)
+    producer.flush()
+    producer.close()
+
+
+def read_all(kafka: KafkaSettings, topic: str, expected: int, timeout_s: float = 20) -> list[bytes]:
+    consumer = KafkaConsumer(
+        topic,
+        bootstrap_servers=kafka.bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        group_id=None,
+    )
+    values: list[bytes] = []
+    deadline = time.monotonic() + timeout_s
+    while len(values) < expected and time.monotonic() < deadline:
+        for records in consumer.poll(timeout_ms=200).values():
+            values.extend(r.value for r in records)
+    consumer.close()
+    return values
+
+
+@dataclass
+class RunningWorker:
+    worker: Worker
+    thread: threading.Thread
+
+    def stop(self) -> None:
+        self.worker.request_stop()
+        self.thread.join(timeout=30)
+        self.worker.consumer.close(autocommit=False)
+        self.worker.producer.close()
+
+
+@pytest.fixture
+def start_worker(kafka: KafkaSettings) -> Iterator[Callable[..., RunningWorker]]:
+    running: list[RunningWorker] = []
+
+    def start(handler: RecordingHandler, **worker: object) -> RunningWorker:
+        settings = WorkerSettings(
+            max_batch=4, max_wait_ms=300, backoff_initial_s=0.05, backoff_max_s=0.2, **worker
+        )  # type: ignore[arg-type]
+        spec = ServiceSpec("test", (IN,))
+        w = Worker(
+            spec,
+            handler,
+            make_consumer(kafka, spec.group, spec.input_topics),
+            make_producer(kafka),
+            kafka,
+            settings,
+            WorkerMetrics(),
+        )
+        thread = threading.Thread(target=w.run, daemon=True)
+        thread.start()
+        running.append(RunningWorker(w, thread))
+        return running[-1]
+
+    yield start
+    for r in running:
+        if r.thread.is_alive():
+            r.stop()
+
+
+def wait_until(condition: Callable[[], bool], timeout_s: float = 30) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.05)
+
+
+def test_batches_are_bounded_and_outputs_flow_downstream(
+    kafka: KafkaSettings, start_worker: Callable[..., RunningWorker]
+) -> None:
+    handler = RecordingHandler()
+    produce(kafka, [f"m{i}".encode() for i in range(10)])
+    start_worker(handler)
+
+    assert sorted(read_all(kafka, OUT, 10)) == sorted(f"M{i}".encode() for i in range(10))
+    assert all(len(b) <= 4 for b in handler.batches)
+    assert sum(len(b) for b in handler.batches) == 10
+
+
+def test_poison_item_goes_to_dlq_alone_after_three_attempts(
+    kafka: KafkaSettings, start_worker: Callable[..., RunningWorker]
+) -> None:
+    handler = RecordingHandler()
+    produce(kafka, [b"a", b"poison", b"b"])
+    start_worker(handler)
+
+    dead = [json.loads(v) for v in read_all(kafka, kafka.dlq_topic, 1)]
+    assert sorted(read_all(kafka, OUT, 2)) == [b"A", b"B"]
+    assert len(dead) == 1
+    letter = dead[0]
+    assert letter["stage"] == "test"
+    assert letter["error_type"] == "ValueError"
+    assert letter["message"] == "cannot decode poison"
+    assert letter["attempts"] == 3
+    assert (letter["topic"], letter["partition"], letter["offset"]) == (IN, 0, 1)
+    assert letter["value"] == "poison"
+    assert [f.offset for f in handler.failures] == [1]
+
+
+def test_item_marked_permanently_bad_is_dead_lettered_at_once(
+    kafka: KafkaSettings, start_worker: Callable[..., RunningWorker]
+) -> None:
+    handler = RecordingHandler()
+    produce(kafka, [b"bad", b"good"])
+    start_worker(handler)
+
+    letter = json.loads(read_all(kafka, kafka.dlq_topic, 1)[0])
+    assert letter["attempts"] == 1
+    assert letter["message"] == "bad input"
+    assert read_all(kafka, OUT, 1) == [b"GOOD"]
+
+
+def test_infrastructure_errors_are_retried_and_never_dead_lettered(
+    kafka: KafkaSettings, start_worker: Callable[..., RunningWorker]
+) -> None:
+    handler = RecordingHandler(transient_failures=4)
+    produce(kafka, [b"x"])
+    running = start_worker(handler)
+
+    assert read_all(kafka, OUT, 1) == [b"X"]
+    assert handler.calls == 5
+    assert read_all(kafka, kafka.dlq_topic, 1, timeout_s=1) == []
+    samples = running.worker.metrics.registry.get_sample_value(
+        "glimpse_worker_transient_errors_total", {"service": "test", "error": "TransientError"}
+    )
+    assert samples == 4
+
+
+def test_stop_during_retries_commits_nothing_and_the_batch_comes_again(
+    kafka: KafkaSettings, start_worker: Callable[..., RunningWorker]
+) -> None:
+    produce(kafka, [b"p", b"q"])
+    stuck = RecordingHandler(transient_failures=10**6)  # the database never comes back
+    first = start_worker(stuck)
+    wait_until(lambda: stuck.calls >= 2)
+    first.stop()
+    assert stuck.stored == []
+
+    healthy = RecordingHandler()
+    start_worker(healthy)
+    assert sorted(read_all(kafka, OUT, 2)) == [b"P", b"Q"]
+    assert sorted(healthy.stored) == [b"p", b"q"]
+
+
+def test_committed_work_is_not_redelivered_to_the_next_worker(
+    kafka: KafkaSettings, start_worker: Callable[..., RunningWorker]
+) -> None:
+    produce(kafka, [b"once"])
+    first_handler = RecordingHandler()
+    first = start_worker(first_handler)
+    wait_until(lambda: first_handler.stored == [b"once"])
+    wait_until(
+        lambda: (
+            first.worker.metrics.registry.get_sample_value(
+                "glimpse_worker_last_commit_timestamp_seconds", {"service": "test"}
+            )
+            is not None
+        )
+    )
+    first.stop()
+
+    second_handler = RecordingHandler()
+    start_worker(second_handler)
+    produce(kafka, [b"later"])
+    wait_until(lambda: second_handler.stored == [b"later"])
+    assert b"once" not in second_handler.stored

@@ -74,18 +74,22 @@ class WorkerSettings(BaseModel):
 
 
 class StackSettings(BaseModel):
-    """Ports of the embedded default stack (all bound to 127.0.0.1)."""
+    """Ports of the embedded default stack (all bound to 127.0.0.1).
+
+    SeaweedFS also binds each port + 10000 for gRPC; every default stays below the
+    kernel's ephemeral range (32768+) so an outgoing connection cannot take it.
+    """
 
     s3_port: int = 18333
     media_master_port: int = 19333
     media_volume_port: int = 18080
     media_filer_port: int = 18888
-    media_admin_port: int = 23646
+    media_admin_port: int = 17646
     broker_store_s3_port: int = 18334
     broker_store_master_port: int = 19334
     broker_store_volume_port: int = 18081
     broker_store_filer_port: int = 18889
-    broker_store_admin_port: int = 23647
+    broker_store_admin_port: int = 17647
     kafka_port: int = 19092
     postgres_port: int = 15432
     ingest_health_port: int = 9101

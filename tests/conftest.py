@@ -1,83 +1,18 @@
-"""Shared fixtures: free ports and a real embedded stack in a temporary GLIMPSE_HOME."""
+"""Shared fixtures: a real embedded stack, a real in-memory broker."""
 
 from __future__ import annotations
 
-import random
-import socket
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from glimpse.config import Settings, StackSettings
-
-_taken: set[int] = set()
-
-
-def _is_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-def free_port(grpc_offset: bool = False) -> int:
-    """A free 127.0.0.1 port; with ``grpc_offset`` port+10000 is free too (SeaweedFS)."""
-    while True:
-        port = random.randint(20000, 29999 if grpc_offset else 45000)
-        candidates = [port, port + 10000] if grpc_offset else [port]
-        if any(p in _taken for p in candidates) or not all(_is_free(p) for p in candidates):
-            continue
-        _taken.update(candidates)
-        return port
-
-
-def test_settings(home: Path) -> Settings:
-    """Settings for a private stack: own home, every port free."""
-    weed = {
-        name: free_port(grpc_offset=True)
-        for name in StackSettings.model_fields
-        if name.startswith(("media_", "broker_store_", "s3_port"))
-    }
-    stack = StackSettings(
-        **weed,
-        kafka_port=free_port(),
-        postgres_port=free_port(),
-        ingest_health_port=free_port(),
-    )
-    settings = Settings(home=home, stack=stack)
-    settings.api.port = free_port()
-    settings.worker.max_wait_ms = 50
-    return settings
-
-
-class RunningStack:
-    """An EmbeddedStack started in-process and supervised by a background thread."""
-
-    def __init__(self, settings: Settings) -> None:
-        from glimpse.stack.supervisor import EmbeddedStack
-
-        self.stack = EmbeddedStack(settings)
-        self.settings = self.stack.start()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(
-            target=self.stack.supervise, args=(self._stop,), daemon=True
-        )
-        self._thread.start()
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.stack.stop()
+from harness import RunningStack, free_port, private_settings
 
 
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
     """One real stack for the integration tests that don't restart it."""
-    running = RunningStack(test_settings(tmp_path_factory.mktemp("glimpse-home")))
+    running = RunningStack(private_settings(tmp_path_factory.mktemp("glimpse-home")))
     try:
         yield running
     finally:

@@ -8,6 +8,7 @@ the same code then runs against them (the production path).
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sys
@@ -73,6 +74,7 @@ class EmbeddedStack:
         """Start everything; returns the settings with every endpoint filled in."""
         self.layout.ensure()
         s = self.settings.model_copy(deep=True)
+        s.home = self.layout.home
         ports = s.stack
         if not s.kafka.bootstrap or not s.s3.endpoint:
             self._s3_creds = load_or_create(self.layout.s3_credentials)
@@ -347,22 +349,19 @@ def _tail(path: Path, lines: int = 15) -> str:
 
 
 def service_env(s: Settings) -> dict[str, str]:
-    """The environment that gives a worker or the API the resolved endpoints."""
-    env = {
-        "GLIMPSE_HOME": str(s.home),
-        "GLIMPSE_S3__ENDPOINT": s.s3.endpoint or "",
-        "GLIMPSE_S3__BUCKET": s.s3.bucket,
-        "GLIMPSE_S3__REGION": s.s3.region,
-        "GLIMPSE_KAFKA__BOOTSTRAP": s.kafka.bootstrap or "",
-        "GLIMPSE_DATABASE__URL": s.database.url or "",
-        "GLIMPSE_API__HOST": s.api.host,
-        "GLIMPSE_API__PORT": str(s.api.port),
-        "PYTHONUNBUFFERED": "1",
-    }
-    if s.s3.access_key and s.s3.secret_key:
-        env["GLIMPSE_S3__ACCESS_KEY"] = s.s3.access_key
-        env["GLIMPSE_S3__SECRET_KEY"] = s.s3.secret_key
+    """The whole resolved configuration as GLIMPSE_ variables, for a worker or the API."""
+    env = {"PYTHONUNBUFFERED": "1"}
+    _flatten(s.model_dump(mode="json"), "GLIMPSE_", env)
     return env
+
+
+def _flatten(values: dict[str, object], prefix: str, env: dict[str, str]) -> None:
+    for name, value in values.items():
+        key = prefix + name.upper()
+        if isinstance(value, dict):
+            _flatten(value, key + "__", env)
+        elif value is not None:
+            env[key] = json.dumps(value) if isinstance(value, list) else str(value)
 
 
 def wait_http_ok(url: str, timeout_s: float = 120.0) -> None:

@@ -72,5 +72,3 @@ class RunningStack:
         self._stop.set()
         self._thread.join()
         self.stack.stop()
-
-

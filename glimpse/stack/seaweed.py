@@ -12,6 +12,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import boto3
 from botocore.config import Config
@@ -19,6 +20,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from glimpse.stack.credentials import S3Credentials
 from glimpse.stack.process import ProcessSpec
+
+if TYPE_CHECKING:
+    from types_boto3_s3 import S3Client
 
 SENTINEL_KEY = ".glimpse/ready"  # under a prefix ingest and reconcile ignore
 
@@ -91,7 +95,7 @@ def weed_spec(
     )
 
 
-def s3_client(endpoint: str, creds: S3Credentials, timeout_s: float = 5.0) -> object:
+def s3_client(endpoint: str, creds: S3Credentials, timeout_s: float = 5.0) -> S3Client:
     return boto3.client(
         "s3",
         endpoint_url=endpoint,
@@ -120,9 +124,9 @@ def wait_ready(endpoint: str, creds: S3Credentials, bucket: str, timeout_s: floa
     while time.monotonic() < deadline:
         try:
             if not wrote:
-                client.put_object(Bucket=bucket, Key=SENTINEL_KEY, Body=b"ok")  # type: ignore[attr-defined]
+                client.put_object(Bucket=bucket, Key=SENTINEL_KEY, Body=b"ok")
                 wrote = True
-            client.get_object(Bucket=bucket, Key=SENTINEL_KEY)["Body"].read()  # type: ignore[attr-defined]
+            client.get_object(Bucket=bucket, Key=SENTINEL_KEY)["Body"].read()
             return
         except (BotoCoreError, ClientError) as exc:
             last_error = exc

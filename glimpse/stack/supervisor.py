@@ -68,6 +68,8 @@ class EmbeddedStack:
         self.parts: list[Part] = []
         self._s3_creds: S3Credentials | None = None
         self._reconcile_lock = threading.Lock()
+        self.reconcile_reports: list[ReconcileReport] = []
+        self._stopping = threading.Event()
 
     # --- start ---------------------------------------------------------------------
     def start(self) -> Settings:
@@ -247,7 +249,9 @@ class EmbeddedStack:
             producer = make_producer(s.kafka)
             try:
                 with pool.connection() as conn:
-                    return reconcile(ObjectStore(s.s3), conn, producer, s.kafka.objects_topic)
+                    report = reconcile(ObjectStore(s.s3), conn, producer, s.kafka.objects_topic)
+                self.reconcile_reports.append(report)
+                return report
             finally:
                 producer.close(10)
 
@@ -257,7 +261,8 @@ class EmbeddedStack:
 
         def run() -> None:
             for delay in (0.0, 5.0):
-                time.sleep(delay)
+                if self._stopping.wait(delay):
+                    return
                 try:
                     self.reconcile(s)
                 except Exception:
@@ -308,6 +313,7 @@ class EmbeddedStack:
 
     # --- stop ----------------------------------------------------------------------
     def stop(self) -> None:
+        self._stopping.set()
         for part in reversed(self.parts):
             self.progress(f"▸ stopping {part.name}")
             part.process.stop()

@@ -15,7 +15,6 @@ from kafka import KafkaProducer
 from minio import Minio
 from PIL import Image
 
-
 from glimpse.db.media import media_id
 from glimpse.media import RejectReason
 

@@ -1,0 +1,171 @@
+"""Nothing is lost, nothing is done twice: crashes, broker restarts, full restarts.
+
+Each test runs its own embedded stack, because each one breaks it on purpose.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+from harness import RunningStack, private_settings
+from helpers import connect, store_of, unique_png, wait_for_rows
+from prometheus_client.parser import text_string_to_metric_families
+
+from glimpse.stack import seaweed
+from glimpse.stack.credentials import load_or_create
+from glimpse.stack.layout import HomeLayout
+from glimpse.stack.process import ManagedProcess
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def own_stack(tmp_path: Path) -> Iterator[RunningStack]:
+    running = RunningStack(private_settings(tmp_path / "home"))
+    try:
+        yield running
+    finally:
+        running.close()
+
+
+def ingest_messages_done(running: RunningStack) -> float:
+    """Messages the (current) ingest process did work for, from its /metrics (the
+    store's readiness probe and folder events are "skipped" and don't count)."""
+    port = running.settings.stack.ingest_health_port
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        if family.name == "glimpse_worker_messages"
+        for sample in family.samples
+        if sample.name == "glimpse_worker_messages_total" and sample.labels["outcome"] != "skipped"
+    )
+
+
+def test_no_loss_while_ingest_is_killed_and_the_broker_restarts(
+    own_stack: RunningStack,
+) -> None:
+    s = own_stack.settings
+    store = store_of(s)
+    originals = {f"load/{i:03}.png": unique_png(i) for i in range(460)}
+    copies = {f"load/copy-{i:02}.png": unique_png(i) for i in range(20)}
+    bad = {f"load/bad-{i:02}.jpg": b"not an image at all, just text " * (i + 1) for i in range(20)}
+    uploads = {**originals, **copies, **bad}  # 500 objects
+    ingest = own_stack.stack.part("ingest")
+
+    kills: list[int] = []
+
+    def kill_ingest_repeatedly() -> None:
+        while len(kills) < 3:
+            time.sleep(1.5)
+            if ingest.process.is_running():
+                kills.append(ingest.process.pid or 0)
+                ingest.process.kill()  # kill -9: no chance to finish or commit anything
+
+    killer = threading.Thread(target=kill_ingest_repeatedly)
+    killer.start()
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda kv: store.put(kv[0], kv[1], "image/png"), originals.items()))
+    killer.join()
+    # The copies go up after their originals are recorded, so which one is the
+    # original is well defined.
+    wait_for_rows(s, originals, timeout_s=240)
+
+    # Restart the broker once, uploading while it is down: SeaweedFS drops those
+    # notifications, the reconcile pass after the restart must find the objects.
+    own_stack.stack.part("broker").process.kill()
+    for key, data in {**copies, **bad}.items():
+        store.put(key, data, "image/png")
+
+    rows = wait_for_rows(s, uploads, timeout_s=240)
+
+    assert {rows[k]["status"] for k in originals} == {"accepted"}
+    assert {rows[k]["status"] for k in copies} == {"duplicate"}
+    assert {rows[k]["status"] for k in bad} == {"rejected"}
+    with connect(s) as conn:
+        per_key = conn.execute(
+            "SELECT key, count(*) AS n FROM media WHERE key LIKE 'load/%%' GROUP BY key"
+        ).fetchall()
+    assert len(per_key) == 500 and all(r["n"] == 1 for r in per_key)
+    assert len(set(kills)) == 3  # three different ingest processes died mid-work
+    assert own_stack.stack.part("broker").restarts == 1
+    assert any(r.created > 0 for r in own_stack.stack.reconcile_reports[1:]), (
+        "the broker restart should have lost notifications that reconcile re-sent"
+    )
+
+
+def test_full_restart_keeps_data_and_offsets_and_reprocesses_nothing(tmp_path: Path) -> None:
+    settings = private_settings(tmp_path / "home")
+    first = RunningStack(settings)
+    try:
+        keys = {f"keep/{i}.png": unique_png(20_000 + i) for i in range(20)}
+        for key, data in keys.items():
+            store_of(first.settings).put(key, data, "image/png")
+        before = wait_for_rows(first.settings, keys)
+    finally:
+        first.close()
+
+    second = RunningStack(settings)
+    try:
+        s = second.settings
+        time.sleep(3)  # time for anything wrongly re-delivered to show up
+        after = wait_for_rows(s, keys)
+        assert {k: r["updated_at"] for k, r in after.items()} == {
+            k: r["updated_at"] for k, r in before.items()
+        }
+        assert ingest_messages_done(second) == 0
+        assert second.stack.reconcile_reports[0].created == 0
+        assert store_of(s).read("keep/0.png", 10_000) == keys["keep/0.png"]
+        # and the pipeline still works
+        store_of(s).put("keep/new.png", unique_png(29_999), "image/png")
+        assert wait_for_rows(s, ["keep/new.png"])["keep/new.png"]["status"] == "accepted"
+        assert ingest_messages_done(second) == 1
+    finally:
+        second.close()
+
+
+def test_objects_stored_while_glimpse_was_down_are_found_at_startup(tmp_path: Path) -> None:
+    settings = private_settings(tmp_path / "home")
+    RunningStack(settings).close()  # create the home: credentials, buckets, schema
+
+    # The media store alone, without its Kafka notifier (as if the broker were down):
+    # these uploads produce no events at all.
+    layout = HomeLayout.at(settings.home)
+    ports = settings.stack
+    creds = load_or_create(layout.s3_credentials)
+    spec = seaweed.weed_spec(
+        "s3-media-alone",
+        layout.media_store,
+        seaweed.WeedPorts(ports.s3_port, ports.media_master_port, ports.media_volume_port,
+                          ports.media_filer_port, ports.media_admin_port),
+        layout.s3_identities,
+        settings.s3.bucket,
+        tmp_path / "alone.log",
+        ports.weed_memory_limit,
+    )  # fmt: skip
+    spec.cwd = tmp_path  # no notification.toml here
+    alone = ManagedProcess(spec)
+    alone.start()
+    endpoint = f"http://127.0.0.1:{ports.s3_port}"
+    try:
+        seaweed.wait_ready(endpoint, creds, settings.s3.bucket)
+        client = seaweed.s3_client(endpoint, creds)
+        for i in range(5):
+            client.put_object(Bucket=settings.s3.bucket, Key=f"offline/{i}.png",
+                              Body=unique_png(40_000 + i))  # fmt: skip
+    finally:
+        alone.stop()
+
+    running = RunningStack(settings)
+    try:
+        assert running.stack.reconcile_reports[0].created == 5
+        rows = wait_for_rows(running.settings, [f"offline/{i}.png" for i in range(5)])
+        assert {r["status"] for r in rows.values()} == {"accepted"}
+    finally:
+        running.close()

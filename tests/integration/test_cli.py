@@ -1,0 +1,69 @@
+"""The `glimpse` command as a user runs it: up --detach, status, ingest --wait, down."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import psutil
+import pytest
+from badfiles import jpeg
+from harness import private_settings
+from helpers import unique_png
+
+from glimpse.stack.supervisor import service_env
+
+pytestmark = pytest.mark.integration
+
+
+def glimpse(
+    env: dict[str, str], *args: str, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "glimpse.cli", *args],
+        env=env, capture_output=True, text=True, timeout=timeout, check=False,
+    )  # fmt: skip
+
+
+def test_up_status_ingest_down(tmp_path: Path) -> None:
+    settings = private_settings(tmp_path / "home")
+    env = {**os.environ, **service_env(settings)}
+    photos = tmp_path / "photos"
+    (photos / "2024").mkdir(parents=True)
+    (photos / "2024" / "sunset.jpg").write_bytes(jpeg(800, 600))
+    (photos / "tiny.png").write_bytes(unique_png(123))
+    (photos / "notes.jpg").write_text("not a photo\n" * 10)
+
+    started = glimpse(env, "up", "--detach")
+    assert started.returncode == 0, started.stderr
+    try:
+        status = glimpse(env, "status", "--json")
+        assert status.returncode == 0, status.stdout + status.stderr
+        report = json.loads(status.stdout)
+        assert all(part["ok"] for part in report["health"].values()), report["health"]
+        creds_file = Path(report["endpoints"]["s3_credentials_file"])
+        assert creds_file.stat().st_mode & 0o777 == 0o600
+        assert report["endpoints"]["api_url"] == f"http://127.0.0.1:{settings.api.port}"
+
+        ingested = glimpse(env, "ingest", str(photos), "--prefix", "cli/", "--wait")
+        out = ingested.stdout
+        # one rejected file: the command says so in its exit code and in words
+        assert ingested.returncode == 1, out + ingested.stderr
+        assert "cli/2024/sunset.jpg" in out and "accepted" in out and "800x600" in out
+        assert "cli/notes.jpg" in out and "unsupported_type" in out
+
+        counts = json.loads(glimpse(env, "status", "--json").stdout)["media"]
+        assert counts == {"accepted": 2, "rejected": 1}
+        supervisor = psutil.Process(json.loads(
+            (settings.home / "run" / "endpoints.json").read_text())["supervisor_pid"])  # fmt: skip
+        children = supervisor.children(recursive=True)
+        assert len(children) >= 6  # 2 weed, tansu, postgres (+ its workers), ingest, api
+    finally:
+        stopped = glimpse(env, "down")
+    assert stopped.returncode == 0, stopped.stderr
+    gone, alive = psutil.wait_procs(children, timeout=10)
+    assert not alive, f"orphans left behind: {alive}"
+    assert glimpse(env, "status").returncode == 1  # not running any more

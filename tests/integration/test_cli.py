@@ -24,8 +24,12 @@ def glimpse(
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "glimpse.cli", *args],
-        env=env, capture_output=True, text=True, timeout=timeout, check=False,
-    )  # fmt: skip
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
 def test_up_status_ingest_down(tmp_path: Path) -> None:
@@ -57,13 +61,14 @@ def test_up_status_ingest_down(tmp_path: Path) -> None:
 
         counts = json.loads(glimpse(env, "status", "--json").stdout)["media"]
         assert counts == {"accepted": 2, "rejected": 1}
-        supervisor = psutil.Process(json.loads(
-            (settings.home / "run" / "endpoints.json").read_text())["supervisor_pid"])  # fmt: skip
+        supervisor = psutil.Process(
+            json.loads((settings.home / "run" / "endpoints.json").read_text())["supervisor_pid"]
+        )
         children = supervisor.children(recursive=True)
         assert len(children) >= 6  # 2 weed, tansu, postgres (+ its workers), ingest, api
     finally:
         stopped = glimpse(env, "down")
     assert stopped.returncode == 0, stopped.stderr
-    gone, alive = psutil.wait_procs(children, timeout=10)
+    _gone, alive = psutil.wait_procs(children, timeout=10)
     assert not alive, f"orphans left behind: {alive}"
     assert glimpse(env, "status").returncode == 1  # not running any more

@@ -142,13 +142,18 @@ def test_objects_stored_while_glimpse_was_down_are_found_at_startup(tmp_path: Pa
     spec = seaweed.weed_spec(
         "s3-media-alone",
         layout.media_store,
-        seaweed.WeedPorts(ports.s3_port, ports.media_master_port, ports.media_volume_port,
-                          ports.media_filer_port, ports.media_admin_port),
+        seaweed.WeedPorts(
+            ports.s3_port,
+            ports.media_master_port,
+            ports.media_volume_port,
+            ports.media_filer_port,
+            ports.media_admin_port,
+        ),
         layout.s3_identities,
         settings.s3.bucket,
         tmp_path / "alone.log",
         ports.weed_memory_limit,
-    )  # fmt: skip
+    )
     spec.cwd = tmp_path  # no notification.toml here
     alone = ManagedProcess(spec)
     alone.start()
@@ -157,8 +162,9 @@ def test_objects_stored_while_glimpse_was_down_are_found_at_startup(tmp_path: Pa
         seaweed.wait_ready(endpoint, creds, settings.s3.bucket)
         client = seaweed.s3_client(endpoint, creds)
         for i in range(5):
-            client.put_object(Bucket=settings.s3.bucket, Key=f"offline/{i}.png",
-                              Body=unique_png(40_000 + i))  # fmt: skip
+            client.put_object(
+                Bucket=settings.s3.bucket, Key=f"offline/{i}.png", Body=unique_png(40_000 + i)
+            )
     finally:
         alone.stop()
 

@@ -18,6 +18,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from glimpse.config import StackSettings
 from glimpse.stack.credentials import S3Credentials
 from glimpse.stack.process import ProcessSpec
 
@@ -34,6 +35,26 @@ class WeedPorts:
     volume: int
     filer: int
     admin: int
+
+
+def media_store_ports(stack: StackSettings) -> WeedPorts:
+    return WeedPorts(
+        stack.s3_port,
+        stack.media_master_port,
+        stack.media_volume_port,
+        stack.media_filer_port,
+        stack.media_admin_port,
+    )
+
+
+def broker_store_ports(stack: StackSettings) -> WeedPorts:
+    return WeedPorts(
+        stack.broker_store_s3_port,
+        stack.broker_store_master_port,
+        stack.broker_store_volume_port,
+        stack.broker_store_filer_port,
+        stack.broker_store_admin_port,
+    )
 
 
 def weed_binary() -> str:

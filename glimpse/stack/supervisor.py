@@ -88,13 +88,7 @@ class EmbeddedStack:
                 "s3-broker",
                 self.layout.broker_store,
                 BROKER_BUCKET,
-                seaweed.WeedPorts(
-                    ports.broker_store_s3_port,
-                    ports.broker_store_master_port,
-                    ports.broker_store_volume_port,
-                    ports.broker_store_filer_port,
-                    ports.broker_store_admin_port,
-                ),
+                seaweed.broker_store_ports(ports),
             )
             s.kafka.bootstrap = f"127.0.0.1:{ports.kafka_port}"
             assert self._s3_creds
@@ -127,13 +121,7 @@ class EmbeddedStack:
                 "s3-media",
                 workdir,
                 s.s3.bucket,
-                seaweed.WeedPorts(
-                    ports.s3_port,
-                    ports.media_master_port,
-                    ports.media_volume_port,
-                    ports.media_filer_port,
-                    ports.media_admin_port,
-                ),
+                seaweed.media_store_ports(ports),
                 after_restart=lambda: self._reconcile_soon(s),
             )
             assert self._s3_creds

@@ -213,18 +213,4 @@ def _too_large(size: int, limits: LimitsSettings) -> str:
 
 def _accepted_from_row(fields: Mapping[str, Any]) -> MediaAccepted:
     """The downstream announcement of an accepted row (from the DB or just saved)."""
-    return MediaAccepted(
-        media_id=fields["id"],
-        bucket=fields["bucket"],
-        key=fields["key"],
-        etag=fields["etag"],
-        sha256=fields["sha256"],
-        kind=fields["kind"],
-        mime=fields["mime"],
-        size_bytes=fields["size_bytes"],
-        width=fields["width"],
-        height=fields["height"],
-        duration_s=fields["duration_s"],
-        captured_at=fields["captured_at"],
-        thumbnail_key=fields["thumbnail_key"],
-    )
+    return MediaAccepted.model_validate({**fields, "media_id": fields["id"]})

@@ -142,13 +142,7 @@ def test_objects_stored_while_glimpse_was_down_are_found_at_startup(tmp_path: Pa
     spec = seaweed.weed_spec(
         "s3-media-alone",
         layout.media_store,
-        seaweed.WeedPorts(
-            ports.s3_port,
-            ports.media_master_port,
-            ports.media_volume_port,
-            ports.media_filer_port,
-            ports.media_admin_port,
-        ),
+        seaweed.media_store_ports(ports),
         layout.s3_identities,
         settings.s3.bucket,
         tmp_path / "alone.log",

@@ -50,7 +50,7 @@ def private_settings(home: Path) -> Settings:
     settings = Settings(home=home, stack=stack)
     settings.api.port = free_port()
     settings.worker.max_wait_ms = 50
-    settings.limits.max_bytes = 4 * 1024 * 1024  # lets a test upload "too large" cheaply
+    settings.limits.max_bytes = 12 * 1024 * 1024  # lets a test upload "too large" cheaply
     return settings
 
 

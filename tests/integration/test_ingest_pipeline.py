@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import io
 import json
+from pathlib import Path
 
 import httpx
 import pytest
 from badfiles import bad_files, jpeg, wav_sine
+from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import ClientError
-from harness import RunningStack
-from helpers import read_topic, row_for, store_of, unique_png, wait_for_rows
+from harness import RunningStack, private_settings
+from helpers import connect, read_topic, row_for, store_of, unique_png, wait_for_rows
 from kafka import KafkaProducer
 from minio import Minio
 from PIL import Image
@@ -169,3 +171,42 @@ def test_api_lists_rejected_files_with_their_reasons(stack: RunningStack) -> Non
     assert one["reason"] == "empty"
     assert httpx.get(f"{api}/readyz").status_code == 200
     assert "glimpse_http_requests_total" in httpx.get(f"{api}/metrics").text
+
+
+def test_multipart_upload_is_ingested_once_with_its_multipart_etag(stack: RunningStack) -> None:
+    s = stack.settings
+    store = store_of(s)
+    photo = jpeg(2400, 1600)  # a few hundred KB: force parts with a tiny threshold
+    config = TransferConfig(multipart_threshold=64 * 1024, multipart_chunksize=5 * 1024 * 1024)
+    padded = photo + bytes(6 * 1024 * 1024)  # trailing data after EOI is allowed
+    store.client.upload_fileobj(io.BytesIO(padded), s.s3.bucket, "big/parts.jpg", Config=config)
+
+    row = wait_for_rows(s, ["big/parts.jpg"])["big/parts.jpg"]
+
+    assert row["status"] == "accepted"
+    assert row["etag"].endswith("-2")  # the multipart ETag, not a part's
+    with connect(s) as conn:
+        parts = conn.execute("SELECT count(*) AS n FROM media WHERE key LIKE '%%.uploads%%'")
+        assert parts.fetchone()["n"] == 0  # part uploads never become media
+
+
+def test_a_second_glimpse_pointed_at_external_endpoints_starts_no_servers(
+    stack: RunningStack, tmp_path: Path
+) -> None:
+    """The production path: same code, every endpoint given from outside."""
+    external = private_settings(tmp_path / "other-home")
+    external.s3 = stack.settings.s3.model_copy()
+    external.kafka = stack.settings.kafka.model_copy()
+    external.database = stack.settings.database.model_copy()
+    second = RunningStack(external)
+    try:
+        assert [p.name for p in second.stack.parts] == ["ingest", "search-api"]
+        second.stack.part("ingest").process.stop()  # only the original ingest may work now
+        store_of(s := stack.settings).put("ext/one.png", unique_png(8080), "image/png")
+        assert wait_for_rows(s, ["ext/one.png"])["ext/one.png"]["status"] == "accepted"
+        api = f"http://127.0.0.1:{external.api.port}"
+        assert (
+            httpx.get(f"{api}/v1/media/{media_id(s.s3.bucket, 'ext/one.png')}").status_code == 200
+        )
+    finally:
+        second.close()

@@ -1,6 +1,6 @@
 # The two commands: `make up` runs glimpse on the embedded stack, `make test` runs the suite.
 # Both install what they need first (idempotent: a stamp file skips work already done).
-PY ?= python3.11
+PY ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
@@ -35,10 +35,11 @@ system-deps:
 $(STAMP): pyproject.toml
 	@echo "==> creating virtualenv in $(VENV) and installing glimpse (first run takes a few minutes)"
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	@$(BIN)/pip install --quiet --upgrade pip
 	@# torch first, pinned, so no other package can pull a CUDA build
-	@$(BIN)/pip install --quiet --progress-bar on torch==2.13.0
-	@$(BIN)/pip install --quiet --progress-bar on -e '.[dev]'
+	@echo "==> installing torch 2.13.0 (CPU build)"
+	@$(BIN)/pip install --progress-bar on torch==2.13.0
+	@echo "==> installing glimpse and its dependencies"
+	@$(BIN)/pip install --progress-bar on -e '.[dev]'
 	@touch $(STAMP)
 
 clean:

@@ -93,6 +93,7 @@ def up(
         signal.signal(signal.SIGINT, on_signal)
         stack = EmbeddedStack(settings, progress=console.print)
         started = time.monotonic()
+        failed = False
         try:
             console.print(f"[bold]glimpse[/bold] starting in {layout.home}")
             resolved = stack.start()
@@ -102,12 +103,21 @@ def up(
             stack.supervise(stop)
         except _Interrupted:
             console.print("interrupted; stopping")
+        except Exception as exc:
+            # A part that cannot start (port taken, broken data dir…): say which and
+            # where its log is, stop what did start, exit non-zero.
+            logging.getLogger(__name__).exception("start failed")
+            console.print(f"[red]glimpse could not start: {exc}[/red]")
+            console.print(f"full log: {layout.logs / 'up.log'}")
+            failed = True
         finally:
             signal.signal(signal.SIGINT, signal.SIG_IGN)
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
             stack.stop()
             layout.pid_file.unlink(missing_ok=True)
             console.print("stopped")
+        if failed:
+            raise typer.Exit(1)
 
 
 def _print_endpoints(s: Settings, layout: HomeLayout) -> None:

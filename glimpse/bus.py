@@ -14,13 +14,6 @@ from glimpse.config import KafkaSettings
 
 log = logging.getLogger(__name__)
 
-#: Topics glimpse itself creates and reads; downstream stages add theirs here.
-EXTRA_TOPICS = (
-    "glimpse.captions.ready",
-    "glimpse.transcripts.ready",
-    "glimpse.queries.voice",
-)
-
 
 @dataclass(frozen=True, slots=True)
 class InboundMessage:
@@ -46,8 +39,10 @@ def all_topics(kafka: KafkaSettings) -> list[str]:
         kafka.objects_topic,
         kafka.images_accepted_topic,
         kafka.audio_accepted_topic,
+        kafka.captions_ready_topic,
+        kafka.transcripts_ready_topic,
+        kafka.voice_queries_topic,
         kafka.dlq_topic,
-        *EXTRA_TOPICS,
     ]
 
 

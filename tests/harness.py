@@ -41,12 +41,9 @@ def private_settings(home: Path) -> Settings:
         for name in StackSettings.model_fields
         if name.startswith(("media_", "broker_store_", "s3_port"))
     }
-    stack = StackSettings(
-        **weed,
-        kafka_port=free_port(),
-        postgres_port=free_port(),
-        ingest_health_port=free_port(),
-    )
+    others = {name: free_port() for name in StackSettings.model_fields
+              if name.endswith("_port") and name not in weed}  # fmt: skip
+    stack = StackSettings(**weed, **others)
     settings = Settings(home=home, stack=stack)
     settings.api.port = free_port()
     settings.worker.max_wait_ms = 50

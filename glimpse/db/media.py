@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -171,6 +172,16 @@ def status_counts(conn: psycopg.Connection[Any]) -> dict[str, int]:
     return {r["status"]: r["n"] for r in rows}
 
 
+def stage_counts(conn: psycopg.Connection[Any]) -> dict[str, int]:
+    """How far the pipeline got: captions and vectors stored, over all models."""
+    row = conn.execute(
+        "SELECT (SELECT count(*) FROM captions) AS captioned, "
+        "(SELECT count(*) FROM embeddings WHERE kind = 'text') AS text_vectors, "
+        "(SELECT count(*) FROM embeddings WHERE kind = 'visual') AS visual_vectors"
+    ).fetchone()
+    return dict(row) if row else {}
+
+
 def known_versions(conn: psycopg.Connection[Any], bucket: str) -> dict[str, str | None]:
     """key → etag of every row that is not deleted (for the reconcile pass)."""
     rows = conn.execute(
@@ -216,3 +227,31 @@ def page(
 def _like_prefix(prefix: str) -> str:
     escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return escaped + "%"
+
+
+def accepted_ids(conn: psycopg.Connection[Any], ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
+    """Which of ``ids`` are still accepted: later stages skip deleted or replaced media."""
+    rows = conn.execute(
+        "SELECT id FROM media WHERE id = ANY(%(ids)s) AND status = 'accepted'", {"ids": list(ids)}
+    ).fetchall()
+    return {r["id"] for r in rows}
+
+
+_DETAILS = """
+SELECT m.*, c.text AS caption, coalesce(c.labels, '[]'::jsonb) AS labels,
+       EXISTS (SELECT 1 FROM embeddings e WHERE e.media_id = m.id AND e.kind = 'text')
+           AS searchable
+FROM media m
+LEFT JOIN LATERAL (
+    SELECT text, labels FROM captions WHERE media_id = m.id ORDER BY created_at DESC LIMIT 1
+) c ON true
+WHERE m.id = ANY(%(ids)s)
+"""
+
+
+def details(
+    conn: psycopg.Connection[Any], ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, dict[str, Any]]:
+    """Media rows with their latest caption and whether search can find them."""
+    rows = conn.execute(_DETAILS, {"ids": list(ids)}).fetchall()
+    return {r["id"]: r for r in rows}

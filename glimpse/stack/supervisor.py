@@ -148,8 +148,17 @@ class EmbeddedStack:
             f"{report.created + report.deleted} events re-sent"
         )
 
-        self._start_service("ingest", "services.ingest", s.stack.ingest_health_port)
-        self._start_service("search-api", "services.search_api", None)
+        # Workers load their models in parallel: start all, then wait for each.
+        services = [
+            self._service_part("ingest", "services.ingest", s.stack.ingest_health_port),
+            self._service_part("caption", "services.caption", s.stack.caption_health_port),
+            # text embedding pays off in bigger batches than images do
+            self._service_part("embed", "services.embed", s.stack.embed_health_port,
+                               {"GLIMPSE_WORKER__MAX_BATCH": "64"}),
+            self._service_part("search-api", "services.search_api", None),
+        ]  # fmt: skip
+        self.parts.extend(services)
+        self._step("workers and API (loading models)", lambda: self._launch_all(services))
         self._write_endpoints(s, ready=True)
         return s
 
@@ -182,9 +191,15 @@ class EmbeddedStack:
             f"S3 store {name} (SeaweedFS)",
         )
 
-    def _start_service(self, name: str, module: str, health_port: int | None) -> None:
+    def _service_part(
+        self,
+        name: str,
+        module: str,
+        health_port: int | None,
+        env_extra: dict[str, str] | None = None,
+    ) -> Part:
         s = self.resolved
-        env = service_env(s)
+        env = {**service_env(s), **(env_extra or {})}
         if health_port:
             env["GLIMPSE_WORKER__HEALTH_PORT"] = str(health_port)
             ready_url = f"http://127.0.0.1:{health_port}/readyz"
@@ -197,7 +212,7 @@ class EmbeddedStack:
             env=env,
             stop_timeout_s=30,
         )
-        self._start(Part(ManagedProcess(spec), wait_ready=lambda: wait_http_ok(ready_url)), name)
+        return Part(ManagedProcess(spec), wait_ready=lambda: wait_http_ok(ready_url))
 
     def _start(self, part: Part, label: str) -> None:
         # Listed before it is ready, so an interrupted start still stops it.
@@ -205,8 +220,16 @@ class EmbeddedStack:
         self._step(label, lambda: self._launch(part))
 
     def _launch(self, part: Part) -> None:
-        """Start ``part`` and wait until it is ready; fail fast if it exits first."""
-        part.process.start()
+        self._launch_all([part])
+
+    def _launch_all(self, parts: list[Part]) -> None:
+        """Start ``parts`` and wait until each is ready; fail fast if one exits first."""
+        for part in parts:
+            part.process.start()
+        for part in parts:
+            self._wait_ready(part)
+
+    def _wait_ready(self, part: Part) -> None:
         outcome: list[BaseException | None] = []
         waiter = threading.Thread(target=_capture, args=(part.wait_ready, outcome), daemon=True)
         waiter.start()

@@ -1,1 +1,1 @@
-"""caption service: arrives with its issue (see README, 'What works today')."""
+"""Caption: image captions and visual vectors from one forward pass, micro-batched."""

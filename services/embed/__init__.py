@@ -1,1 +1,1 @@
-"""embed service: arrives with its issue (see README, 'What works today')."""
+"""Embed: text vectors for captions (and transcripts) into pgvector."""

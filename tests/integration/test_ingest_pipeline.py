@@ -200,8 +200,9 @@ def test_a_second_glimpse_pointed_at_external_endpoints_starts_no_servers(
     external.database = stack.settings.database.model_copy()
     second = RunningStack(external)
     try:
-        assert [p.name for p in second.stack.parts] == ["ingest", "search-api"]
-        second.stack.part("ingest").process.stop()  # only the original ingest may work now
+        assert [p.name for p in second.stack.parts] == ["ingest", "caption", "embed", "search-api"]
+        for worker in ("ingest", "caption", "embed"):  # only the original workers work now
+            second.stack.part(worker).process.stop()
         store_of(s := stack.settings).put("ext/one.png", unique_png(8080), "image/png")
         assert wait_for_rows(s, ["ext/one.png"])["ext/one.png"]["status"] == "accepted"
         api = f"http://127.0.0.1:{external.api.port}"

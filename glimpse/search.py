@@ -1,0 +1,136 @@
+"""Hybrid search: vector kNN (cosine, HNSW) and Postgres full-text, fused by RRF.
+
+Each retriever returns its own top candidates (filters applied inside the query, so
+HNSW's iterative scan keeps looking until enough rows pass them); reciprocal rank
+fusion then merges the two lists. Vector candidates below ``min_similarity`` are
+dropped first, so a query that matches nothing returns few or no hits rather than
+the ten least-bad ones.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import psycopg
+from pgvector import HalfVector
+from psycopg import sql
+
+from glimpse.db.vectors import VectorModel
+
+RRF_K = 60  # the usual constant: damps the head of each list
+
+
+@dataclass(frozen=True, slots=True)
+class SearchFilters:
+    kind: str | None = None
+    mime: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    prefix: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    media_id: uuid.UUID
+    score: float  # fused RRF score
+    similarity: float | None  # cosine similarity to the query, when the vector side found it
+    keyword_rank: int | None  # 1-based rank in the full-text list, when it matched
+
+
+_FILTERS = """
+    m.status = 'accepted'
+    AND (%(kind)s::text IS NULL OR m.kind = %(kind)s)
+    AND (%(mime)s::text IS NULL OR m.mime = %(mime)s)
+    AND (%(since)s::timestamptz IS NULL OR coalesce(m.captured_at, m.created_at) >= %(since)s)
+    AND (%(until)s::timestamptz IS NULL OR coalesce(m.captured_at, m.created_at) < %(until)s)
+    AND (%(prefix)s::text IS NULL OR m.key LIKE %(like)s)
+"""
+
+
+def _filter_params(filters: SearchFilters) -> dict[str, Any]:
+    like = None
+    if filters.prefix is not None:
+        like = filters.prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    return {"kind": filters.kind, "mime": filters.mime, "since": filters.since,
+            "until": filters.until, "prefix": filters.prefix, "like": like}  # fmt: skip
+
+
+def nearest(
+    conn: psycopg.Connection[Any],
+    model: VectorModel,
+    query: np.ndarray,
+    filters: SearchFilters,
+    limit: int,
+    exclude: uuid.UUID | None = None,
+    ef_search: int = 100,
+) -> list[tuple[uuid.UUID, float]]:
+    """(media id, cosine similarity), nearest first, through the model's HNSW index."""
+    # LOCAL: pooled connections are shared; the settings end with this transaction.
+    conn.execute(sql.SQL("SET LOCAL hnsw.ef_search = {}").format(sql.Literal(ef_search)))
+    # relaxed order: keep scanning the graph when filters drop rows (pgvector >= 0.8)
+    conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
+    cast = sql.SQL("halfvec({})").format(sql.Literal(model.dim))
+    rows = conn.execute(
+        sql.SQL(
+            "SELECT e.media_id, e.embedding::{cast} <=> %(q)s::{cast} AS distance "
+            "FROM embeddings e JOIN media m ON m.id = e.media_id "
+            "WHERE e.model = %(model)s AND e.kind = %(kind_of_vector)s "
+            "AND (%(exclude)s::uuid IS NULL OR e.media_id <> %(exclude)s) AND " + _FILTERS +
+            "ORDER BY e.embedding::{cast} <=> %(q)s::{cast} LIMIT %(limit)s"
+        ).format(cast=cast),
+        {"q": HalfVector(query), "model": model.model, "kind_of_vector": model.kind,
+         "exclude": exclude, "limit": limit, **_filter_params(filters)},
+    ).fetchall()  # fmt: skip
+    return [(r["media_id"], 1.0 - float(r["distance"])) for r in rows]
+
+
+def keyword(
+    conn: psycopg.Connection[Any], text: str, filters: SearchFilters, limit: int
+) -> list[uuid.UUID]:
+    """Media whose caption matches ``text`` (websearch syntax), best first."""
+    rows = conn.execute(
+        "SELECT c.media_id, max(ts_rank_cd(c.tsv, q)) AS rank "
+        "FROM captions c JOIN media m ON m.id = c.media_id, "
+        "websearch_to_tsquery('english', %(text)s) q "
+        "WHERE c.tsv @@ q AND " + _FILTERS +
+        "GROUP BY c.media_id ORDER BY rank DESC, c.media_id LIMIT %(limit)s",
+        {"text": text, "limit": limit, **_filter_params(filters)},
+    ).fetchall()  # fmt: skip
+    return [r["media_id"] for r in rows]
+
+
+def fuse(
+    vector_hits: list[tuple[uuid.UUID, float]], keyword_hits: list[uuid.UUID]
+) -> list[Candidate]:
+    """Reciprocal rank fusion of the two lists, best first."""
+    similarity = dict(vector_hits)
+    vector_rank = {mid: i for i, (mid, _) in enumerate(vector_hits, start=1)}
+    keyword_rank = {mid: i for i, mid in enumerate(keyword_hits, start=1)}
+    fused = []
+    for mid in vector_rank.keys() | keyword_rank.keys():
+        score = sum(1.0 / (RRF_K + ranks[mid]) for ranks in (vector_rank, keyword_rank)
+                    if mid in ranks)  # fmt: skip
+        fused.append(Candidate(mid, score, similarity.get(mid), keyword_rank.get(mid)))
+    fused.sort(key=lambda c: (-c.score, -(c.similarity or 0.0), str(c.media_id)))
+    return fused
+
+
+def hybrid(
+    conn: psycopg.Connection[Any],
+    text: str,
+    query: np.ndarray,
+    model: VectorModel,
+    filters: SearchFilters,
+    min_similarity: float,
+    candidates: int,
+    ef_search: int = 100,
+) -> list[Candidate]:
+    vector_hits = [
+        (mid, sim) for mid, sim in nearest(conn, model, query, filters, candidates, None, ef_search)
+        if sim >= min_similarity
+    ]  # fmt: skip
+    return fuse(vector_hits, keyword(conn, text, filters, candidates))

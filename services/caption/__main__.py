@@ -1,0 +1,32 @@
+"""``python -m services.caption``: the caption worker."""
+
+from __future__ import annotations
+
+from glimpse.config import Settings
+from glimpse.db.pool import open_pool
+from glimpse.logs import configure_logging
+from glimpse.metrics import WorkerMetrics
+from glimpse.models.captioning import load_captioner
+from glimpse.runtime import ServiceSpec, run_service
+from glimpse.storage import ObjectStore
+from services.caption.handler import CaptionHandler
+
+
+def main() -> None:
+    settings = Settings()
+    configure_logging(settings.log_level, "caption")
+    spec = ServiceSpec("caption", (settings.kafka.images_accepted_topic,))
+
+    def make_handler() -> CaptionHandler:
+        return CaptionHandler(
+            store=ObjectStore(settings.s3),
+            pool=open_pool(settings.database, "caption"),
+            captioner=load_captioner(settings.models),
+            kafka=settings.kafka,
+        )
+
+    run_service(spec, make_handler, settings.kafka, settings.worker, WorkerMetrics())
+
+
+if __name__ == "__main__":
+    main()

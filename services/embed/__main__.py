@@ -1,0 +1,29 @@
+"""``python -m services.embed``: the text-embedding worker."""
+
+from __future__ import annotations
+
+from glimpse.config import Settings
+from glimpse.db.pool import open_pool
+from glimpse.logs import configure_logging
+from glimpse.metrics import WorkerMetrics
+from glimpse.models.text import load_text_embedder
+from glimpse.runtime import ServiceSpec, run_service
+from services.embed.handler import EmbedHandler
+
+
+def main() -> None:
+    settings = Settings()
+    configure_logging(settings.log_level, "embed")
+    spec = ServiceSpec("embed", (settings.kafka.captions_ready_topic,))
+
+    def make_handler() -> EmbedHandler:
+        return EmbedHandler(
+            pool=open_pool(settings.database, "embed"),
+            embedder=load_text_embedder(settings.models),
+        )
+
+    run_service(spec, make_handler, settings.kafka, settings.worker, WorkerMetrics())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,65 @@
+"""Embed: text about a media item (caption, later transcript) in, a text vector out."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+import psycopg
+from psycopg_pool import ConnectionPool
+from pydantic import ValidationError
+
+from glimpse.bus import InboundMessage
+from glimpse.db import media, vectors
+from glimpse.messages import TextReady
+from glimpse.models.text import TextEmbedder
+from glimpse.runtime import DeadLetter, Done, Failed, ItemResult, Outcome
+
+
+@dataclass
+class EmbedHandler:
+    pool: ConnectionPool[psycopg.Connection[Any]]
+    embedder: TextEmbedder
+
+    def __post_init__(self) -> None:
+        self.embedder.load()
+        self.model = vectors.VectorModel(self.embedder.model_id, "text", self.embedder.dim)
+        with self.pool.connection() as conn:
+            vectors.register_model(conn, self.model)
+
+    def __enter__(self) -> EmbedHandler:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.pool.close()
+
+    def record_failure(self, message: InboundMessage, letter: DeadLetter) -> None:
+        return  # the DLQ entry is the record: a media row's caption is already stored
+
+    def handle(self, batch: Sequence[InboundMessage]) -> list[ItemResult]:
+        results: list[ItemResult] = []
+        texts: dict[int, TextReady] = {}
+        for i, message in enumerate(batch):
+            try:
+                texts[i] = TextReady.from_json(message.value)
+                results.append(Done())
+            except ValidationError as exc:
+                results.append(Failed(exc, permanent=True))
+        with self.pool.connection() as conn:
+            live = media.accepted_ids(conn, [t.media_id for t in texts.values()])
+            todo = {i: t for i, t in texts.items() if t.media_id in live}
+            for i in texts.keys() - todo.keys():
+                results[i] = Done(outcome=Outcome.SKIPPED)  # deleted or replaced since
+            if todo:
+                vecs = self.embedder.embed([t.text for t in todo.values()])
+                ids = [t.media_id for t in todo.values()]
+                with conn.transaction():
+                    vectors.save(conn, ids, self.model, [t.source for t in todo.values()], vecs)
+        return results

@@ -1,0 +1,27 @@
+"""What every request handler needs, built once at startup (app.state.glimpse)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from fastapi import Request
+from psycopg_pool import ConnectionPool
+
+from glimpse.config import Settings
+from glimpse.models.text import TextEmbedder
+from glimpse.storage import ObjectStore
+
+
+@dataclass
+class ApiContext:
+    settings: Settings
+    pool: ConnectionPool[psycopg.Connection[Any]]
+    store: ObjectStore
+    embedder: TextEmbedder
+
+
+def context(request: Request) -> ApiContext:
+    ctx: ApiContext = request.app.state.glimpse
+    return ctx

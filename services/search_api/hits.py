@@ -1,0 +1,42 @@
+"""Turning ranked media ids into the hits the API returns."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+import psycopg
+
+from glimpse.db import media
+from services.search_api.schemas import Hit
+
+
+def hits_for(
+    conn: psycopg.Connection[Any], ranked: Sequence[tuple[uuid.UUID, float, float | None]]
+) -> list[Hit]:
+    """(media id, score, similarity) in rank order → hits with details, same order."""
+    rows = media.details(conn, [mid for mid, _, _ in ranked])
+    hits = []
+    for mid, score, similarity in ranked:
+        row = rows.get(mid)
+        if row is None:
+            continue  # deleted between ranking and now
+        hits.append(
+            Hit(
+                id=mid,
+                score=round(score, 6),
+                similarity=None if similarity is None else round(similarity, 4),
+                key=row["key"],
+                kind=row["kind"],
+                mime=row["mime"],
+                width=row["width"],
+                height=row["height"],
+                duration_s=row["duration_s"],
+                captured_at=row["captured_at"],
+                caption=row["caption"],
+                labels=[(label, float(p)) for label, p in row["labels"]],
+                thumbnail_url=f"/v1/media/{mid}/thumbnail" if row["thumbnail_key"] else None,
+            )
+        )
+    return hits

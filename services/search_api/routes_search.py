@@ -1,0 +1,83 @@
+"""/v1/search: typed queries, hybrid (vectors + full text), paginated."""
+
+from __future__ import annotations
+
+import base64
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi.concurrency import run_in_threadpool
+
+from glimpse.db import vectors
+from glimpse.search import SearchFilters, hybrid
+from services.search_api.context import ApiContext, context
+from services.search_api.hits import hits_for
+from services.search_api.schemas import SearchResults
+
+router = APIRouter(prefix="/v1", tags=["search"])
+Ctx = Annotated[ApiContext, Depends(context)]
+MAX_RESULTS = 1000  # deepest page a cursor can reach
+
+
+def _offset(cursor: str | None) -> int:
+    if not cursor:
+        return 0
+    try:
+        offset = int(base64.urlsafe_b64decode(cursor.encode()).decode())
+    except ValueError as exc:
+        raise HTTPException(400, "cursor is not valid: pass back next_cursor unchanged") from exc
+    if not 0 <= offset < MAX_RESULTS:
+        raise HTTPException(400, "cursor is out of range")
+    return offset
+
+
+def _cursor(offset: int) -> str:
+    return base64.urlsafe_b64encode(str(offset).encode()).decode()
+
+
+@router.get("/search", response_model=SearchResults)
+async def search(
+    ctx: Ctx,
+    q: Annotated[str, Query(min_length=1, max_length=500, description="What to look for")],
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: Annotated[str | None, Query(max_length=64)] = None,
+    kind: Annotated[str | None, Query(pattern="^(image|audio)$")] = None,
+    mime: Annotated[str | None, Query(max_length=100)] = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    prefix: Annotated[str | None, Query(max_length=1024)] = None,
+    min_score: Annotated[
+        float | None, Query(ge=-1, le=1, description="Min cosine similarity")
+    ] = None,
+) -> SearchResults:
+    """Hybrid search: nearest caption vectors and full-text matches, fused by rank."""
+    text = q.strip()
+    if not text:
+        raise HTTPException(400, "q is empty: type what you are looking for")
+    offset = _offset(cursor)
+    filters = SearchFilters(kind=kind, mime=mime, since=since, until=until, prefix=prefix)
+    settings = ctx.settings.search
+    threshold = settings.min_similarity if min_score is None else min_score
+
+    def run() -> tuple[list, bool]:  # type: ignore[type-arg]
+        query_vec = ctx.embedder.embed([text])[0]
+        with ctx.pool.connection() as conn:
+            model = vectors.active_model(conn, "text")
+            if model is None:
+                return [], False
+            depth = max(settings.candidates, offset + limit + 1)
+            ranked = hybrid(
+                conn, text, query_vec, model, filters, threshold, depth, settings.ef_search
+            )
+            page = ranked[offset : offset + limit]
+            hits = hits_for(conn, [(c.media_id, c.score, c.similarity) for c in page])
+            return hits, len(ranked) > offset + limit
+
+    hits, more = await run_in_threadpool(run)
+    next_offset = offset + limit
+    return SearchResults(
+        query=text,
+        hits=hits,
+        next_cursor=_cursor(next_offset) if more and next_offset < MAX_RESULTS else None,
+    )

@@ -1,0 +1,63 @@
+"""Response models of the HTTP API."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel
+
+from glimpse.db.media import MediaStatus
+
+
+class MediaOut(BaseModel):
+    id: uuid.UUID
+    bucket: str
+    key: str
+    status: MediaStatus
+    reason: str | None
+    reason_detail: str | None
+    kind: str | None
+    mime: str | None
+    size_bytes: int | None
+    sha256: str | None
+    width: int | None
+    height: int | None
+    duration_s: float | None
+    captured_at: datetime | None
+    metadata: dict[str, Any]
+    thumbnail_key: str | None
+    duplicate_of: uuid.UUID | None
+    created_at: datetime
+    updated_at: datetime
+    caption: str | None = None
+    labels: list[tuple[str, float]] = []
+    searchable: bool = False  # caption and text vector stored: search can find it
+
+
+class MediaPage(BaseModel):
+    items: list[MediaOut]
+    next_cursor: str | None
+
+
+class Hit(BaseModel):
+    id: uuid.UUID
+    score: float  # fused rank score (higher is better)
+    similarity: float | None  # cosine similarity to the query, when the vector side found it
+    key: str
+    kind: str
+    mime: str
+    width: int | None
+    height: int | None
+    duration_s: float | None
+    captured_at: datetime | None
+    caption: str | None
+    labels: list[tuple[str, float]]
+    thumbnail_url: str | None
+
+
+class SearchResults(BaseModel):
+    query: str
+    hits: list[Hit]
+    next_cursor: str | None

@@ -1,0 +1,119 @@
+"""glimpse.search against real Postgres + pgvector, with hand-made vectors and captions.
+
+The model here is a made-up 4-d "test/tiny" model: what is tested is the SQL (the
+partial HNSW index per model, filters, exclusion, full text, fusion), not a model.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import psycopg
+import pytest
+from harness import RunningStack
+from helpers import connect
+from pgvector.psycopg import register_vector
+
+from glimpse.db import captions, media, vectors
+from glimpse.db.captions import CaptionRow
+from glimpse.db.media import MediaRow, MediaStatus
+from glimpse.search import SearchFilters, fuse, hybrid, keyword, nearest
+
+pytestmark = pytest.mark.integration
+MODEL = vectors.VectorModel("test/tiny", "text", 4)
+OTHER = vectors.VectorModel("test/other", "text", 4)
+
+
+def unit(*xs: float) -> np.ndarray:
+    v = np.array(xs, dtype=np.float32)
+    return v / np.linalg.norm(v)
+
+
+@pytest.fixture
+def conn(stack: RunningStack) -> Iterator[psycopg.Connection[dict[str, Any]]]:
+    with connect(stack.settings) as c:
+        register_vector(c)
+        yield c
+
+
+def add(
+    conn: psycopg.Connection[Any], key: str, text: str, vec: np.ndarray, kind: str = "image"
+) -> uuid.UUID:
+    row = MediaRow(bucket="sqltest", key=key, status=MediaStatus.ACCEPTED, kind=kind,
+                   mime="image/jpeg" if kind == "image" else "audio/ogg", sha256=key)  # fmt: skip
+    media.save(conn, row)
+    captions.save(conn, [CaptionRow(row.id, "test/captioner", "r1", text, [])])
+    vectors.save(conn, [row.id], MODEL, ["caption"], vec[None, :])
+    return row.id
+
+
+@pytest.fixture
+def corpus(conn: psycopg.Connection[Any]) -> dict[str, uuid.UUID]:
+    vectors.register_model(conn, MODEL)
+    vectors.register_model(conn, OTHER)
+    ids = {
+        "cat": add(conn, "s/cat.jpg", "a tabby cat asleep on a sofa", unit(1, 0.1, 0, 0)),
+        "kitten": add(conn, "s/kitten.jpg", "a small kitten", unit(0.9, 0.3, 0, 0)),
+        "rocket": add(conn, "s/rocket.jpg", "a rocket on the launch pad", unit(0, 0, 1, 0)),
+        "memo": add(conn, "v/memo.ogg", "remember to feed the cat", unit(0.2, 0, 0, 1), "audio"),
+    }
+    # the same media under another model: must never leak into MODEL's results
+    vectors.save(conn, [ids["rocket"]], OTHER, ["caption"], unit(1, 0.1, 0, 0)[None, :])
+    return ids
+
+
+def test_nearest_uses_the_models_own_index_and_orders_by_cosine(
+    conn: psycopg.Connection[Any], corpus: dict[str, uuid.UUID]
+) -> None:
+    plan = "\n".join(r["QUERY PLAN"] for r in conn.execute(
+        "EXPLAIN SELECT media_id FROM embeddings WHERE model = 'test/tiny' AND kind = 'text' "
+        "ORDER BY embedding::halfvec(4) <=> '[1,0,0,0]'::halfvec(4) LIMIT 5"))  # fmt: skip
+    assert vectors.index_name(MODEL.model, "text") in plan
+
+    found = nearest(conn, MODEL, unit(1, 0, 0, 0), SearchFilters(), limit=10)
+
+    assert [mid for mid, _ in found][:2] == [corpus["cat"], corpus["kitten"]]
+    assert found[0][1] == pytest.approx(0.995, abs=0.01)
+    assert corpus["rocket"] == found[-1][0]  # its OTHER-model vector points at cats
+
+
+def test_filters_and_exclusion(conn: psycopg.Connection[Any], corpus: dict[str, uuid.UUID]) -> None:
+    audio = nearest(conn, MODEL, unit(1, 0, 0, 0), SearchFilters(kind="audio"), limit=10)
+    prefixed = nearest(conn, MODEL, unit(1, 0, 0, 0), SearchFilters(prefix="s/"), limit=10)
+    others = nearest(conn, MODEL, unit(1, 0, 0, 0), SearchFilters(), 10, exclude=corpus["cat"])
+
+    assert [mid for mid, _ in audio] == [corpus["memo"]]
+    assert corpus["memo"] not in {mid for mid, _ in prefixed}
+    assert corpus["cat"] not in {mid for mid, _ in others}
+
+
+def test_keyword_search_matches_caption_words(
+    conn: psycopg.Connection[Any], corpus: dict[str, uuid.UUID]
+) -> None:
+    assert set(keyword(conn, "cat", SearchFilters(), 10)) >= {corpus["cat"], corpus["memo"]}
+    assert keyword(conn, "launch pads", SearchFilters(), 10) == [corpus["rocket"]]  # stemming
+    assert keyword(conn, "'; DROP TABLE media; --", SearchFilters(), 10) == []
+
+
+def test_hybrid_fuses_both_lists_and_drops_weak_vector_matches(
+    conn: psycopg.Connection[Any], corpus: dict[str, uuid.UUID]
+) -> None:
+    query = unit(1, 0.05, 0, 0)
+    fused = hybrid(conn, "cat", query, MODEL, SearchFilters(), min_similarity=0.5, candidates=10)
+
+    assert fused[0].media_id == corpus["cat"]  # first in both lists
+    assert corpus["rocket"] not in {c.media_id for c in fused}  # similarity ~0, no keyword
+    nothing = hybrid(conn, "zebra", unit(0, 1, 0, 0), MODEL, SearchFilters(), 0.9, 10)
+    assert nothing == []
+
+
+def test_fuse_is_reciprocal_rank_fusion() -> None:
+    a, b, c = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    fused = fuse([(a, 0.9), (b, 0.8)], [b, c])
+
+    assert [x.media_id for x in fused] == [b, a, c]
+    assert fused[0].score == pytest.approx(1 / 62 + 1 / 61)
+    assert (fused[2].similarity, fused[2].keyword_rank) == (None, 2)

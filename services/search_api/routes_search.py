@@ -52,7 +52,8 @@ async def search(
     ] = None,
 ) -> SearchResults:
     """Hybrid search: nearest caption vectors and full-text matches, fused by rank."""
-    text = q.strip()
+    # Control characters carry no meaning and Postgres refuses NUL in text.
+    text = "".join(ch for ch in q if ch.isprintable() or ch.isspace()).strip()
     if not text:
         raise HTTPException(400, "q is empty: type what you are looking for")
     offset = _offset(cursor)

@@ -1,0 +1,195 @@
+"""From uploaded photos to ranked answers: caption → embed → /v1/search, real models.
+
+The photos are scikit-image's sample images (public domain / freely licensed, shipped
+in its wheel): a cat, a cup of coffee, a rocket, an astronaut, a motorcycle, a horse.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import skimage.data
+from harness import RunningStack
+from helpers import read_topic, store_of, wait_for_rows
+from kafka import KafkaProducer
+from PIL import Image
+
+from glimpse.db.media import media_id
+from glimpse.messages import MediaAccepted
+
+pytestmark = pytest.mark.integration
+SAMPLES = Path(skimage.data.__file__).parent
+PHOTOS = {
+    "cat": "chelsea.png",
+    "coffee": "coffee.png",
+    "rocket": "rocket.jpg",
+    "astronaut": "astronaut.png",
+    "motorcycle": "motorcycle_left.png",
+    "horse": "horse.png",
+}
+
+
+def api(stack: RunningStack) -> str:
+    return f"http://{stack.settings.api.host}:{stack.settings.api.port}"
+
+
+def wait_searchable(stack: RunningStack, keys: list[str], timeout_s: float = 120) -> None:
+    ids = [media_id(stack.settings.s3.bucket, k) for k in keys]
+    deadline = time.monotonic() + timeout_s
+    pending = set(ids)
+    while pending and time.monotonic() < deadline:
+        for mid in list(pending):
+            response = httpx.get(f"{api(stack)}/v1/media/{mid}")
+            if response.status_code == 200 and response.json()["searchable"]:
+                pending.discard(mid)
+        time.sleep(0.3)
+    assert not pending, f"{len(pending)} of {len(ids)} never became searchable"
+
+
+@pytest.fixture(scope="module")
+def photos(stack: RunningStack) -> Iterator[dict[str, str]]:
+    store = store_of(stack.settings)
+    keys = {}
+    for name, file in PHOTOS.items():
+        keys[name] = f"samples/{file}"
+        store.put(keys[name], (SAMPLES / file).read_bytes(), "image/png")
+    wait_searchable(stack, list(keys.values()))
+    yield keys
+
+
+def search(stack: RunningStack, q: str, **params: Any) -> dict[str, Any]:
+    response = httpx.get(f"{api(stack)}/v1/search", params={"q": q, **params}, timeout=30)
+    assert response.status_code == 200, response.text
+    result: dict[str, Any] = response.json()
+    return result
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("a cat", "cat"),
+        ("kitty sleeping", "cat"),
+        ("a cup of coffee", "coffee"),
+        ("espresso", "coffee"),
+        ("rocket launch", "rocket"),
+        ("missile on a launch pad", "rocket"),
+        ("motorbike", "motorcycle"),
+    ],
+)
+def test_typed_query_ranks_the_right_photo_first(
+    stack: RunningStack, photos: dict[str, str], query: str, expected: str
+) -> None:
+    hits = search(stack, query, prefix="samples/")["hits"]
+
+    assert hits, f"no hits for {query!r}"
+    assert hits[0]["key"] == photos[expected], [(h["key"], h["caption"][:60]) for h in hits]
+    assert hits[0]["thumbnail_url"].endswith("/thumbnail")
+    assert httpx.get(api(stack) + hits[0]["thumbnail_url"]).headers["content-type"] == "image/jpeg"
+
+
+def test_nonsense_query_returns_few_or_no_hits(stack: RunningStack, photos: dict[str, str]) -> None:
+    hits = search(stack, "xqzvy plorf grunkle", prefix="samples/")["hits"]
+    assert len(hits) <= 1
+
+
+def test_similar_of_a_resized_crop_returns_the_original_first(
+    stack: RunningStack, photos: dict[str, str]
+) -> None:
+    with Image.open(SAMPLES / PHOTOS["cat"]) as cat:
+        w, h = cat.size
+        crop = cat.convert("RGB").crop((w // 10, h // 10, w - w // 10, h - h // 10))
+        crop = crop.resize((crop.width // 2, crop.height // 2))
+    data = io.BytesIO()
+    crop.save(data, "JPEG", quality=85)
+    store_of(stack.settings).put("similar/cat-crop.jpg", data.getvalue(), "image/jpeg")
+    wait_searchable(stack, ["similar/cat-crop.jpg"])
+
+    crop_id = media_id(stack.settings.s3.bucket, "similar/cat-crop.jpg")
+    hits = httpx.get(f"{api(stack)}/v1/media/{crop_id}/similar").json()["hits"]
+
+    assert hits[0]["key"] == photos["cat"]
+
+
+def test_pagination_walks_all_hits_once(stack: RunningStack, photos: dict[str, str]) -> None:
+    first = search(stack, "a photo", limit=2, prefix="samples/", min_score=-1)
+    second = search(stack, "a photo", limit=2, prefix="samples/", min_score=-1,
+                    cursor=first["next_cursor"])  # fmt: skip
+
+    assert len(first["hits"]) == 2 and first["next_cursor"]
+    assert not {h["id"] for h in first["hits"]} & {h["id"] for h in second["hits"]}
+
+
+@pytest.mark.parametrize(
+    ("params", "status"),
+    [
+        ({"q": ""}, 422),
+        ({"q": "   "}, 400),
+        ({"q": "x" * 501}, 422),
+        ({"q": "cat", "limit": 0}, 422),
+        ({"q": "cat", "kind": "video"}, 422),
+        ({"q": "cat", "cursor": "not-a-cursor"}, 400),
+        ({"q": "cat", "since": "yesterday"}, 422),
+    ],
+)
+def test_bad_parameters_are_4xx_problems(
+    stack: RunningStack, params: dict[str, Any], status: int
+) -> None:
+    response = httpx.get(f"{api(stack)}/v1/search", params=params)
+
+    assert response.status_code == status
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["detail"]
+
+
+def test_sql_ish_and_odd_queries_are_just_text(stack: RunningStack, photos: dict[str, str]) -> None:
+    for q in [
+        "'; DROP TABLE media; --",
+        "cat) OR (1=1",
+        "!!! & | <-> :*",
+        "日本語 の 猫",
+        "\u0000x",
+    ]:
+        response = httpx.get(f"{api(stack)}/v1/search", params={"q": q})
+        assert response.status_code in (200, 400), (q, response.text)
+    assert search(stack, "a cat", prefix="samples/")["hits"]  # the table is still there
+
+
+def test_poison_image_in_a_batch_goes_to_the_dlq_alone(
+    stack: RunningStack, photos: dict[str, str]
+) -> None:
+    """A caption-stage failure: the thumbnail of one item is garbage."""
+    s = stack.settings
+    store = store_of(s)
+    good_key, bad_key = "poison/good.png", "poison/bad.png"
+    store.put(good_key, (SAMPLES / "coins.png").read_bytes(), "image/png")
+    store.put(bad_key, (SAMPLES / "brick.png").read_bytes(), "image/png")
+    rows = wait_for_rows(s, [good_key, bad_key])
+    wait_searchable(stack, [bad_key])
+    # Re-announce both, the bad one now pointing at a broken thumbnail.
+    store.put("thumbnails/broken.jpg", b"\xff\xd8\xff\xe0 not really a jpeg", "image/jpeg")
+    producer = KafkaProducer(bootstrap_servers=s.kafka.bootstrap)
+    thumbs = {good_key: rows[good_key]["thumbnail_key"], bad_key: "thumbnails/broken.jpg"}
+    for key, thumb in thumbs.items():
+        row = rows[key]
+        event = MediaAccepted.model_validate({**row, "media_id": row["id"], "thumbnail_key": thumb})
+        producer.send(s.kafka.images_accepted_topic, key=key.encode(), value=event.to_json())
+    producer.flush()
+    producer.close()
+
+    deadline = time.monotonic() + 60
+    letters: list[dict[str, Any]] = []
+    while time.monotonic() < deadline and not letters:
+        letters = [json.loads(v) for v in read_topic(s, s.kafka.dlq_topic)]
+        letters = [x for x in letters if x["stage"] == "caption"]
+    assert len(letters) == 1 and bad_key in letters[0]["value"]
+    assert letters[0]["attempts"] == 3
+    wait_searchable(stack, [good_key])
+    failure = httpx.get(f"{api(stack)}/v1/media/{rows[bad_key]['id']}").json()
+    assert failure["status"] == "accepted"  # its earlier caption still serves search

@@ -169,3 +169,51 @@ def test_objects_stored_while_glimpse_was_down_are_found_at_startup(tmp_path: Pa
         assert {r["status"] for r in rows.values()} == {"accepted"}
     finally:
         running.close()
+
+
+def test_caption_and_embed_killed_mid_batch_lose_nothing(own_stack: RunningStack) -> None:
+    s = own_stack.settings
+    store = store_of(s)
+    uploads = {f"crash/{i:03}.png": unique_png(50_000 + i, size=(96, 72)) for i in range(300)}
+    kills: list[str] = []
+
+    def kill_workers() -> None:
+        for name in ("caption", "embed", "caption", "embed"):
+            part = own_stack.stack.part(name)
+            deadline = time.monotonic() + 60
+            while not part.process.is_running() and time.monotonic() < deadline:
+                time.sleep(0.1)
+            time.sleep(1.0)
+            part.process.kill()
+            kills.append(name)
+
+    killer = threading.Thread(target=kill_workers)
+    killer.start()
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda kv: store.put(kv[0], kv[1], "image/png"), uploads.items()))
+    killer.join()
+
+    rows = wait_for_rows(s, uploads, until=lambda r: r["status"] == "accepted", timeout_s=240)
+    ids = [r["id"] for r in rows.values()]
+    deadline = time.monotonic() + 240
+    with connect(s) as conn:
+        while time.monotonic() < deadline:
+            counts = conn.execute(
+                "SELECT (SELECT count(*) FROM captions WHERE media_id = ANY(%(ids)s)) AS captions,"
+                " (SELECT count(*) FROM embeddings WHERE media_id = ANY(%(ids)s)"
+                "  AND kind = 'text') AS text_vectors,"
+                " (SELECT count(*) FROM embeddings WHERE media_id = ANY(%(ids)s)"
+                "  AND kind = 'visual') AS visual_vectors",
+                {"ids": ids},
+            ).fetchone()
+            if counts == {"captions": 300, "text_vectors": 300, "visual_vectors": 300}:
+                break
+            time.sleep(0.5)
+        per_model = conn.execute(
+            "SELECT media_id, model, kind, count(*) AS n FROM embeddings "
+            "WHERE media_id = ANY(%(ids)s) GROUP BY 1, 2, 3 HAVING count(*) > 1",
+            {"ids": ids},
+        ).fetchall()
+    assert counts == {"captions": 300, "text_vectors": 300, "visual_vectors": 300}
+    assert per_model == []  # exactly one vector per image, model and kind
+    assert kills == ["caption", "embed", "caption", "embed"]

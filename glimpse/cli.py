@@ -244,6 +244,7 @@ def status(
         "s3_url": settings.s3.endpoint,
         "s3_bucket": settings.s3.bucket,
         "s3_credentials_file": endpoints.s3_credentials_file if endpoints else None,
+        "api_key_file": endpoints.api_key_file if endpoints else None,
         "kafka_bootstrap": settings.kafka.bootstrap,
         "database_url": settings.database.url,
         "api_url": api_url,
@@ -387,6 +388,55 @@ def search(
         similarity = "" if hit["similarity"] is None else f"{hit['similarity']:.2f}"
         table.add_row(str(rank), similarity, hit["key"], (hit["caption"] or "")[:90])
     out.print(table)
+
+
+keys_app = typer.Typer(help="API keys: create, list, revoke.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+
+@keys_app.command("create")
+def keys_create(name: Annotated[str, typer.Argument(help="Who or what the key is for.")]) -> None:
+    """Make a key; it is printed once and stored only as a hash."""
+    from glimpse.db import keys
+
+    settings = _resolved()
+    assert settings.database.url
+    with psycopg.connect(settings.database.url, row_factory=_dict_row()) as conn:
+        key, secret = keys.create(conn, name)
+    console.print(f"created key {key.prefix}… ({key.id}) for {name!r}; it is shown only now:")
+    out.print(secret)
+
+
+@keys_app.command("list")
+def keys_list() -> None:
+    """Every key with its state (the secrets themselves are not stored)."""
+    from glimpse.db import keys
+
+    settings = _resolved()
+    assert settings.database.url
+    with psycopg.connect(settings.database.url, row_factory=_dict_row()) as conn:
+        rows = keys.list_all(conn)
+    table = Table("id", "prefix", "name", "created", "last used", "state")
+    for k in rows:
+        table.add_row(str(k.id), k.prefix + "…", k.name, f"{k.created_at:%Y-%m-%d %H:%M}",
+                      f"{k.last_used_at:%Y-%m-%d %H:%M}" if k.last_used_at else "never",
+                      "revoked" if k.revoked_at else "active")  # fmt: skip
+    out.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(key: Annotated[str, typer.Argument(help="The key's id or its prefix.")]) -> None:
+    """Revoke a key at once."""
+    from glimpse.db import keys
+
+    settings = _resolved()
+    assert settings.database.url
+    with psycopg.connect(settings.database.url, row_factory=_dict_row()) as conn:
+        count = keys.revoke(conn, key.rstrip("…"))
+    if not count:
+        console.print(f"[red]no active key matches {key!r}[/red]")
+        raise typer.Exit(1)
+    console.print(f"revoked {count} key(s)")
 
 
 @app.command("reconcile")

@@ -55,8 +55,14 @@ def _filter_params(filters: SearchFilters) -> dict[str, Any]:
     like = None
     if filters.prefix is not None:
         like = filters.prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-    return {"kind": filters.kind, "mime": filters.mime, "since": filters.since,
-            "until": filters.until, "prefix": filters.prefix, "like": like}  # fmt: skip
+    return {
+        "kind": filters.kind,
+        "mime": filters.mime,
+        "since": filters.since,
+        "until": filters.until,
+        "prefix": filters.prefix,
+        "like": like,
+    }
 
 
 def nearest(
@@ -79,12 +85,19 @@ def nearest(
             "SELECT e.media_id, e.embedding::{cast} <=> %(q)s::{cast} AS distance "
             "FROM embeddings e JOIN media m ON m.id = e.media_id "
             "WHERE e.model = %(model)s AND e.kind = %(kind_of_vector)s "
-            "AND (%(exclude)s::uuid IS NULL OR e.media_id <> %(exclude)s) AND " + _FILTERS +
-            "ORDER BY e.embedding::{cast} <=> %(q)s::{cast} LIMIT %(limit)s"
+            "AND (%(exclude)s::uuid IS NULL OR e.media_id <> %(exclude)s) AND "
+            + _FILTERS
+            + "ORDER BY e.embedding::{cast} <=> %(q)s::{cast} LIMIT %(limit)s"
         ).format(cast=cast),
-        {"q": HalfVector(query), "model": model.model, "kind_of_vector": model.kind,
-         "exclude": exclude, "limit": limit, **_filter_params(filters)},
-    ).fetchall()  # fmt: skip
+        {
+            "q": HalfVector(query),
+            "model": model.model,
+            "kind_of_vector": model.kind,
+            "exclude": exclude,
+            "limit": limit,
+            **_filter_params(filters),
+        },
+    ).fetchall()
     return [(r["media_id"], 1.0 - float(r["distance"])) for r in rows]
 
 
@@ -96,10 +109,11 @@ def keyword(
         "SELECT c.media_id, max(ts_rank_cd(c.tsv, q)) AS rank "
         "FROM captions c JOIN media m ON m.id = c.media_id, "
         "websearch_to_tsquery('english', %(text)s) q "
-        "WHERE c.tsv @@ q AND " + _FILTERS +
-        "GROUP BY c.media_id ORDER BY rank DESC, c.media_id LIMIT %(limit)s",
+        "WHERE c.tsv @@ q AND "
+        + _FILTERS
+        + "GROUP BY c.media_id ORDER BY rank DESC, c.media_id LIMIT %(limit)s",
         {"text": text, "limit": limit, **_filter_params(filters)},
-    ).fetchall()  # fmt: skip
+    ).fetchall()
     return [r["media_id"] for r in rows]
 
 
@@ -112,8 +126,9 @@ def fuse(
     keyword_rank = {mid: i for i, mid in enumerate(keyword_hits, start=1)}
     fused = []
     for mid in vector_rank.keys() | keyword_rank.keys():
-        score = sum(1.0 / (RRF_K + ranks[mid]) for ranks in (vector_rank, keyword_rank)
-                    if mid in ranks)  # fmt: skip
+        score = sum(
+            1.0 / (RRF_K + ranks[mid]) for ranks in (vector_rank, keyword_rank) if mid in ranks
+        )
         fused.append(Candidate(mid, score, similarity.get(mid), keyword_rank.get(mid)))
     fused.sort(key=lambda c: (-c.score, -(c.similarity or 0.0), str(c.media_id)))
     return fused
@@ -130,7 +145,8 @@ def hybrid(
     ef_search: int = 100,
 ) -> list[Candidate]:
     vector_hits = [
-        (mid, sim) for mid, sim in nearest(conn, model, query, filters, candidates, None, ef_search)
+        (mid, sim)
+        for mid, sim in nearest(conn, model, query, filters, candidates, None, ef_search)
         if sim >= min_similarity
-    ]  # fmt: skip
+    ]
     return fuse(vector_hits, keyword(conn, text, filters, candidates))

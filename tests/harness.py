@@ -41,8 +41,11 @@ def private_settings(home: Path) -> Settings:
         for name in StackSettings.model_fields
         if name.startswith(("media_", "broker_store_", "s3_port"))
     }
-    others = {name: free_port() for name in StackSettings.model_fields
-              if name.endswith("_port") and name not in weed}  # fmt: skip
+    others = {
+        name: free_port()
+        for name in StackSettings.model_fields
+        if name.endswith("_port") and name not in weed
+    }
     stack = StackSettings(**weed, **others)
     settings = Settings(home=home, stack=stack)
     settings.api.port = free_port()

@@ -196,13 +196,18 @@ def _max_length(directory: Path, tokenizer: PreTrainedTokenizerBase, model: PreT
 
 
 def _quantize_linear(model: torch.nn.Module) -> torch.nn.Module:
-    """Dynamic int8 Linear layers: ~2.2x faster on the CPU (measured ~1,360 vs ~620 texts/s)."""
+    """Linear layers with int8 weights, activations quantised on the fly: about twice
+    as fast on the CPU. Per-channel weight scales: with torch's per-tensor default,
+    MiniLM vectors drift to cosine ~0.93 of fp32 (top-10 agreement ~0.71); per
+    channel keeps ~0.98 (agreement ~0.81) at the same speed."""
+    from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
+
     with warnings.catch_warnings():
         # torch.ao.quantization is deprecated in favour of torchao, a further dependency;
         # quantize_dynamic still works in torch 2.13, which the project pins.
         warnings.filterwarnings("ignore", "torch.ao.quantization is deprecated")
-        warnings.filterwarnings("ignore", "torch.quantize_per_tensor")
-        quantized: torch.nn.Module = torch.ao.quantization.quantize_dynamic(  # type: ignore[no-untyped-call]
-            model, {torch.nn.Linear}, dtype=torch.qint8
+        warnings.filterwarnings("ignore", "torch.quantize_per_")
+        quantized: torch.nn.Module = quantize_dynamic(  # type: ignore[no-untyped-call]
+            model, qconfig_spec={torch.nn.Linear: per_channel_dynamic_qconfig}
         )
     return quantized

@@ -15,7 +15,7 @@ class S3Credentials:
     secret_key: str
 
 
-def _write_private(path: Path, text: str) -> None:
+def write_private(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as out:
@@ -29,7 +29,7 @@ def load_or_create(path: Path) -> S3Credentials:
         data = json.loads(path.read_text())
         return S3Credentials(data["access_key"], data["secret_key"])
     creds = S3Credentials("glimpse" + secrets.token_hex(6), secrets.token_urlsafe(30))
-    _write_private(
+    write_private(
         path, json.dumps({"access_key": creds.access_key, "secret_key": creds.secret_key})
     )
     return creds
@@ -46,4 +46,4 @@ def write_seaweed_identities(path: Path, creds: S3Credentials) -> None:
             }
         ]
     }
-    _write_private(path, json.dumps(config, indent=2))
+    write_private(path, json.dumps(config, indent=2))

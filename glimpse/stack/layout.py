@@ -28,6 +28,11 @@ class HomeLayout:
         return self.home / "credentials" / "s3.json"
 
     @property
+    def api_key(self) -> Path:
+        """The admin API key made by the first `glimpse up` (mode 0600)."""
+        return self.home / "credentials" / "api-key"
+
+    @property
     def s3_identities(self) -> Path:
         return self.home / "credentials" / "seaweed-identities.json"
 
@@ -73,6 +78,7 @@ class Endpoints:
     s3_url: str
     s3_bucket: str
     s3_credentials_file: str | None
+    api_key_file: str | None
     kafka_bootstrap: str
     database_url: str
     api_url: str

@@ -20,14 +20,22 @@ from pathlib import Path
 from typing import TypeVar
 
 import httpx
+import psycopg
+from psycopg.rows import dict_row
 
 from glimpse.bus import all_topics, ensure_topics, make_producer
 from glimpse.config import Settings
+from glimpse.db import keys
 from glimpse.db.migrate import migrate
 from glimpse.db.pool import open_pool
 from glimpse.reconcile import ReconcileReport, reconcile
 from glimpse.stack import broker, postgres, seaweed
-from glimpse.stack.credentials import S3Credentials, load_or_create, write_seaweed_identities
+from glimpse.stack.credentials import (
+    S3Credentials,
+    load_or_create,
+    write_private,
+    write_seaweed_identities,
+)
 from glimpse.stack.layout import Endpoints, HomeLayout
 from glimpse.stack.process import ManagedProcess, ProcessSpec
 from glimpse.storage import ObjectStore
@@ -141,6 +149,7 @@ class EmbeddedStack:
             )
         url = s.database.url
         self._step("migrations", lambda: migrate(url))
+        self._ensure_admin_key(url)
         self.resolved = s
         report = self._step_result("reconcile", lambda: self.reconcile(s))
         self.progress(
@@ -153,14 +162,28 @@ class EmbeddedStack:
             self._service_part("ingest", "services.ingest", s.stack.ingest_health_port),
             self._service_part("caption", "services.caption", s.stack.caption_health_port),
             # text embedding pays off in bigger batches than images do
-            self._service_part("embed", "services.embed", s.stack.embed_health_port,
-                               {"GLIMPSE_WORKER__MAX_BATCH": "64"}),
+            self._service_part(
+                "embed",
+                "services.embed",
+                s.stack.embed_health_port,
+                {"GLIMPSE_WORKER__MAX_BATCH": "64"},
+            ),
             self._service_part("search-api", "services.search_api", None),
-        ]  # fmt: skip
+        ]
         self.parts.extend(services)
         self._step("workers and API (loading models)", lambda: self._launch_all(services))
         self._write_endpoints(s, ready=True)
         return s
+
+    def _ensure_admin_key(self, url: str) -> None:
+        """The first start makes an admin API key and keeps it only in a 0600 file."""
+        path = self.layout.api_key
+        if path.exists():
+            return
+        with psycopg.connect(url, row_factory=dict_row) as conn:
+            _, key = keys.create(conn, "admin (made by glimpse up)")
+        write_private(path, key + "\n")
+        self.progress(f"  created an admin API key in {path}")
 
     def _start_weed(
         self,
@@ -341,6 +364,7 @@ class EmbeddedStack:
             s3_url=s.s3.endpoint,
             s3_bucket=s.s3.bucket,
             s3_credentials_file=str(self.layout.s3_credentials) if self._s3_creds else None,
+            api_key_file=str(self.layout.api_key),
             kafka_bootstrap=s.kafka.bootstrap,
             database_url=s.database.url,
             api_url=f"http://{s.api.host}:{s.api.port}",

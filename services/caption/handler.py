@@ -73,9 +73,16 @@ class CaptionHandler:
         origin = f"{letter.topic}/{letter.partition}@{letter.offset}"
         with self.pool.connection() as conn:
             media.record_failure(
-                conn, item.bucket, item.key, letter.stage, letter.error_type, letter.message,
-                letter.attempts, origin, fail_media=False,
-            )  # fmt: skip
+                conn,
+                item.bucket,
+                item.key,
+                letter.stage,
+                letter.error_type,
+                letter.message,
+                letter.attempts,
+                origin,
+                fail_media=False,
+            )
 
     def handle(self, batch: Sequence[InboundMessage]) -> list[ItemResult]:
         results: dict[int, ItemResult] = {}
@@ -119,11 +126,19 @@ class CaptionHandler:
                 vectors.save(conn, ids, self.visual, ["image"] * len(ids), visual)
         topic = self.kafka.captions_ready_topic
         return {
-            i: Done([OutboundMessage(topic, str(row.media_id).encode(), TextReady(
-                media_id=row.media_id, source="caption", model=row.model, text=row.text
-            ).to_json())])
+            i: Done(
+                [
+                    OutboundMessage(
+                        topic,
+                        str(row.media_id).encode(),
+                        TextReady(
+                            media_id=row.media_id, source="caption", model=row.model, text=row.text
+                        ).to_json(),
+                    )
+                ]
+            )
             for i, row in zip(order, rows, strict=True)
-        }  # fmt: skip
+        }
 
     def _load_image(self, item: MediaAccepted) -> Image.Image | None:
         data = self.store.read(item.thumbnail_key or item.key, _MAX_IMAGE_BYTES)

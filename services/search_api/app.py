@@ -23,16 +23,25 @@ from glimpse.config import Settings
 from glimpse.db.pool import open_pool
 from glimpse.models.text import load_text_embedder
 from glimpse.storage import ObjectStore
-from services.search_api import problems, routes_media, routes_search
+from services.search_api import problems, routes_media, routes_search, routes_uploads
+from services.search_api.body_limit import BodyLimit
 from services.search_api.context import ApiContext
 
 
 class ApiMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
-        self.requests = Counter("glimpse_http_requests", "HTTP requests",
-                                ["route", "method", "status"], registry=registry)  # fmt: skip
-        self.duration = Histogram("glimpse_http_request_duration_seconds", "HTTP request latency",
-                                  ["route", "method"], registry=registry)  # fmt: skip
+        self.requests = Counter(
+            "glimpse_http_requests",
+            "HTTP requests",
+            ["route", "method", "status"],
+            registry=registry,
+        )
+        self.duration = Histogram(
+            "glimpse_http_request_duration_seconds",
+            "HTTP request latency",
+            ["route", "method"],
+            registry=registry,
+        )
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -59,6 +68,11 @@ def create_app(settings: Settings) -> FastAPI:
     problems.install(app)
     app.include_router(routes_search.router)
     app.include_router(routes_media.router)
+    app.include_router(routes_uploads.router)
+    # one request carries at most one maximal file (plus multipart framing)
+    app.add_middleware(
+        BodyLimit, path_prefix="/v1/uploads", max_bytes=settings.limits.max_bytes + 1024 * 1024
+    )
 
     @app.middleware("http")
     async def record_metrics(

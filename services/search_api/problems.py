@@ -19,20 +19,28 @@ _TITLES = {
 }
 
 
-def problem(status: int, title: str, detail: str, instance: str) -> JSONResponse:
+def problem(
+    status: int, title: str, detail: str, instance: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
     return JSONResponse(
-        {"type": "about:blank", "title": title, "status": status, "detail": detail,
-         "instance": instance},
+        {
+            "type": "about:blank",
+            "title": title,
+            "status": status,
+            "detail": detail,
+            "instance": instance,
+        },
         status_code=status,
         media_type=PROBLEM_JSON,
-    )  # fmt: skip
+        headers=headers,
+    )
 
 
 def install(app: FastAPI) -> None:
     @app.exception_handler(HTTPException)
     async def http_problem(request: Request, exc: HTTPException) -> JSONResponse:
         title = _TITLES.get(exc.status_code, "Error")
-        return problem(exc.status_code, title, str(exc.detail), request.url.path)
+        return problem(exc.status_code, title, str(exc.detail), request.url.path, exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def validation_problem(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -17,11 +17,14 @@ from pydantic import BaseModel
 from glimpse.db import media, vectors
 from glimpse.db.media import MediaStatus
 from glimpse.search import SearchFilters, nearest
+from services.search_api.auth import require_key_unless_open
 from services.search_api.context import ApiContext, context
 from services.search_api.hits import hits_for
 from services.search_api.schemas import Hit, MediaOut, MediaPage
 
-router = APIRouter(prefix="/v1/media", tags=["media"])
+router = APIRouter(
+    prefix="/v1/media", tags=["media"], dependencies=[Depends(require_key_unless_open)]
+)
 Ctx = Annotated[ApiContext, Depends(context)]
 
 
@@ -53,8 +56,9 @@ async def list_media(
 
     def query() -> list[dict[str, Any]]:
         with ctx.pool.connection() as conn:
-            rows = media.page(conn, status=status, kind=kind, prefix=prefix, after=after,
-                              limit=limit + 1)  # fmt: skip
+            rows = media.page(
+                conn, status=status, kind=kind, prefix=prefix, after=after, limit=limit + 1
+            )
             extra = media.details(conn, [r["id"] for r in rows[:limit]])
         return [extra.get(r["id"], r) for r in rows[:limit]] + rows[limit:]
 

@@ -11,11 +11,12 @@ from fastapi.concurrency import run_in_threadpool
 
 from glimpse.db import vectors
 from glimpse.search import SearchFilters, hybrid
+from services.search_api.auth import require_key_unless_open
 from services.search_api.context import ApiContext, context
 from services.search_api.hits import hits_for
 from services.search_api.schemas import SearchResults
 
-router = APIRouter(prefix="/v1", tags=["search"])
+router = APIRouter(prefix="/v1", tags=["search"], dependencies=[Depends(require_key_unless_open)])
 Ctx = Annotated[ApiContext, Depends(context)]
 MAX_RESULTS = 1000  # deepest page a cursor can reach
 

@@ -119,8 +119,9 @@ def test_similar_of_a_resized_crop_returns_the_original_first(
 
 def test_pagination_walks_all_hits_once(stack: RunningStack, photos: dict[str, str]) -> None:
     first = search(stack, "a photo", limit=2, prefix="samples/", min_score=-1)
-    second = search(stack, "a photo", limit=2, prefix="samples/", min_score=-1,
-                    cursor=first["next_cursor"])  # fmt: skip
+    second = search(
+        stack, "a photo", limit=2, prefix="samples/", min_score=-1, cursor=first["next_cursor"]
+    )
 
     assert len(first["hits"]) == 2 and first["next_cursor"]
     assert not {h["id"] for h in first["hits"]} & {h["id"] for h in second["hits"]}

@@ -42,8 +42,14 @@ def conn(stack: RunningStack) -> Iterator[psycopg.Connection[dict[str, Any]]]:
 def add(
     conn: psycopg.Connection[Any], key: str, text: str, vec: np.ndarray, kind: str = "image"
 ) -> uuid.UUID:
-    row = MediaRow(bucket="sqltest", key=key, status=MediaStatus.ACCEPTED, kind=kind,
-                   mime="image/jpeg" if kind == "image" else "audio/ogg", sha256=key)  # fmt: skip
+    row = MediaRow(
+        bucket="sqltest",
+        key=key,
+        status=MediaStatus.ACCEPTED,
+        kind=kind,
+        mime="image/jpeg" if kind == "image" else "audio/ogg",
+        sha256=key,
+    )
     media.save(conn, row)
     captions.save(conn, [CaptionRow(row.id, "test/captioner", "r1", text, [])])
     vectors.save(conn, [row.id], MODEL, ["caption"], vec[None, :])
@@ -68,9 +74,13 @@ def corpus(conn: psycopg.Connection[Any]) -> dict[str, uuid.UUID]:
 def test_nearest_uses_the_models_own_index_and_orders_by_cosine(
     conn: psycopg.Connection[Any], corpus: dict[str, uuid.UUID]
 ) -> None:
-    plan = "\n".join(r["QUERY PLAN"] for r in conn.execute(
-        "EXPLAIN SELECT media_id FROM embeddings WHERE model = 'test/tiny' AND kind = 'text' "
-        "ORDER BY embedding::halfvec(4) <=> '[1,0,0,0]'::halfvec(4) LIMIT 5"))  # fmt: skip
+    plan = "\n".join(
+        r["QUERY PLAN"]
+        for r in conn.execute(
+            "EXPLAIN SELECT media_id FROM embeddings WHERE model = 'test/tiny' AND kind = 'text' "
+            "ORDER BY embedding::halfvec(4) <=> '[1,0,0,0]'::halfvec(4) LIMIT 5"
+        )
+    )
     assert vectors.index_name(MODEL.model, "text") in plan
 
     found = nearest(conn, MODEL, unit(1, 0, 0, 0), SearchFilters(), limit=10)

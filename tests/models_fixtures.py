@@ -1,0 +1,100 @@
+"""Test material for the model layer: real photos, and a tiny BLIP checkpoint built offline.
+
+Photos come from scikit-image's wheel (a dev dependency), which ships a few freely
+licensed ones: chelsea (a tabby cat, CC0), coffee (a cup of espresso, CC0), rocket
+(a Falcon 9 launch, public domain), astronaut (NASA, public domain),
+motorcycle_left (a motorbike). They are read with Pillow from the installed package
+without importing scikit-image (and its SciPy) at all.
+
+The BLIP checkpoint is randomly initialised and saved with ``save_pretrained`` like a
+real one (config, safetensors weights, tokenizer, image processor), so tests load it
+through the same ``load_captioner`` path as ``Salesforce/blip-image-captioning-base``.
+Its captions are word salad: tests check shapes, determinism and batching, not meaning.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import torch
+from PIL import Image
+
+_SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "[DEC]"]
+# Whole words only, so every generated token decodes to one word.
+_WORDS = (
+    "a an the photo picture of with on in and at near cat dog bird cup coffee table "
+    "rocket sky sea tree man woman child red blue green white black small large two"
+)
+_SIZE = 32  # pixels per side; 4x4 patches of 8
+_HIDDEN = 32
+# Random weights drawn wider than BERT's 0.02, so different images yield different
+# captions and batching bugs (mixed-up rows) cannot hide behind identical outputs.
+_INIT_RANGE = 0.5
+
+
+PHOTOS = {
+    "cat": "chelsea.png",
+    "coffee": "coffee.png",
+    "rocket": "rocket.jpg",
+    "astronaut": "astronaut.png",
+    "motorcycle": "motorcycle_left.png",
+}
+
+
+def photo(name: str) -> Image.Image:
+    """One of ``PHOTOS``, decoded, as RGB."""
+    spec = importlib.util.find_spec("skimage")
+    if spec is None or spec.origin is None:
+        raise RuntimeError("scikit-image (a dev dependency) is not installed")
+    with Image.open(Path(spec.origin).parent / "data" / PHOTOS[name]) as image:
+        return image.convert("RGB")
+
+
+def build_tiny_blip(directory: Path, seed: int = 0) -> Path:
+    """Write the checkpoint into ``directory`` (created) and return it."""
+    from transformers import (
+        BertTokenizer,
+        BlipConfig,
+        BlipForConditionalGeneration,
+        BlipImageProcessor,
+        BlipProcessor,
+    )
+
+    vocab = {token: index for index, token in enumerate(_SPECIAL + _WORDS.split())}
+    # BLIP's decoder starts from [DEC], its bos token, and stops at [SEP].
+    tokenizer = BertTokenizer(vocab=vocab, bos_token="[DEC]")
+    image_processor = BlipImageProcessor(size={"height": _SIZE, "width": _SIZE})
+    config = BlipConfig(
+        vision_config={
+            "hidden_size": _HIDDEN,
+            "intermediate_size": 2 * _HIDDEN,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "image_size": _SIZE,
+            "patch_size": 8,
+            "initializer_range": _INIT_RANGE,
+        },
+        text_config={
+            "vocab_size": len(vocab),
+            "hidden_size": _HIDDEN,
+            "intermediate_size": 2 * _HIDDEN,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "max_position_embeddings": 64,
+            "initializer_range": _INIT_RANGE,
+            "pad_token_id": vocab["[PAD]"],
+            "bos_token_id": vocab["[DEC]"],
+            "eos_token_id": vocab["[SEP]"],
+            "sep_token_id": vocab["[SEP]"],
+        },
+        projection_dim=_HIDDEN,
+        image_text_hidden_size=_HIDDEN,
+    )
+    torch.manual_seed(seed)
+    model = BlipForConditionalGeneration(config)
+    directory.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(directory)
+    processor = BlipProcessor(image_processor=image_processor, tokenizer=tokenizer)  # type: ignore[no-untyped-call]
+    processor.save_pretrained(directory)
+    return directory

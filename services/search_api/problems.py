@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -20,7 +22,7 @@ _TITLES = {
 
 
 def problem(
-    status: int, title: str, detail: str, instance: str, headers: dict[str, str] | None = None
+    status: int, title: str, detail: str, instance: str, headers: Mapping[str, str] | None = None
 ) -> JSONResponse:
     return JSONResponse(
         {

@@ -60,12 +60,16 @@ def test_up_status_ingest_down(tmp_path: Path) -> None:
         assert "cli/notes.jpg" in out and "unsupported_type" in out
 
         counts = json.loads(glimpse(env, "status", "--json").stdout)["media"]
-        assert counts == {"accepted": 2, "rejected": 1}
+        assert (counts["accepted"], counts["rejected"]) == (2, 1)
+        assert report["endpoints"]["api_key_file"].endswith("api-key")
         supervisor = psutil.Process(
             json.loads((settings.home / "run" / "endpoints.json").read_text())["supervisor_pid"]
         )
         children = supervisor.children(recursive=True)
-        assert len(children) >= 6  # 2 weed, tansu, postgres (+ its workers), ingest, api
+        assert len(children) >= 8  # 2 weed, tansu, postgres, ingest, caption, embed, api
+
+        searched = glimpse(env, "search", "a photo", "--json")
+        assert searched.returncode == 0, searched.stderr
     finally:
         stopped = glimpse(env, "down")
     assert stopped.returncode == 0, stopped.stderr

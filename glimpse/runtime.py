@@ -121,6 +121,10 @@ class Handler(Protocol):
         """Record a dead-lettered item where users see it (e.g. the media row)."""
         ...
 
+    def close(self) -> None:
+        """Release what the handler opened (pools, threads); called once at shutdown."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class ServiceSpec:
@@ -385,8 +389,7 @@ def run_service(
             resources.callback(health.stop)
 
         handler = make_handler()
-        if isinstance(handler, contextlib.AbstractContextManager):
-            resources.enter_context(handler)
+        resources.callback(handler.close)
         producer = make_producer(kafka)
         resources.callback(producer.close, 10)
         consumer = make_consumer(kafka, spec.group, spec.input_topics)

@@ -12,7 +12,6 @@ import logging
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Any
 
 import numpy as np
@@ -53,15 +52,7 @@ class CaptionHandler:
             with self.pool.connection() as conn:
                 vectors.register_model(conn, self.visual)
 
-    def __enter__(self) -> CaptionHandler:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def close(self) -> None:
         self.fetchers.shutdown(wait=False, cancel_futures=True)
         self.pool.close()
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any
 
 import psycopg
@@ -29,15 +28,7 @@ class EmbedHandler:
         with self.pool.connection() as conn:
             vectors.register_model(conn, self.model)
 
-    def __enter__(self) -> EmbedHandler:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def close(self) -> None:
         self.pool.close()
 
     def record_failure(self, message: InboundMessage, letter: DeadLetter) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any
 
 import psycopg
@@ -51,15 +50,7 @@ class IngestHandler:
     kafka: KafkaSettings
     metrics: IngestMetrics
 
-    def __enter__(self) -> IngestHandler:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def close(self) -> None:
         self.pool.close()
 
     # --- runtime interface ---------------------------------------------------------

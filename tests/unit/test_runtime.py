@@ -54,6 +54,9 @@ class RecordingHandler:
     def record_failure(self, message: InboundMessage, letter: DeadLetter) -> None:
         self.failures.append(letter)
 
+    def close(self) -> None:
+        return
+
 
 @pytest.fixture
 def kafka(memory_broker: str) -> KafkaSettings:

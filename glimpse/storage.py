@@ -14,6 +14,7 @@ from botocore.exceptions import ClientError
 from glimpse.config import S3Settings
 
 if TYPE_CHECKING:
+    from botocore.response import StreamingBody
     from types_boto3_s3 import S3Client
 
 _CHUNK = 1024 * 1024
@@ -33,6 +34,34 @@ class ObjectInfo:
     etag: str | None
     last_modified: datetime | None
     content_type: str | None = None
+
+
+class OpenedObject:
+    """A GET whose body has not been read yet; close it (``with``) either way."""
+
+    def __init__(self, info: ObjectInfo, body: StreamingBody) -> None:
+        self.info = info
+        self._body = body
+
+    def read(self, max_bytes: int) -> bytes:
+        """Stream the body, never holding more than ``max_bytes``."""
+        chunks: list[bytes] = []
+        total = 0
+        while chunk := self._body.read(_CHUNK):
+            total += len(chunk)
+            if total > max_bytes:
+                raise ObjectTooLarge(total, max_bytes)
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def close(self) -> None:
+        self._body.close()
+
+    def __enter__(self) -> OpenedObject:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
 
 
 def _strip_quotes(etag: str | None) -> str | None:
@@ -83,26 +112,31 @@ class ObjectStore:
             content_type=resp.get("ContentType"),
         )
 
-    def read(self, key: str, max_bytes: int) -> bytes | None:
-        """The object's bytes, streamed, never more than ``max_bytes``. None if missing."""
+    def open(self, key: str) -> OpenedObject | None:
+        """One GET: the object's size and ETag before any of its bytes are read, so a
+        caller can skip or refuse it without downloading. None if missing."""
         try:
             resp = self.client.get_object(Bucket=self.bucket, Key=key)
         except ClientError as exc:
             if _is_missing(exc):
                 return None
             raise
-        body = resp["Body"]
-        chunks: list[bytes] = []
-        total = 0
-        try:
-            while chunk := body.read(_CHUNK):
-                total += len(chunk)
-                if total > max_bytes:
-                    raise ObjectTooLarge(total, max_bytes)
-                chunks.append(chunk)
-        finally:
-            body.close()
-        return b"".join(chunks)
+        info = ObjectInfo(
+            key=key,
+            size=resp["ContentLength"],
+            etag=_strip_quotes(resp.get("ETag")),
+            last_modified=resp.get("LastModified"),
+            content_type=resp.get("ContentType"),
+        )
+        return OpenedObject(info, resp["Body"])
+
+    def read(self, key: str, max_bytes: int) -> bytes | None:
+        """The object's bytes, never more than ``max_bytes``. None if missing."""
+        opened = self.open(key)
+        if opened is None:
+            return None
+        with opened:
+            return opened.read(max_bytes)
 
     def put(
         self, key: str, data: bytes, content_type: str, metadata: dict[str, str] | None = None

@@ -25,6 +25,7 @@ def main() -> None:
             limits=settings.limits,
             kafka=settings.kafka,
             metrics=ingest_metrics,
+            concurrency=settings.worker.concurrency,
         )
 
     run_service(spec, make_handler, settings.kafka, settings.worker, metrics)

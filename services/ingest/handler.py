@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,7 +31,7 @@ from glimpse.media import MediaKind, Rejected, RejectReason, ValidatedMedia, val
 from glimpse.messages import MediaAccepted
 from glimpse.metrics import IngestMetrics
 from glimpse.runtime import DeadLetter, Done, Failed, ItemResult, Outcome
-from glimpse.storage import ObjectStore, ObjectTooLarge
+from glimpse.storage import ObjectStore, ObjectTooLarge, OpenedObject
 
 log = logging.getLogger(__name__)
 
@@ -49,13 +50,21 @@ class IngestHandler:
     limits: LimitsSettings
     kafka: KafkaSettings
     metrics: IngestMetrics
+    concurrency: int = 4
+
+    def __post_init__(self) -> None:
+        # Pillow and PyAV release the GIL while decoding; S3 and Postgres waits overlap.
+        self._threads = ThreadPoolExecutor(self.concurrency, thread_name_prefix="ingest")
 
     def close(self) -> None:
+        self._threads.shutdown(wait=True, cancel_futures=True)
         self.pool.close()
 
     # --- runtime interface ---------------------------------------------------------
     def handle(self, batch: Sequence[InboundMessage]) -> list[ItemResult]:
-        return [self._handle_message(m) for m in batch]
+        # Each item converges on the bucket's current state, so items of one batch
+        # (even two events for one key) can run in any order.
+        return list(self._threads.map(self._handle_message, batch))
 
     def record_failure(self, message: InboundMessage, letter: DeadLetter) -> None:
         try:
@@ -113,43 +122,38 @@ class IngestHandler:
         return Outcome.OK if old else Outcome.SKIPPED
 
     def _ingest(self, event: ObjectEvent) -> tuple[Outcome, list[OutboundMessage]]:
-        head = self.store.head(event.key)
-        if head is None:
+        opened = self.store.open(event.key)
+        if opened is None:
             return Outcome.SKIPPED, []  # deleted since; its delete event follows
-        row_id = media.media_id(event.bucket, event.key)
+        with opened:
+            return self._ingest_object(event, opened)
+
+    def _ingest_object(
+        self, event: ObjectEvent, opened: OpenedObject
+    ) -> tuple[Outcome, list[OutboundMessage]]:
+        info = opened.info
         with self.pool.connection() as conn:
-            existing = media.get(conn, row_id)
-        if existing and existing["etag"] == head.etag and existing["status"] in _FINAL:
+            existing = media.get(conn, media.media_id(event.bucket, event.key))
+        if existing and existing["etag"] == info.etag and existing["status"] in _FINAL:
             # Re-delivery of work already stored: re-announce, downstream is idempotent.
             if existing["status"] == MediaStatus.ACCEPTED:
                 return Outcome.SKIPPED, [self._announce(_accepted_from_row(existing))]
             return Outcome.SKIPPED, []
-
-        base = MediaRow(
-            bucket=event.bucket,
-            key=event.key,
-            status=MediaStatus.REJECTED,
-            etag=head.etag,
-            size_bytes=head.size,
-        )
-        if head.size > self.limits.max_bytes:
-            return self._reject(
-                base, Rejected(RejectReason.TOO_LARGE, _too_large(head.size, self.limits))
-            )
+        row = MediaRow(bucket=event.bucket, key=event.key, status=MediaStatus.REJECTED,
+                       etag=info.etag, size_bytes=info.size)  # fmt: skip
         try:
-            data = self.store.read(event.key, self.limits.max_bytes)
+            if info.size > self.limits.max_bytes:  # refuse without downloading
+                raise ObjectTooLarge(info.size, self.limits.max_bytes)
+            data = opened.read(self.limits.max_bytes)
+            self.metrics.bytes.inc(len(data))
+            validated = validate_media(data, self.limits)
         except ObjectTooLarge as exc:
             return self._reject(
-                base, Rejected(RejectReason.TOO_LARGE, _too_large(exc.size, self.limits))
+                row, Rejected(RejectReason.TOO_LARGE, _too_large(exc.size, self.limits))
             )
-        if data is None:
-            return Outcome.SKIPPED, []
-        self.metrics.bytes.inc(len(data))
-        try:
-            validated = validate_media(data, self.limits)
         except Rejected as rejection:
-            return self._reject(base, rejection)
-        return self._accept(base, validated)
+            return self._reject(row, rejection)
+        return self._accept(row, validated)
 
     def _reject(self, row: MediaRow, rejection: Rejected) -> tuple[Outcome, list[OutboundMessage]]:
         row.status = MediaStatus.REJECTED

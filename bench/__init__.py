@@ -1,0 +1,1 @@
+"""Benchmarks for glimpse; run them with ``python -m bench.<name>`` (see bench/README.md)."""

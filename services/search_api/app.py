@@ -75,6 +75,18 @@ def create_app(settings: Settings) -> FastAPI:
     )
 
     @app.middleware("http")
+    async def refuse_nul(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        # Postgres text cannot hold NUL; no legitimate parameter contains one.
+        if any("\x00" in value for value in request.query_params.values()):
+            return problems.problem(
+                400, "Bad request", "query parameters may not contain NUL characters",
+                request.url.path,
+            )  # fmt: skip
+        return await call_next(request)
+
+    @app.middleware("http")
     async def record_metrics(
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:

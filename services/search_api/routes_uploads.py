@@ -56,7 +56,8 @@ class PresignedUpload(BaseModel):
 
 def _key_for(prefix: str, filename: str) -> str:
     """``prefix/YYYY/MM/<random>-<name>``: uploads never overwrite each other."""
-    if ".." in prefix.split("/") or prefix.startswith(("/", *DERIVED_PREFIXES)):
+    unprintable = any(not ch.isprintable() for ch in prefix)
+    if unprintable or ".." in prefix.split("/") or prefix.startswith(("/", *DERIVED_PREFIXES)):
         raise HTTPException(400, f"prefix {prefix!r} is not allowed")
     if prefix and not prefix.endswith("/"):
         prefix += "/"

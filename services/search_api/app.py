@@ -5,6 +5,7 @@ The query embedder loads at startup (readiness waits for it), never per request.
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -42,6 +43,19 @@ class ApiMetrics:
             ["route", "method"],
             registry=registry,
         )
+
+
+def _broker_reachable(bootstrap: str | None) -> str:
+    """A TCP connect to the first bootstrap server: uploads land in S3, but nothing the
+    API accepts gets processed while the broker is down, so readiness says so."""
+    if not bootstrap:
+        return "error: no Kafka bootstrap configured"
+    host, _, port = bootstrap.split(",")[0].rpartition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=1):
+            return "ok"
+    except (OSError, ValueError) as exc:
+        return f"error: {exc}"
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -117,6 +131,7 @@ def create_app(settings: Settings) -> FastAPI:
             checks["s3"] = "ok"
         except Exception as exc:
             checks["s3"] = f"error: {exc}"
+        checks["broker"] = _broker_reachable(settings.kafka.bootstrap)
         if any(v != "ok" for v in checks.values()):
             response.status_code = 503
         return checks

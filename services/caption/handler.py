@@ -25,7 +25,7 @@ from glimpse.config import KafkaSettings
 from glimpse.db import captions, media, vectors
 from glimpse.db.captions import CaptionRow
 from glimpse.messages import MediaAccepted, TextReady
-from glimpse.models.captioning import Captioner
+from glimpse.models.captioning import Captioner, ImageAnalysis
 from glimpse.runtime import DeadLetter, Done, Failed, ItemResult, Outcome
 from glimpse.storage import ObjectStore
 
@@ -85,51 +85,64 @@ class CaptionHandler:
                 results[i] = Failed(exc, permanent=True)
         with self.pool.connection() as conn:
             live = media.accepted_ids(conn, [item.media_id for item in items.values()])
-        # Fetch and decode in parallel: S3 latency and JPEG decoding overlap.
         wanted = {i: item for i, item in items.items() if item.media_id in live}
-        images = dict(
-            zip(wanted, self.fetchers.map(self._load_image, wanted.values()), strict=True)
-        )
-        ready = {i: image for i, image in images.items() if image is not None}
-        results.update(self._caption({i: items[i] for i in ready}, ready))
+        analyses = self._analyse(wanted)
+        results.update(self._store({i: items[i] for i in analyses}, analyses))
         for i in items.keys() - results.keys():
             results[i] = Done(outcome=Outcome.SKIPPED)  # deleted or replaced since
         return [results[i] for i in range(len(batch))]
 
-    def _caption(
-        self, items: dict[int, MediaAccepted], images: dict[int, Image.Image]
+    def _analyse(self, items: dict[int, MediaAccepted]) -> dict[int, ImageAnalysis]:
+        """Run the model on each chunk of ``batch_size`` images as soon as it is decoded,
+        while the fetch pool keeps downloading and decoding the rest: the model waits
+        on S3 and Pillow only for the first chunk."""
+        analyses: dict[int, ImageAnalysis] = {}
+        chunk: list[tuple[int, Image.Image]] = []
+
+        def flush() -> None:
+            found = self.captioner.predict([image for _, image in chunk])
+            analyses.update(zip((i for i, _ in chunk), found, strict=True))
+            chunk.clear()
+
+        # Executor.map submits every fetch at once and yields the results in order.
+        for i, image in zip(
+            items, self.fetchers.map(self._load_image, items.values()), strict=True
+        ):
+            if image is None:
+                continue  # the object is gone
+            chunk.append((i, image))
+            if len(chunk) >= self.captioner.batch_size:
+                flush()
+        if chunk:
+            flush()
+        return analyses
+
+    def _store(
+        self, items: dict[int, MediaAccepted], analyses: dict[int, ImageAnalysis]
     ) -> dict[int, ItemResult]:
-        """One model call for the batch, one transaction for its results."""
+        """One transaction for the batch's captions and visual vectors."""
         if not items:
             return {}
-        order = list(items)
-        analyses = self.captioner.predict([images[i] for i in order])
         model = self.captioner
+        order = list(items)
         rows = [
-            CaptionRow(items[i].media_id, model.model_id, model.revision, a.caption, a.labels)
-            for i, a in zip(order, analyses, strict=True)
-        ]
+            CaptionRow(items[i].media_id, model.model_id, model.revision,
+                       analyses[i].caption, analyses[i].labels)
+            for i in order
+        ]  # fmt: skip
         with self.pool.connection() as conn, conn.transaction():
             captions.save(conn, rows)
             if self.visual:
-                visual = np.stack([a.visual for a in analyses if a.visual is not None])
+                visual = np.stack([analyses[i].visual for i in order])  # type: ignore[misc]
                 ids = [row.media_id for row in rows]
                 vectors.save(conn, ids, self.visual, ["image"] * len(ids), visual)
-        topic = self.kafka.captions_ready_topic
-        return {
-            i: Done(
-                [
-                    OutboundMessage(
-                        topic,
-                        str(row.media_id).encode(),
-                        TextReady(
-                            media_id=row.media_id, source="caption", model=row.model, text=row.text
-                        ).to_json(),
-                    )
-                ]
-            )
-            for i, row in zip(order, rows, strict=True)
-        }
+        return {i: Done([self._announce(row)]) for i, row in zip(order, rows, strict=True)}
+
+    def _announce(self, row: CaptionRow) -> OutboundMessage:
+        ready = TextReady(media_id=row.media_id, source="caption", model=row.model, text=row.text)
+        return OutboundMessage(
+            self.kafka.captions_ready_topic, str(row.media_id).encode(), ready.to_json()
+        )
 
     def _load_image(self, item: MediaAccepted) -> Image.Image | None:
         data = self.store.read(item.thumbnail_key or item.key, _MAX_IMAGE_BYTES)

@@ -98,7 +98,9 @@ def nearest(
             **_filter_params(filters),
         },
     ).fetchall()
-    return [(r["media_id"], 1.0 - float(r["distance"])) for r in rows]
+    # relaxed_order may return neighbours slightly out of order: sort them here.
+    hits = [(r["media_id"], 1.0 - float(r["distance"])) for r in rows]
+    return sorted(hits, key=lambda hit: -hit[1])
 
 
 def keyword(

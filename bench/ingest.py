@@ -22,10 +22,8 @@ import contextlib
 import io
 import os
 import platform
-import random
 import re
 import shutil
-import socket
 import subprocess
 import tempfile
 import threading
@@ -49,6 +47,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from glimpse.config import LimitsSettings, Settings, StackSettings
 from glimpse.media import validate_media
+from glimpse.stack.ports import private_settings as stack_settings_with_free_ports
 from glimpse.stack.supervisor import EmbeddedStack
 
 if TYPE_CHECKING:
@@ -184,45 +183,16 @@ def _pinned_to_one_core() -> Iterator[None]:
 
 # --- the embedded stack --------------------------------------------------------------
 
-_taken: set[int] = set()
 _STEP_DONE = re.compile(r"^\s+(.+) ready in ([\d.]+)s$")
-
-
-def _is_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-def free_port(grpc_offset: bool = False) -> int:
-    """A free port below the ephemeral range (32768+), where an outgoing connection
-    could take it before the server binds; SeaweedFS also needs port+10000."""
-    while True:
-        port = random.randint(12000, 22700 if grpc_offset else 32700)
-        ports = [port, port + 10000] if grpc_offset else [port]
-        if not _taken.intersection(ports) and all(_is_free(p) for p in ports):
-            _taken.update(ports)
-            return port
 
 
 def private_settings(home: Path, weed_memory_limit: str | None = None) -> Settings:
     """Default settings (as ``glimpse up`` uses them) with a private home and every port
     free, so the bench never collides with a running glimpse or a test stack."""
-    names = [name for name in StackSettings.model_fields if name.endswith("_port")]
-    weed = {n: free_port(grpc_offset=True) for n in names if n.startswith(_WEED_PORTS)}
-    others = {n: free_port() for n in names if n not in weed}
-    stack = StackSettings.model_validate({**weed, **others})
+    settings = stack_settings_with_free_ports(home)
     if weed_memory_limit:
-        stack.weed_memory_limit = weed_memory_limit
-    settings = Settings(home=home, stack=stack)
-    settings.api.port = free_port()
+        settings.stack.weed_memory_limit = weed_memory_limit
     return settings
-
-
-_WEED_PORTS = ("media_", "broker_store_", "s3_port")
 
 
 @dataclass

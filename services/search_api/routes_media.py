@@ -161,7 +161,8 @@ async def similar(
             vec = vectors.vector_of(conn, media_id, model) if model else None
             if model is None or vec is None:
                 return None
-            found = nearest(conn, model, vec, SearchFilters(), limit, exclude=media_id)
+            found = nearest(conn, model, vec, SearchFilters(), limit, media_id,
+                            ctx.settings.search.ef_search)  # fmt: skip
             return hits_for(conn, [(mid, sim, sim) for mid, sim in found])
 
     hits = await run_in_threadpool(query)

@@ -17,6 +17,7 @@ status:
 	$(BIN)/glimpse status
 
 test: setup
+	@./scripts/system-deps.sh test
 	$(BIN)/pytest -q
 
 lint: setup

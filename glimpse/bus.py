@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -106,3 +107,26 @@ def send_all(
     producer.flush(timeout=timeout_s)
     for future in futures:
         future.get(timeout=timeout_s)
+
+
+class LazyProducer:
+    """A producer for request handlers: connects on first use, so a server can start
+    (and serve everything else) while the broker is down. Thread-safe."""
+
+    def __init__(self, kafka: KafkaSettings) -> None:
+        self._kafka = kafka
+        self._producer: KafkaProducer | None = None
+        self._lock = threading.Lock()
+
+    def send(self, messages: Sequence[OutboundMessage], timeout_s: float) -> None:
+        with self._lock:
+            if self._producer is None:
+                self._producer = make_producer(self._kafka)
+            producer = self._producer
+        send_all(producer, messages, timeout_s)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._producer is not None:
+                self._producer.close(timeout=5)
+                self._producer = None

@@ -24,6 +24,7 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 from rich.table import Table
 
+from glimpse.cli_models import models_app
 from glimpse.config import Settings
 from glimpse.db import media
 from glimpse.stack.connect import StackNotRunning, resolve, running_endpoints
@@ -392,6 +393,7 @@ def search(
 
 keys_app = typer.Typer(help="API keys: create, list, revoke.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
+app.add_typer(models_app, name="models")
 
 
 @keys_app.command("create")

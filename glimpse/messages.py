@@ -37,7 +37,7 @@ class MediaAccepted(BaseModel):
 
 
 class TextReady(BaseModel):
-    """On ``glimpse.captions.ready`` (and later ``glimpse.transcripts.ready``): text about
+    """On ``glimpse.captions.ready`` and ``glimpse.transcripts.ready``: text about
     one media item that the embed service turns into a vector."""
 
     model_config = ConfigDict(frozen=True)
@@ -53,4 +53,24 @@ class TextReady(BaseModel):
 
     @classmethod
     def from_json(cls, data: bytes) -> TextReady:
+        return cls.model_validate_json(data)
+
+
+class VoiceQueryRequested(BaseModel):
+    """On ``glimpse.queries.voice``: a recorded search clip waiting for its transcript."""
+
+    model_config = ConfigDict(frozen=True)
+
+    version: int = 1
+    query_id: uuid.UUID
+    bucket: str
+    key: str  # under queries/, which ingest ignores
+    mime: str
+    size_bytes: int
+
+    def to_json(self) -> bytes:
+        return self.model_dump_json().encode()
+
+    @classmethod
+    def from_json(cls, data: bytes) -> VoiceQueryRequested:
         return cls.model_validate_json(data)

@@ -9,7 +9,10 @@ the ten least-bad ones.
 
 from __future__ import annotations
 
+import logging
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -17,11 +20,14 @@ from typing import Any
 import numpy as np
 import psycopg
 from pgvector import HalfVector
-from psycopg import sql
+from psycopg import errors, sql
 
 from glimpse.db.vectors import VectorModel
 
+log = logging.getLogger(__name__)
+
 RRF_K = 60  # the usual constant: damps the head of each list
+DEFAULT_EF_SEARCH = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,8 +77,9 @@ def nearest(
     query: np.ndarray,
     filters: SearchFilters,
     limit: int,
+    *,
     exclude: uuid.UUID | None = None,
-    ef_search: int = 100,
+    ef_search: int = DEFAULT_EF_SEARCH,
 ) -> list[tuple[uuid.UUID, float]]:
     """(media id, cosine similarity), nearest first, through the model's HNSW index."""
     # LOCAL: pooled connections are shared; the settings end with this transaction.
@@ -80,19 +87,19 @@ def nearest(
     # relaxed order: keep scanning the graph when filters drop rows (pgvector >= 0.8)
     conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
     cast = sql.SQL("halfvec({})").format(sql.Literal(model.dim))
+    # Model and kind as literals, not parameters: the partial index's predicate must be
+    # provable at plan time, which a generic (prepared) plan with parameters is not.
     rows = conn.execute(
         sql.SQL(
             "SELECT e.media_id, e.embedding::{cast} <=> %(q)s::{cast} AS distance "
             "FROM embeddings e JOIN media m ON m.id = e.media_id "
-            "WHERE e.model = %(model)s AND e.kind = %(kind_of_vector)s "
+            "WHERE e.model = {model} AND e.kind = {kind} "
             "AND (%(exclude)s::uuid IS NULL OR e.media_id <> %(exclude)s) AND "
             + _FILTERS
             + "ORDER BY e.embedding::{cast} <=> %(q)s::{cast} LIMIT %(limit)s"
-        ).format(cast=cast),
+        ).format(cast=cast, model=sql.Literal(model.model), kind=sql.Literal(model.kind)),
         {
             "q": HalfVector(query),
-            "model": model.model,
-            "kind_of_vector": model.kind,
             "exclude": exclude,
             "limit": limit,
             **_filter_params(filters),
@@ -103,20 +110,56 @@ def nearest(
     return sorted(hits, key=lambda hit: -hit[1])
 
 
+@contextmanager
+def time_limit(conn: psycopg.Connection[Any], milliseconds: int) -> Iterator[None]:
+    """Statements inside may run ``milliseconds`` each, then raise QueryCanceled. Runs
+    in a savepoint, so a cancelled statement leaves the enclosing transaction usable;
+    the previous limit is back afterwards."""
+    previous = conn.execute("SELECT current_setting('statement_timeout') AS t").fetchone()
+    assert previous is not None
+    try:
+        with conn.transaction():
+            conn.execute(
+                "SELECT set_config('statement_timeout', %(ms)s, true)", {"ms": str(milliseconds)}
+            )
+            yield
+    finally:
+        conn.execute("SELECT set_config('statement_timeout', %(t)s, true)", {"t": previous["t"]})
+
+
 def keyword(
-    conn: psycopg.Connection[Any], text: str, filters: SearchFilters, limit: int
+    conn: psycopg.Connection[Any],
+    text: str,
+    filters: SearchFilters,
+    limit: int,
+    timeout_ms: int | None = None,
 ) -> list[uuid.UUID]:
-    """Media whose caption matches ``text`` (websearch syntax), best first."""
-    rows = conn.execute(
-        "SELECT c.media_id, max(ts_rank_cd(c.tsv, q)) AS rank "
-        "FROM captions c JOIN media m ON m.id = c.media_id, "
-        "websearch_to_tsquery('english', %(text)s) q "
-        "WHERE c.tsv @@ q AND "
+    """Media whose caption or transcript matches ``text`` (websearch syntax), best first.
+
+    A word that nearly every caption contains ("photo" in every labels caption) makes
+    Postgres rank a large part of the table: up to a second at a million rows. Such a
+    word says little anyway, so after ``timeout_ms`` the keyword list is given up
+    (empty) and the vector list alone answers."""
+    # The query inline (not a FROM item) so that the match is pushed into each branch
+    # of the union and served by its GIN index.
+    statement = (
+        "SELECT d.media_id, max(ts_rank_cd(d.tsv, websearch_to_tsquery('english', %(text)s))) "
+        "AS rank FROM (SELECT media_id, tsv FROM captions "
+        "UNION ALL SELECT media_id, tsv FROM transcripts) d "
+        "JOIN media m ON m.id = d.media_id "
+        "WHERE d.tsv @@ websearch_to_tsquery('english', %(text)s) AND "
         + _FILTERS
-        + "GROUP BY c.media_id ORDER BY rank DESC, c.media_id LIMIT %(limit)s",
-        {"text": text, "limit": limit, **_filter_params(filters)},
-    ).fetchall()
-    return [r["media_id"] for r in rows]
+        + "GROUP BY d.media_id ORDER BY rank DESC, d.media_id LIMIT %(limit)s"
+    )
+    params = {"text": text, "limit": limit, **_filter_params(filters)}
+    if timeout_ms is None:
+        return [r["media_id"] for r in conn.execute(statement, params)]
+    try:
+        with time_limit(conn, timeout_ms):
+            return [r["media_id"] for r in conn.execute(statement, params)]
+    except errors.QueryCanceled:
+        log.info("full-text search for %r ran past %d ms: vector hits only", text, timeout_ms)
+        return []
 
 
 def fuse(
@@ -144,11 +187,13 @@ def hybrid(
     filters: SearchFilters,
     min_similarity: float,
     candidates: int,
-    ef_search: int = 100,
+    *,
+    ef_search: int = DEFAULT_EF_SEARCH,
+    keyword_timeout_ms: int | None = None,
 ) -> list[Candidate]:
     vector_hits = [
         (mid, sim)
-        for mid, sim in nearest(conn, model, query, filters, candidates, None, ef_search)
+        for mid, sim in nearest(conn, model, query, filters, candidates, ef_search=ef_search)
         if sim >= min_similarity
     ]
-    return fuse(vector_hits, keyword(conn, text, filters, candidates))
+    return fuse(vector_hits, keyword(conn, text, filters, candidates, keyword_timeout_ms))

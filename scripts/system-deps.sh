@@ -1,7 +1,12 @@
 #!/usr/bin/env bash
 # Installs the Debian packages glimpse needs, only when one is missing.
+# `system-deps.sh test` adds what the tests use: espeak-ng makes speech clips,
+# chromium runs the web page tests.
 set -euo pipefail
 needed=(libmagic1)
+if [ "${1:-}" = "test" ]; then
+  needed+=(espeak-ng chromium)
+fi
 missing=()
 for pkg in "${needed[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")

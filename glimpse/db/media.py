@@ -115,6 +115,23 @@ def mark_deleted(conn: psycopg.Connection[Any], bucket: str, key: str) -> dict[s
     return row
 
 
+def reject_accepted(
+    conn: psycopg.Connection[Any], id_: uuid.UUID, reason: str, detail: str
+) -> bool:
+    """A later stage found an accepted item unusable (e.g. audio with no speech): mark it
+    rejected with the reason. False if the row is no longer accepted."""
+    row = conn.execute(
+        """
+        UPDATE media SET status = 'rejected', reason = %(reason)s, reason_detail = %(detail)s,
+            updated_at = now()
+        WHERE id = %(id)s AND status = 'accepted'
+        RETURNING id
+        """,
+        {"id": id_, "reason": reason, "detail": detail},
+    ).fetchone()
+    return row is not None
+
+
 def thumbnail_in_use(conn: psycopg.Connection[Any], thumbnail_key: str) -> bool:
     row = conn.execute(
         "SELECT 1 FROM media WHERE thumbnail_key = %(t)s AND status <> 'deleted' LIMIT 1",
@@ -239,12 +256,18 @@ def accepted_ids(conn: psycopg.Connection[Any], ids: Sequence[uuid.UUID]) -> set
 
 _DETAILS = """
 SELECT m.*, c.text AS caption, coalesce(c.labels, '[]'::jsonb) AS labels,
-       EXISTS (SELECT 1 FROM embeddings e WHERE e.media_id = m.id AND e.kind = 'text')
-           AS searchable
+       t.text AS transcript, t.language, coalesce(t.segments, '[]'::jsonb) AS segments,
+       m.status = 'accepted' AND EXISTS (
+           SELECT 1 FROM embeddings e WHERE e.media_id = m.id AND e.kind = 'text'
+       ) AS searchable
 FROM media m
 LEFT JOIN LATERAL (
     SELECT text, labels FROM captions WHERE media_id = m.id ORDER BY created_at DESC LIMIT 1
 ) c ON true
+LEFT JOIN LATERAL (
+    SELECT text, language, segments FROM transcripts
+    WHERE media_id = m.id ORDER BY created_at DESC LIMIT 1
+) t ON true
 WHERE m.id = ANY(%(ids)s)
 """
 
@@ -252,6 +275,6 @@ WHERE m.id = ANY(%(ids)s)
 def details(
     conn: psycopg.Connection[Any], ids: Sequence[uuid.UUID]
 ) -> dict[uuid.UUID, dict[str, Any]]:
-    """Media rows with their latest caption and whether search can find them."""
+    """Media rows with their latest caption or transcript and whether search can find them."""
     rows = conn.execute(_DETAILS, {"ids": list(ids)}).fetchall()
     return {r["id"]: r for r in rows}

@@ -20,6 +20,7 @@ class RejectReason(StrEnum):
     UNDECODABLE = "undecodable"
     TOO_MANY_PIXELS = "too_many_pixels"
     TOO_LONG = "too_long"
+    NO_SPEECH = "no_speech"  # audio that decodes but holds nothing to transcribe
 
 
 class Rejected(Exception):

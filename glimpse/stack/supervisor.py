@@ -168,6 +168,19 @@ class EmbeddedStack:
                 s.stack.embed_health_port,
                 {"GLIMPSE_WORKER__MAX_BATCH": "64"},
             ),
+            # two speech workers: a voice search never waits behind a long voice note
+            self._service_part(
+                "transcribe",
+                "services.transcribe",
+                s.stack.transcribe_health_port,
+                args=["uploads"],
+            ),
+            self._service_part(
+                "transcribe-queries",
+                "services.transcribe",
+                s.stack.transcribe_queries_health_port,
+                args=["queries"],
+            ),
             self._service_part("search-api", "services.search_api", None),
         ]
         self.parts.extend(services)
@@ -220,6 +233,7 @@ class EmbeddedStack:
         module: str,
         health_port: int | None,
         env_extra: dict[str, str] | None = None,
+        args: list[str] | None = None,
     ) -> Part:
         s = self.resolved
         env = {**service_env(s), **(env_extra or {})}
@@ -230,7 +244,7 @@ class EmbeddedStack:
             ready_url = f"http://{s.api.host}:{s.api.port}/readyz"
         spec = ProcessSpec(
             name=name,
-            argv=[sys.executable, "-m", module],
+            argv=[sys.executable, "-m", module, *(args or [])],
             log_path=self.layout.logs / f"{name}.log",
             env=env,
             stop_timeout_s=30,

@@ -14,7 +14,8 @@ from services.embed.handler import EmbedHandler
 def main() -> None:
     settings = Settings()
     configure_logging(settings.log_level, "embed")
-    spec = ServiceSpec("embed", (settings.kafka.captions_ready_topic,))
+    kafka = settings.kafka
+    spec = ServiceSpec("embed", (kafka.captions_ready_topic, kafka.transcripts_ready_topic))
 
     def make_handler() -> EmbedHandler:
         return EmbedHandler(

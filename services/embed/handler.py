@@ -1,4 +1,4 @@
-"""Embed: text about a media item (caption, later transcript) in, a text vector out."""
+"""Embed: text about a media item (a caption or a transcript) in, a text vector out."""
 
 from __future__ import annotations
 

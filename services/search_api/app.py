@@ -5,10 +5,12 @@ The query embedder loads at startup (readiness waits for it), never per request.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
 from fastapi.concurrency import run_in_threadpool
@@ -20,13 +22,23 @@ from prometheus_client import (
     generate_latest,
 )
 
+from glimpse.bus import LazyProducer
 from glimpse.config import Settings
 from glimpse.db.pool import open_pool
 from glimpse.models.text import load_text_embedder
 from glimpse.storage import ObjectStore
-from services.search_api import problems, routes_media, routes_search, routes_uploads
+from services.search_api import (
+    problems,
+    routes_media,
+    routes_search,
+    routes_uploads,
+    routes_voice,
+    routes_web,
+)
 from services.search_api.body_limit import BodyLimit
 from services.search_api.context import ApiContext
+from services.search_api.notifications import QueryNotifications
+from services.search_api.retention import sweep_forever
 
 
 class ApiMetrics:
@@ -58,34 +70,62 @@ def _broker_reachable(bootstrap: str | None) -> str:
         return f"error: {exc}"
 
 
-def create_app(settings: Settings) -> FastAPI:
-    registry = CollectorRegistry()
-    metrics = ApiMetrics(registry)
+def _lifespan(settings: Settings) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """Startup and shutdown: the query model, the pool, the voice-query listener and sweep."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         embedder = load_text_embedder(settings.models)
         await run_in_threadpool(embedder.load)
+        assert settings.database.url, "database URL is not configured"
         pool = open_pool(settings.database, "search-api")
-        app.state.glimpse = ApiContext(settings, pool, ObjectStore(settings.s3), embedder)
+        producer = LazyProducer(settings.kafka)
+        notifications = QueryNotifications(settings.database.url)
+        ctx = ApiContext(
+            settings, pool, ObjectStore(settings.s3), embedder, producer, notifications
+        )
+        app.state.glimpse = ctx
+        background = [
+            asyncio.create_task(notifications.run(), name="listen-voice-queries"),
+            asyncio.create_task(
+                sweep_forever(pool, ctx.store, settings.voice), name="sweep-voice-queries"
+            ),
+        ]
         try:
             yield
         finally:
+            for task in background:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            producer.close()
             pool.close()
+
+    return lifespan
+
+
+def create_app(settings: Settings) -> FastAPI:
+    registry = CollectorRegistry()
+    metrics = ApiMetrics(registry)
 
     app = FastAPI(
         title="glimpse",
         version="0.1.0",
         summary="Search a bucket of images and voice notes by meaning.",
-        lifespan=lifespan,
+        lifespan=_lifespan(settings),
     )
     problems.install(app)
     app.include_router(routes_search.router)
     app.include_router(routes_media.router)
     app.include_router(routes_uploads.router)
+    app.include_router(routes_voice.router)
+    app.include_router(routes_web.router)
     # one request carries at most one maximal file (plus multipart framing)
     app.add_middleware(
         BodyLimit, path_prefix="/v1/uploads", max_bytes=settings.limits.max_bytes + 1024 * 1024
+    )
+    app.add_middleware(
+        BodyLimit, path_prefix="/v1/search/voice", max_bytes=settings.voice.max_bytes
     )
 
     @app.middleware("http")
@@ -132,6 +172,7 @@ def create_app(settings: Settings) -> FastAPI:
         except Exception as exc:
             checks["s3"] = f"error: {exc}"
         checks["broker"] = _broker_reachable(settings.kafka.bootstrap)
+        checks["voice_listener"] = "ok" if ctx.notifications.listening.is_set() else "connecting"
         if any(v != "ok" for v in checks.values()):
             response.status_code = 503
         return checks

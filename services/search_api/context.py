@@ -9,9 +9,11 @@ import psycopg
 from fastapi import Request
 from psycopg_pool import ConnectionPool
 
+from glimpse.bus import LazyProducer
 from glimpse.config import Settings
 from glimpse.models.text import TextEmbedder
 from glimpse.storage import ObjectStore
+from services.search_api.notifications import QueryNotifications
 
 
 @dataclass
@@ -20,6 +22,8 @@ class ApiContext:
     pool: ConnectionPool[psycopg.Connection[Any]]
     store: ObjectStore
     embedder: TextEmbedder
+    producer: LazyProducer
+    notifications: QueryNotifications
 
 
 def context(request: Request) -> ApiContext:

@@ -36,6 +36,7 @@ def hits_for(
                 captured_at=row["captured_at"],
                 caption=row["caption"],
                 labels=[(label, float(p)) for label, p in row["labels"]],
+                transcript=row["transcript"],
                 thumbnail_url=f"/v1/media/{mid}/thumbnail" if row["thumbnail_key"] else None,
             )
         )

@@ -161,8 +161,10 @@ async def similar(
             vec = vectors.vector_of(conn, media_id, model) if model else None
             if model is None or vec is None:
                 return None
-            found = nearest(conn, model, vec, SearchFilters(), limit, media_id,
-                            ctx.settings.search.ef_search)  # fmt: skip
+            ef_search = ctx.settings.search.ef_search
+            found = nearest(
+                conn, model, vec, SearchFilters(), limit, exclude=media_id, ef_search=ef_search
+            )
             return hits_for(conn, [(mid, sim, sim) for mid, sim in found])
 
     hits = await run_in_threadpool(query)

@@ -14,7 +14,7 @@ from glimpse.search import SearchFilters, hybrid
 from services.search_api.auth import require_key_unless_open
 from services.search_api.context import ApiContext, context
 from services.search_api.hits import hits_for
-from services.search_api.schemas import SearchResults
+from services.search_api.schemas import Hit, SearchResults
 
 router = APIRouter(prefix="/v1", tags=["search"], dependencies=[Depends(require_key_unless_open)])
 Ctx = Annotated[ApiContext, Depends(context)]
@@ -35,6 +35,46 @@ def _offset(cursor: str | None) -> int:
 
 def _cursor(offset: int) -> str:
     return base64.urlsafe_b64encode(str(offset).encode()).decode()
+
+
+def next_cursor(offset: int, limit: int, more: bool) -> str | None:
+    following = offset + limit
+    return _cursor(following) if more and following < MAX_RESULTS else None
+
+
+def find(
+    ctx: ApiContext,
+    text: str,
+    filters: SearchFilters,
+    *,
+    limit: int,
+    offset: int = 0,
+    min_score: float | None = None,
+) -> tuple[list[Hit], bool]:
+    """One page of hybrid search hits for ``text``, and whether more follow. Blocking:
+    call it from a worker thread."""
+    settings = ctx.settings.search
+    threshold = settings.min_similarity if min_score is None else min_score
+    query_vec = ctx.embedder.embed([text])[0]
+    with ctx.pool.connection() as conn:
+        model = vectors.active_model(conn, "text")
+        if model is None:
+            return [], False
+        depth = max(settings.candidates, offset + limit + 1)
+        ranked = hybrid(
+            conn,
+            text,
+            query_vec,
+            model,
+            filters,
+            threshold,
+            depth,
+            ef_search=settings.ef_search,
+            keyword_timeout_ms=settings.keyword_timeout_ms,
+        )
+        page = ranked[offset : offset + limit]
+        hits = hits_for(conn, [(c.media_id, c.score, c.similarity) for c in page])
+        return hits, len(ranked) > offset + limit
 
 
 @router.get("/search", response_model=SearchResults)
@@ -59,27 +99,7 @@ async def search(
         raise HTTPException(400, "q is empty: type what you are looking for")
     offset = _offset(cursor)
     filters = SearchFilters(kind=kind, mime=mime, since=since, until=until, prefix=prefix)
-    settings = ctx.settings.search
-    threshold = settings.min_similarity if min_score is None else min_score
-
-    def run() -> tuple[list, bool]:  # type: ignore[type-arg]
-        query_vec = ctx.embedder.embed([text])[0]
-        with ctx.pool.connection() as conn:
-            model = vectors.active_model(conn, "text")
-            if model is None:
-                return [], False
-            depth = max(settings.candidates, offset + limit + 1)
-            ranked = hybrid(
-                conn, text, query_vec, model, filters, threshold, depth, settings.ef_search
-            )
-            page = ranked[offset : offset + limit]
-            hits = hits_for(conn, [(c.media_id, c.score, c.similarity) for c in page])
-            return hits, len(ranked) > offset + limit
-
-    hits, more = await run_in_threadpool(run)
-    next_offset = offset + limit
-    return SearchResults(
-        query=text,
-        hits=hits,
-        next_cursor=_cursor(next_offset) if more and next_offset < MAX_RESULTS else None,
+    hits, more = await run_in_threadpool(
+        find, ctx, text, filters, limit=limit, offset=offset, min_score=min_score
     )
+    return SearchResults(query=text, hits=hits, next_cursor=next_cursor(offset, limit, more))

@@ -33,7 +33,10 @@ class MediaOut(BaseModel):
     updated_at: datetime
     caption: str | None = None
     labels: list[tuple[str, float]] = []
-    searchable: bool = False  # caption and text vector stored: search can find it
+    transcript: str | None = None  # audio: what was said
+    language: str | None = None  # audio: the transcript's language
+    segments: list[tuple[float, float, str]] = []  # audio: (start s, end s, text)
+    searchable: bool = False  # text stored and embedded: search can find it
 
 
 class MediaPage(BaseModel):
@@ -54,6 +57,7 @@ class Hit(BaseModel):
     captured_at: datetime | None
     caption: str | None
     labels: list[tuple[str, float]]
+    transcript: str | None = None  # audio: what was said
     thumbnail_url: str | None
 
 

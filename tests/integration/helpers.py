@@ -5,9 +5,13 @@ from __future__ import annotations
 import io
 import time
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 
+import httpx
 import psycopg
+import skimage.data
+from harness import RunningStack
 from kafka import KafkaConsumer
 from PIL import Image
 from psycopg.rows import dict_row
@@ -86,3 +90,56 @@ def unique_png(seed: int, size: tuple[int, int] = (64, 48)) -> bytes:
     out = io.BytesIO()
     image.save(out, "PNG")
     return out.getvalue()
+
+
+# --- the HTTP API, with scikit-image's sample photos ------------------------------------
+
+SAMPLES = Path(skimage.data.__file__).parent
+PHOTOS = {
+    "cat": "chelsea.png",
+    "coffee": "coffee.png",
+    "rocket": "rocket.jpg",
+    "astronaut": "astronaut.png",
+    "motorcycle": "motorcycle_left.png",
+    "horse": "horse.png",
+}
+
+
+def api(stack: RunningStack) -> str:
+    return f"http://{stack.settings.api.host}:{stack.settings.api.port}"
+
+
+def admin_key(stack: RunningStack) -> str:
+    return (stack.settings.home / "credentials" / "api-key").read_text().strip()
+
+
+def wait_searchable(stack: RunningStack, keys: list[str], timeout_s: float = 120) -> None:
+    ids = [media_id(stack.settings.s3.bucket, k) for k in keys]
+    deadline = time.monotonic() + timeout_s
+    pending = set(ids)
+    while pending and time.monotonic() < deadline:
+        for mid in list(pending):
+            response = httpx.get(f"{api(stack)}/v1/media/{mid}")
+            if response.status_code == 200 and response.json()["searchable"]:
+                pending.discard(mid)
+        time.sleep(0.3)
+    assert not pending, f"{len(pending)} of {len(ids)} never became searchable"
+
+
+def upload_sample_photos(stack: RunningStack) -> dict[str, str]:
+    """The sample photos in the bucket and searchable; their keys by name (a re-upload
+    of the same bytes to the same key changes nothing)."""
+    store = store_of(stack.settings)
+    keys = {}
+    for name, file in PHOTOS.items():
+        keys[name] = f"samples/{file}"
+        store.put(keys[name], (SAMPLES / file).read_bytes(), "image/png")
+    wait_searchable(stack, list(keys.values()))
+    return keys
+
+
+def search(stack: RunningStack, q: str, **params: Any) -> dict[str, Any]:
+    response = httpx.get(f"{api(stack)}/v1/search", params={"q": q, **params}, timeout=30)
+    assert response.status_code == 200, response.text
+    result: dict[str, Any] = response.json()
+    return result

@@ -9,15 +9,22 @@ from __future__ import annotations
 import io
 import json
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import skimage.data
 from harness import RunningStack
-from helpers import read_topic, store_of, wait_for_rows
+from helpers import (
+    PHOTOS,
+    SAMPLES,
+    api,
+    read_topic,
+    search,
+    store_of,
+    upload_sample_photos,
+    wait_for_rows,
+    wait_searchable,
+)
 from kafka import KafkaProducer
 from PIL import Image
 
@@ -25,50 +32,11 @@ from glimpse.db.media import media_id
 from glimpse.messages import MediaAccepted
 
 pytestmark = pytest.mark.integration
-SAMPLES = Path(skimage.data.__file__).parent
-PHOTOS = {
-    "cat": "chelsea.png",
-    "coffee": "coffee.png",
-    "rocket": "rocket.jpg",
-    "astronaut": "astronaut.png",
-    "motorcycle": "motorcycle_left.png",
-    "horse": "horse.png",
-}
-
-
-def api(stack: RunningStack) -> str:
-    return f"http://{stack.settings.api.host}:{stack.settings.api.port}"
-
-
-def wait_searchable(stack: RunningStack, keys: list[str], timeout_s: float = 120) -> None:
-    ids = [media_id(stack.settings.s3.bucket, k) for k in keys]
-    deadline = time.monotonic() + timeout_s
-    pending = set(ids)
-    while pending and time.monotonic() < deadline:
-        for mid in list(pending):
-            response = httpx.get(f"{api(stack)}/v1/media/{mid}")
-            if response.status_code == 200 and response.json()["searchable"]:
-                pending.discard(mid)
-        time.sleep(0.3)
-    assert not pending, f"{len(pending)} of {len(ids)} never became searchable"
 
 
 @pytest.fixture(scope="module")
-def photos(stack: RunningStack) -> Iterator[dict[str, str]]:
-    store = store_of(stack.settings)
-    keys = {}
-    for name, file in PHOTOS.items():
-        keys[name] = f"samples/{file}"
-        store.put(keys[name], (SAMPLES / file).read_bytes(), "image/png")
-    wait_searchable(stack, list(keys.values()))
-    yield keys
-
-
-def search(stack: RunningStack, q: str, **params: Any) -> dict[str, Any]:
-    response = httpx.get(f"{api(stack)}/v1/search", params={"q": q, **params}, timeout=30)
-    assert response.status_code == 200, response.text
-    result: dict[str, Any] = response.json()
-    return result
+def photos(stack: RunningStack) -> dict[str, str]:
+    return upload_sample_photos(stack)
 
 
 @pytest.mark.parametrize(

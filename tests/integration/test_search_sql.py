@@ -17,10 +17,11 @@ from harness import RunningStack
 from helpers import connect
 from pgvector.psycopg import register_vector
 
-from glimpse.db import captions, media, vectors
+from glimpse.db import captions, media, transcripts, vectors
 from glimpse.db.captions import CaptionRow
 from glimpse.db.media import MediaRow, MediaStatus
-from glimpse.search import SearchFilters, fuse, hybrid, keyword, nearest
+from glimpse.db.transcripts import TranscriptRow
+from glimpse.search import SearchFilters, fuse, hybrid, keyword, nearest, time_limit
 
 pytestmark = pytest.mark.integration
 MODEL = vectors.VectorModel("test/tiny", "text", 4)
@@ -111,6 +112,17 @@ def test_keyword_search_matches_caption_words(
     assert keyword(conn, "'; DROP TABLE media; --", SearchFilters(), 10) == []
 
 
+def test_keyword_search_matches_transcript_words(
+    conn: psycopg.Connection[Any], corpus: dict[str, uuid.UUID]
+) -> None:
+    words = "Pick up the dry cleaning before Friday"
+    spoken = TranscriptRow(corpus["memo"], "test/whisper", "r1", "en", 0.99, 4.2, words, [])
+    transcripts.save(conn, spoken)
+
+    assert keyword(conn, "dry cleaning", SearchFilters(), 10) == [corpus["memo"]]
+    assert keyword(conn, "dry cleaning", SearchFilters(kind="image"), 10) == []
+
+
 def test_hybrid_fuses_both_lists_and_drops_weak_vector_matches(
     conn: psycopg.Connection[Any], corpus: dict[str, uuid.UUID]
 ) -> None:
@@ -130,3 +142,37 @@ def test_fuse_is_reciprocal_rank_fusion() -> None:
     assert [x.media_id for x in fused] == [b, a, c]
     assert fused[0].score == pytest.approx(1 / 62 + 1 / 61)
     assert (fused[2].similarity, fused[2].keyword_rank) == (None, 2)
+
+
+def test_time_limit_cancels_a_slow_statement_and_keeps_the_transaction(
+    conn: psycopg.Connection[Any],
+) -> None:
+    before = conn.execute("SHOW statement_timeout").fetchone()
+
+    with pytest.raises(psycopg.errors.QueryCanceled), time_limit(conn, 20):
+        conn.execute("SELECT pg_sleep(2)")
+
+    assert conn.execute("SELECT 1 AS one").fetchone() == {"one": 1}
+    assert conn.execute("SHOW statement_timeout").fetchone() == before
+
+
+def test_keyword_gives_up_on_a_word_in_every_caption_and_vectors_still_answer(
+    conn: psycopg.Connection[Any], corpus: dict[str, uuid.UUID]
+) -> None:
+    # 50,000 captions that all contain "photo": ranking them all takes far longer
+    # than 1 ms. Rolled back at the end: other tests share this database.
+    with conn.transaction(force_rollback=True):
+        conn.execute(
+            "WITH m AS (INSERT INTO media (id, bucket, key, status, kind, sha256) "
+            "SELECT gen_random_uuid(), 'slowtext', 'p' || i, 'accepted', 'image', 'p' || i "
+            "FROM generate_series(1, 50000) i RETURNING id) "
+            "INSERT INTO captions (media_id, model, model_revision, text) "
+            "SELECT id, 'test/captioner', 'r1', 'a photo of a thing' FROM m"
+        )
+        assert len(keyword(conn, "photo", SearchFilters(), 10)) == 10  # no limit: ranked
+        assert keyword(conn, "photo", SearchFilters(), 10, timeout_ms=1) == []
+
+        query = unit(1, 0.1, 0, 0)
+        fused = hybrid(conn, "photo", query, MODEL, SearchFilters(), 0.5, 10, keyword_timeout_ms=1)
+        assert fused[0].media_id == corpus["cat"]
+        assert all(c.keyword_rank is None for c in fused)

@@ -9,19 +9,11 @@ import httpx
 import pytest
 from badfiles import jpeg
 from harness import RunningStack
-from helpers import connect, unique_png
+from helpers import admin_key, api, connect, unique_png
 
 from glimpse.db import keys
 
 pytestmark = pytest.mark.integration
-
-
-def api(stack: RunningStack) -> str:
-    return f"http://{stack.settings.api.host}:{stack.settings.api.port}"
-
-
-def admin_key(stack: RunningStack) -> str:
-    return (stack.settings.home / "credentials" / "api-key").read_text().strip()
 
 
 def wait_status(stack: RunningStack, status_url: str, timeout_s: float = 60) -> dict[str, Any]:

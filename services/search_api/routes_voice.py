@@ -1,0 +1,197 @@
+"""/v1/search/voice and /v1/queries: search by speaking.
+
+The clip is checked (it must be audio, within the size and length limits), stored
+under ``queries/`` (which ingest ignores), recorded as a pending query and put on
+``glimpse.queries.voice``. The request then waits, up to ``voice.wait_s``, for the
+transcribe service's NOTIFY, and answers the transcript with the hits of a normal
+search for it; past the wait it answers 202 with the query's URL instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel
+
+from glimpse.bus import OutboundMessage
+from glimpse.db import voice_queries
+from glimpse.db.voice_queries import VoiceQueryRow
+from glimpse.errors import is_transient
+from glimpse.media import validate_media
+from glimpse.media.reasons import MediaKind, Rejected, RejectReason
+from glimpse.messages import VoiceQueryRequested
+from glimpse.search import SearchFilters
+from services.search_api.auth import require_key_unless_open
+from services.search_api.context import ApiContext, context
+from services.search_api.routes_search import find, next_cursor
+from services.search_api.schemas import Hit
+
+router = APIRouter(prefix="/v1", tags=["voice"], dependencies=[Depends(require_key_unless_open)])
+Ctx = Annotated[ApiContext, Depends(context)]
+CLIP_PREFIX = "queries/"
+_EXTENSIONS = {
+    "audio/webm": "webm",
+    "audio/ogg": "ogg",
+    "audio/wav": "wav",
+    "audio/mpeg": "mp3",
+    "audio/mp4": "m4a",
+    "audio/flac": "flac",
+}
+_STATUS_CODES = {
+    RejectReason.TOO_LARGE: 413,
+    RejectReason.UNSUPPORTED_TYPE: 415,
+    RejectReason.MIME_MISMATCH: 415,
+}
+
+
+class VoiceQueryOut(BaseModel):
+    query_id: uuid.UUID
+    status: Literal["pending", "done", "failed"]
+    status_url: str
+    transcript: str | None = None
+    language: str | None = None
+    duration_s: float | None = None
+    reason: str | None = None  # failed: machine-readable
+    detail: str | None = None  # failed: the reason in words
+    hits: list[Hit] = []
+    # the next page: GET /v1/search?q=<transcript>&cursor=<next_cursor>
+    next_cursor: str | None = None
+
+
+@router.post(
+    "/search/voice",
+    response_model=VoiceQueryOut,
+    responses={
+        202: {"model": VoiceQueryOut, "description": "still transcribing: poll status_url"},
+        413: {"description": "the recording is larger than voice.max_bytes"},
+        415: {"description": "the body is not an audio recording"},
+        422: {"description": "not usable: undecodable, too long, or no speech heard"},
+    },
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "description": "the recording itself, e.g. audio/webm;codecs=opus from MediaRecorder",
+            "content": {"audio/*": {"schema": {"type": "string", "format": "binary"}}},
+        }
+    },
+)
+async def voice_search(
+    ctx: Ctx,
+    request: Request,
+    response: Response,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    kind: Annotated[str | None, Query(pattern="^(image|audio)$")] = None,
+) -> VoiceQueryOut:
+    """Say what you are looking for: the answer is the transcript and its hits."""
+    clip = await request.body()
+    voice = ctx.settings.voice
+    checks = ctx.settings.limits.model_copy(
+        update={"max_bytes": voice.max_bytes, "max_audio_seconds": voice.max_seconds}
+    )
+    try:
+        checked = await run_in_threadpool(validate_media, clip, checks)
+    except Rejected as exc:
+        raise HTTPException(_STATUS_CODES.get(exc.reason, 422), _in_words(exc)) from exc
+    if checked.kind != MediaKind.AUDIO:
+        raise HTTPException(415, f"a voice search needs an audio recording, not {checked.mime}")
+
+    query_id = uuid.uuid4()
+    row = VoiceQueryRow(
+        id=query_id,
+        bucket=ctx.settings.s3.bucket,
+        clip_key=f"{CLIP_PREFIX}{query_id}.{_EXTENSIONS.get(checked.mime, 'audio')}",
+        mime=checked.mime,
+        size_bytes=len(clip),
+    )
+    with ctx.notifications.expect(query_id) as finished:
+        await run_in_threadpool(_request_transcript, ctx, row, clip)
+        with contextlib.suppress(TimeoutError):  # then answer 202: still transcribing
+            await asyncio.wait_for(finished, timeout=voice.wait_s)
+    answer = await run_in_threadpool(_answer, ctx, query_id, limit, kind)
+    if answer is None:
+        raise HTTPException(404, "the query expired")  # deleted while we waited: unlikely
+    if answer.status == "pending":
+        response.status_code = 202
+    elif answer.status == "failed":
+        raise HTTPException(422, answer.detail or "the recording could not be transcribed")
+    return answer
+
+
+@router.get("/queries/{query_id}", response_model=VoiceQueryOut)
+async def get_query(
+    ctx: Ctx,
+    query_id: uuid.UUID,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    kind: Annotated[str | None, Query(pattern="^(image|audio)$")] = None,
+) -> VoiceQueryOut:
+    """A voice query's state; once transcribed, its transcript and hits."""
+    answer = await run_in_threadpool(_answer, ctx, query_id, limit, kind)
+    if answer is None:
+        raise HTTPException(404, f"no voice query {query_id} (queries expire after a while)")
+    return answer
+
+
+def _request_transcript(ctx: ApiContext, row: VoiceQueryRow, clip: bytes) -> None:
+    """Store the clip, record the query, ask for its transcript (in that order: the
+    transcribe service must find both the clip and the row)."""
+    ctx.store.put(row.clip_key, clip, row.mime)
+    with ctx.pool.connection() as conn:
+        voice_queries.create(conn, row)
+    request = VoiceQueryRequested(
+        query_id=row.id,
+        bucket=row.bucket,
+        key=row.clip_key,
+        mime=row.mime,
+        size_bytes=row.size_bytes,
+    )
+    message = OutboundMessage(
+        ctx.settings.kafka.voice_queries_topic, str(row.id).encode(), request.to_json()
+    )
+    try:
+        ctx.producer.send([message], timeout_s=10)
+    except Exception as exc:
+        if not is_transient(exc):
+            raise
+        with ctx.pool.connection() as conn:
+            voice_queries.fail(conn, row.id, "unavailable", "the transcription queue is down")
+        raise HTTPException(
+            503, "voice search is unavailable right now (the queue is down); try again soon"
+        ) from exc
+
+
+def _answer(
+    ctx: ApiContext, query_id: uuid.UUID, limit: int, kind: str | None
+) -> VoiceQueryOut | None:
+    with ctx.pool.connection() as conn:
+        row = voice_queries.get(conn, query_id)
+    if row is None:
+        return None
+    answer = _out(row)
+    if answer.status == "done" and answer.transcript:
+        hits, more = find(ctx, answer.transcript, SearchFilters(kind=kind), limit=limit)
+        answer.hits, answer.next_cursor = hits, next_cursor(0, limit, more)
+    return answer
+
+
+def _out(row: dict[str, Any]) -> VoiceQueryOut:
+    return VoiceQueryOut(
+        query_id=row["id"],
+        status=row["status"],
+        status_url=f"/v1/queries/{row['id']}",
+        transcript=row["transcript"],
+        language=row["language"],
+        duration_s=row["duration_s"],
+        reason=row["reason"],
+        detail=row["reason_detail"],
+    )
+
+
+def _in_words(exc: Rejected) -> str:
+    if exc.reason == RejectReason.EMPTY:
+        return "the recording is empty"
+    return f"the recording cannot be used: {exc.message}"

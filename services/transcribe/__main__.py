@@ -1,0 +1,60 @@
+"""``python -m services.transcribe [uploads|queries|all]``: the speech-to-text worker.
+
+Voice queries have a person waiting; uploaded audio may be hours long. Run as two
+workers (``uploads`` and ``queries``, each its own consumer group) so a search never
+queues behind a long voice note; ``all`` reads both topics in one process.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from glimpse.config import Settings
+from glimpse.db.pool import open_pool
+from glimpse.logs import configure_logging
+from glimpse.metrics import WorkerMetrics
+from glimpse.models.speech import load_transcriber
+from glimpse.runtime import ServiceSpec, run_service
+from glimpse.storage import ObjectStore
+from services.transcribe.handler import TranscribeHandler
+
+ROLES = ("uploads", "queries", "all")
+
+
+def service_spec(role: str, settings: Settings) -> ServiceSpec:
+    kafka = settings.kafka
+    if role == "uploads":
+        return ServiceSpec("transcribe", (kafka.audio_accepted_topic,))
+    if role == "queries":
+        return ServiceSpec("transcribe-queries", (kafka.voice_queries_topic,))
+    return ServiceSpec("transcribe-all", (kafka.audio_accepted_topic, kafka.voice_queries_topic))
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = sys.argv[1:] if argv is None else argv
+    role = args[0] if args else "all"
+    if role not in ROLES:
+        sys.exit(f"usage: python -m services.transcribe [{'|'.join(ROLES)}]")
+    settings = Settings()
+    spec = service_spec(role, settings)
+    configure_logging(settings.log_level, spec.name)
+    worker = settings.worker
+    if role == "queries":
+        # a person is waiting: take each clip as it comes, never wait to fill a batch
+        worker = worker.model_copy(update={"max_batch": 1, "max_wait_ms": 0})
+
+    def make_handler() -> TranscribeHandler:
+        return TranscribeHandler(
+            store=ObjectStore(settings.s3),
+            pool=open_pool(settings.database, spec.name),
+            transcriber=load_transcriber(settings.models, home=settings.home),
+            kafka=settings.kafka,
+            limits=settings.limits,
+            voice=settings.voice,
+        )
+
+    run_service(spec, make_handler, settings.kafka, worker, WorkerMetrics())
+
+
+if __name__ == "__main__":
+    main()

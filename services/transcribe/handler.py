@@ -1,0 +1,148 @@
+"""Transcribe: uploaded audio and recorded search clips in, transcripts out.
+
+Uploaded audio gets a transcript row and a ``glimpse.transcripts.ready`` message for
+the embed service. A voice query's row is finished in place (transcript or the reason
+there is none) and its waiting API request is woken by the NOTIFY that commits with it.
+Clips are transcribed one at a time: whisper already uses every core.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from psycopg_pool import ConnectionPool
+from pydantic import ValidationError
+
+from glimpse.bus import InboundMessage, OutboundMessage
+from glimpse.config import KafkaSettings, LimitsSettings, VoiceSettings
+from glimpse.db import media, transcripts, voice_queries
+from glimpse.db.transcripts import TranscriptRow
+from glimpse.messages import MediaAccepted, TextReady, VoiceQueryRequested
+from glimpse.models.speech import Transcriber, TranscriptionError
+from glimpse.runtime import DeadLetter, Done, Failed, ItemResult, Outcome
+from glimpse.storage import ObjectStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TranscribeHandler:
+    store: ObjectStore
+    pool: ConnectionPool[psycopg.Connection[Any]]
+    transcriber: Transcriber
+    kafka: KafkaSettings
+    limits: LimitsSettings
+    voice: VoiceSettings
+
+    def __post_init__(self) -> None:
+        self.transcriber.load()
+
+    def close(self) -> None:
+        self.pool.close()
+
+    def handle(self, batch: Sequence[InboundMessage]) -> list[ItemResult]:
+        return [self._handle_one(message) for message in batch]
+
+    def record_failure(self, message: InboundMessage, letter: DeadLetter) -> None:
+        origin = f"{letter.topic}/{letter.partition}@{letter.offset}"
+        with self.pool.connection() as conn, conn.transaction():
+            if message.topic == self.kafka.voice_queries_topic:
+                try:
+                    query = VoiceQueryRequested.from_json(message.value)
+                except ValidationError:
+                    return
+                detail = f"the recording could not be transcribed ({letter.message})"
+                voice_queries.fail(conn, query.query_id, "processing_error", detail)
+                return
+            try:
+                item = MediaAccepted.from_json(message.value)
+            except ValidationError:
+                return
+            # The transcript is all an audio item has: without it the item is failed.
+            media.record_failure(
+                conn,
+                item.bucket,
+                item.key,
+                letter.stage,
+                letter.error_type,
+                letter.message,
+                letter.attempts,
+                origin,
+                fail_media=True,
+            )
+
+    def _handle_one(self, message: InboundMessage) -> ItemResult:
+        try:
+            if message.topic == self.kafka.voice_queries_topic:
+                return self._voice_query(VoiceQueryRequested.from_json(message.value))
+            return self._upload(MediaAccepted.from_json(message.value))
+        except ValidationError as exc:
+            return Failed(exc, permanent=True)
+
+    def _upload(self, item: MediaAccepted) -> ItemResult:
+        with self.pool.connection() as conn:
+            if not media.accepted_ids(conn, [item.media_id]):
+                return Done(outcome=Outcome.SKIPPED)  # deleted or replaced since
+        data = self.store.read(item.key, self.limits.max_bytes)
+        if data is None:
+            return Done(outcome=Outcome.SKIPPED)  # the object is gone
+        try:
+            found = self.transcriber.transcribe(data, max_seconds=self.limits.max_audio_seconds)
+        except TranscriptionError as exc:
+            with self.pool.connection() as conn, conn.transaction():
+                media.reject_accepted(conn, item.media_id, exc.reason, exc.detail)
+            log.info("%s: no transcript: %s", item.key, exc.detail)
+            return Done(outcome=Outcome.REJECTED)
+        row = TranscriptRow(
+            media_id=item.media_id,
+            model=self.transcriber.model_id,
+            model_revision=self.transcriber.revision,
+            language=found.language,
+            language_probability=found.language_probability,
+            duration_s=found.duration_s,
+            text=found.text,
+            segments=[(s.start, s.end, s.text) for s in found.segments],
+        )
+        with self.pool.connection() as conn, conn.transaction():
+            transcripts.save(conn, row)
+        ready = TextReady(
+            media_id=row.media_id, source="transcript", model=row.model, text=row.text
+        )
+        out = OutboundMessage(
+            self.kafka.transcripts_ready_topic, str(row.media_id).encode(), ready.to_json()
+        )
+        return Done([out])
+
+    def _voice_query(self, query: VoiceQueryRequested) -> ItemResult:
+        with self.pool.connection() as conn:
+            row = voice_queries.get(conn, query.query_id)
+        if row is None or row["status"] != "pending":
+            return Done(outcome=Outcome.SKIPPED)  # expired, or finished by an earlier delivery
+        data = self.store.read(query.key, self.voice.max_bytes)
+        if data is None:
+            failure = TranscriptionError(
+                "clip_missing", "the recording is no longer stored (it expired or was deleted)"
+            )
+        else:
+            try:
+                found = self.transcriber.transcribe(data, max_seconds=self.voice.max_seconds)
+                failure = None
+            except TranscriptionError as exc:
+                failure = exc
+        with self.pool.connection() as conn, conn.transaction():
+            if failure is not None:
+                voice_queries.fail(conn, query.query_id, failure.reason, failure.detail)
+                return Done(outcome=Outcome.REJECTED)
+            voice_queries.finish(
+                conn,
+                query.query_id,
+                transcript=found.text,
+                language=found.language,
+                duration_s=found.duration_s,
+                model=self.transcriber.model_id,
+            )
+        return Done()

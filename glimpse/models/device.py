@@ -22,3 +22,9 @@ def select_device(setting: DeviceSetting) -> torch.device:
         # A worker that refuses to start is worse than a slow one: search keeps working.
         log.warning("models.device is cuda but no GPU is available; running on the CPU")
     return torch.device("cpu")
+
+
+def limit_cpu_threads(threads: int) -> None:
+    """Use at most ``threads`` CPU threads for torch's operators (0: leave the default)."""
+    if threads > 0:
+        torch.set_num_threads(threads)

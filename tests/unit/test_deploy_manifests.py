@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import fnmatch
 import functools
+import importlib
 import itertools
 import json
 import re
@@ -53,9 +54,25 @@ KUBERNETES_VERSION = "1.30"  # oldest API the manifests must still be valid for
 
 # ---- the contract with the code ----------------------------------------------------------
 
-SERVICE_MODULES = ["ingest", "caption", "embed", "transcribe", "search_api"]
-DEPLOYMENTS = [m.replace("_", "-") for m in SERVICE_MODULES]  # Kubernetes names
-GPU_SERVICES = {"caption", "embed", "transcribe"}
+# One Deployment (and one compose service) per service role: its name -> the arguments of
+# `python -m` (the image's entrypoint), i.e. the module and, where it has roles, its role.
+SERVICE_ARGS = {
+    "ingest": ["services.ingest"],
+    "caption": ["services.caption"],
+    "embed": ["services.embed"],
+    # uploaded audio, possibly hours long: micro-batched
+    "transcribe": ["services.transcribe", "uploads"],
+    # voice searches, someone waits for each: one clip at a time
+    "transcribe-queries": ["services.transcribe", "queries"],
+    "search-api": ["services.search_api"],
+}
+DEPLOYMENTS = list(SERVICE_ARGS)
+GPU_SERVICES = {"caption", "embed", "transcribe", "transcribe-queries"}
+# People wait on these: two replicas or more, and a PodDisruptionBudget keeps one up.
+ALWAYS_AVAILABLE = {"search-api", "transcribe-queries"}
+# The role that runs every other role in one process (for a laptop, not for a deployment).
+ALL_IN_ONE_ROLE = "all"
+BATCH_SETTINGS = {"GLIMPSE_WORKER__MAX_BATCH", "GLIMPSE_WORKER__MAX_WAIT_MS"}
 TOPICS = {
     "glimpse.objects",
     "glimpse.images.accepted",
@@ -124,6 +141,29 @@ KNOWN_SETTINGS = settings_env_names()
 def unknown_settings(names: Iterable[str]) -> list[str]:
     """The GLIMPSE_* names among ``names`` that glimpse.config does not define."""
     return sorted(n for n in names if n.startswith("GLIMPSE_") and n not in KNOWN_SETTINGS)
+
+
+@functools.cache
+def module_roles(module: str) -> tuple[str, ...]:
+    """The roles ``python -m <module> <role>`` accepts: its ``__main__.ROLES``, or none."""
+    main = importlib.import_module(f"{module}.__main__")
+    return tuple(getattr(main, "ROLES", ()))
+
+
+def args_problem(args: list[str]) -> str | None:
+    """Why ``python -m <args>`` would not start one glimpse service role; None if it would.
+
+    A module with roles must be told which one (no silent default); one without takes none.
+    """
+    module, *role = args
+    if not (ROOT / module.replace(".", "/") / "__main__.py").is_file():
+        return f"no module {module}"
+    roles = module_roles(module)
+    if roles and (len(role) != 1 or role[0] not in roles):
+        return f"{module} takes one role of {roles}, got {role}"
+    if not roles and role:
+        return f"{module} takes no arguments, got {role}"
+    return None
 
 
 def load_yaml(path: Path) -> Any:
@@ -300,6 +340,17 @@ def test_metric_check_rejects_invalid_promql() -> None:
         metric_names("sum(rate(glimpse_worker_messages_total[5m])")
 
 
+def test_args_check_rejects_an_unknown_module_or_role() -> None:
+    assert args_problem(["services.transcribe", "queries"]) is None
+    assert args_problem(["services.ingest"]) is None
+    assert args_problem(["services.transcribe", "query"]) == (
+        "services.transcribe takes one role of ('uploads', 'queries', 'all'), got ['query']"
+    )
+    assert args_problem(["services.transcribe"]) is not None  # roles are never implicit
+    assert args_problem(["services.ingest", "uploads"]) is not None
+    assert args_problem(["services.search-api"]) == "no module services.search-api"
+
+
 def test_settings_check_rejects_a_single_underscore_name() -> None:
     assert unknown_settings(["GLIMPSE_S3_ENDPOINT", "GLIMPSE_S3__ENDPOINT", "HOME"]) == [
         "GLIMPSE_S3_ENDPOINT"
@@ -325,6 +376,25 @@ def test_the_names_this_deployment_relies_on_exist_in_glimpse_config() -> None:
         "GLIMPSE_HOME",
     }
     assert relied_on <= KNOWN_SETTINGS, sorted(relied_on - KNOWN_SETTINGS)
+
+
+# ---- the contract itself: each entry starts one role, and together they run every role ---
+
+
+@pytest.mark.parametrize("name", DEPLOYMENTS)
+def test_service_args_start_a_module_in_a_role_it_accepts(name: str) -> None:
+    assert args_problem(SERVICE_ARGS[name]) is None
+
+
+def test_every_role_of_a_module_runs_once_and_all_roles_in_one_process_never() -> None:
+    assert len({tuple(args) for args in SERVICE_ARGS.values()}) == len(SERVICE_ARGS)
+    deployed: dict[str, list[str]] = {}
+    for module, *role in SERVICE_ARGS.values():
+        deployed.setdefault(module, []).extend(role)
+    for module, roles in deployed.items():
+        # `all` would consume the same topics again, in a consumer group of its own
+        expected = [r for r in module_roles(module) if r != ALL_IN_ONE_ROLE]
+        assert sorted(roles) == sorted(expected), module
 
 
 # ---- every file parses -----------------------------------------------------------------------
@@ -357,14 +427,20 @@ def test_kustomization_renders_schema_valid_objects(kustomization: str) -> None:
 
 
 @pytest.mark.parametrize("kustomization", KUSTOMIZATIONS)
-def test_one_deployment_per_service_running_its_module(kustomization: str) -> None:
-    deployments = objects(kustomization, "Deployment")
-    assert set(deployments) == set(DEPLOYMENTS)
-    for name, dep in deployments.items():
+def test_one_deployment_per_service_role_running_its_module_and_role(kustomization: str) -> None:
+    args = {}
+    for name, dep in objects(kustomization, "Deployment").items():
         (container,) = pod_spec(dep)["containers"]
-        module = name.replace("-", "_")
-        assert container["args"] == [f"services.{module}"]
-        assert (ROOT / "services" / module).is_dir(), f"no package services/{module}"
+        args[name] = container["args"]
+    assert args == SERVICE_ARGS
+
+
+@pytest.mark.parametrize("kustomization", KUSTOMIZATIONS)
+def test_the_voice_query_worker_leaves_batching_to_its_role(kustomization: str) -> None:
+    # `queries` takes each clip at once (max_batch 1, max_wait 0) whatever the settings say
+    dep = objects(kustomization, "Deployment")["transcribe-queries"]
+    (container,) = pod_spec(dep)["containers"]
+    assert not {e["name"] for e in container.get("env", [])} & BATCH_SETTINGS
 
 
 @pytest.mark.parametrize("name", DEPLOYMENTS)
@@ -450,16 +526,32 @@ def test_consumers_get_time_to_finish_a_batch(kustomization: str) -> None:
         assert grace >= (30 if name == "search-api" else 60), (name, grace)
 
 
-def test_base_scales_ingest_and_api_and_protects_the_api() -> None:
+def test_base_scales_ingest_and_api_and_protects_what_people_wait_on() -> None:
     deployments = objects("base", "Deployment")
     hpas = objects("base", "HorizontalPodAutoscaler")
+    # the model workers scale by hand: CPU use says little on a GPU, and a voice query
+    # worker must stay warm
     assert {h["spec"]["scaleTargetRef"]["name"] for h in hpas.values()} == {"ingest", "search-api"}
     for hpa in hpas.values():
         assert hpa["spec"]["scaleTargetRef"]["name"] in deployments
         assert 1 < hpa["spec"]["minReplicas"] <= hpa["spec"]["maxReplicas"]
+    protected = set()
+    for pdb in objects("base", "PodDisruptionBudget").values():
+        (name,) = (
+            n
+            for n, dep in deployments.items()
+            if labels_match(
+                pdb["spec"]["selector"]["matchLabels"],
+                dep["spec"]["template"]["metadata"]["labels"],
+            )
+        )
+        # one pod may go (a drain can proceed), one stays
+        assert pdb["spec"]["minAvailable"] == 1, name
+        protected.add(name)
+    assert protected == ALWAYS_AVAILABLE
+    for name in ALWAYS_AVAILABLE:
+        assert deployments[name]["spec"]["replicas"] >= 2, name
     api_labels = deployments["search-api"]["spec"]["template"]["metadata"]["labels"]
-    (pdb,) = objects("base", "PodDisruptionBudget").values()
-    assert labels_match(pdb["spec"]["selector"]["matchLabels"], api_labels)
     service = objects("base", "Service")["search-api"]
     assert labels_match(service["spec"]["selector"], api_labels)
     (container,) = pod_spec(deployments["search-api"])["containers"]
@@ -483,7 +575,9 @@ def test_dev_runs_one_replica_of_everything_without_autoscaling() -> None:
 
 def test_gpu_overlay_puts_the_model_workers_on_gpus() -> None:
     cpu_image = pod_spec(objects("base", "Deployment")["ingest"])["containers"][0]["image"]
-    for name, dep in objects("overlays/gpu", "Deployment").items():
+    deployments = objects("overlays/gpu", "Deployment")
+    assert set(deployments) >= GPU_SERVICES
+    for name, dep in deployments.items():
         spec = pod_spec(dep)
         (container,) = spec["containers"]
         if name in GPU_SERVICES:
@@ -586,12 +680,11 @@ def test_compose_file_follows_the_compose_spec(path: Path) -> None:
     PyCompose.from_json(json.dumps(compose(path))).validate()
 
 
-def test_compose_runs_every_service_module() -> None:
-    commands = sorted(svc["command"] for svc in glimpse_compose_services().values())
-    assert commands == sorted([f"services.{m}"] for m in SERVICE_MODULES)
-    for svc in glimpse_compose_services().values():
-        module = svc["command"][0].removeprefix("services.")
-        assert (ROOT / "services" / module).is_dir(), f"no package services/{module}"
+def test_compose_runs_one_service_per_role_with_its_module_and_role() -> None:
+    services = glimpse_compose_services()
+    assert {name: svc["command"] for name, svc in services.items()} == SERVICE_ARGS
+    assert not set(services["transcribe-queries"]["environment"]) & BATCH_SETTINGS
+    for svc in services.values():
         build = svc["build"]
         context = (INFRA / build["context"]).resolve()
         assert (context / build["dockerfile"]).is_file()
@@ -610,6 +703,14 @@ def test_compose_files_and_volumes_exist() -> None:
     for path in [GPU_COMPOSE_FILE]:
         for name in compose(path)["services"]:
             assert name in spec["services"], f"{path.name} overrides unknown service {name}"
+
+
+def test_compose_gpu_override_gives_the_model_workers_a_gpu() -> None:
+    gpu_services = compose(GPU_COMPOSE_FILE)["services"]
+    assert set(gpu_services) == GPU_SERVICES
+    for name, svc in gpu_services.items():
+        (device,) = svc["deploy"]["resources"]["reservations"]["devices"]
+        assert device["capabilities"] == ["gpu"] and device["count"] == 1, name
 
 
 def test_compose_dependencies_wait_for_health_or_completion() -> None:
@@ -723,6 +824,13 @@ def test_alert_rule_is_valid_and_uses_known_metrics(rule: dict[str, Any]) -> Non
             lambda e: (
                 "histogram_quantile(0.99" in e
                 and "glimpse_http_request_duration_seconds_bucket" in e
+            ),
+        ),
+        (
+            "voice search latency (a person waits for transcribe-queries)",
+            lambda e: (
+                "histogram_quantile(" in e
+                and 'glimpse_http_request_duration_seconds_bucket{route="/v1/search/voice"' in e
             ),
         ),
     ],

@@ -8,6 +8,7 @@ import io
 import os
 import re
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -83,7 +84,7 @@ def test_a_spoken_sentence(transcriber: Transcriber, clips: Path, fmt: str) -> N
     wav = clips / "sentence.wav"
     clip = wav if fmt == "wav" else encode(wav, fmt)
     found = transcriber.transcribe(clip.read_bytes(), max_seconds=30)
-    assert HEARD <= words(found.text), found.text
+    assert words(found.text) >= HEARD, found.text
     assert found.language == "en"
     assert found.language_probability > 0.5
     assert found.duration_s == pytest.approx(wav_seconds(wav), abs=0.05)
@@ -204,7 +205,7 @@ def test_damage_is_found_by_verify_and_a_short_file_is_rebuilt(tmp_path: Path) -
         handle.seek(MODEL_SIZE // 2)
         handle.write(bytes([byte[0] ^ 0xFF]))
     assert is_assembled(directory)  # the cheap check cannot see it…
-    with pytest.raises(WhisperAssetError, match="model.bin is damaged"):
+    with pytest.raises(WhisperAssetError, match=r"model\.bin is damaged"):
         verify_whisper_base(directory)  # …the full one does
     os.truncate(model, MODEL_SIZE - 1)
     assert not is_assembled(directory)
@@ -237,3 +238,17 @@ def test_two_assemblers_at_once_both_end_with_the_model(tmp_path: Path) -> None:
     assert results == [tmp_path / WHISPER_BASE_NAME] * 2
     verify_whisper_base(results[0])
     assert [p.name for p in tmp_path.iterdir()] == [WHISPER_BASE_NAME]
+
+
+def test_leftovers_of_a_crashed_assembly_are_removed(tmp_path: Path) -> None:
+    abandoned = tmp_path / f".{WHISPER_BASE_NAME}.crashed"
+    in_progress = tmp_path / f".{WHISPER_BASE_NAME}.someone-else"
+    for folder in (abandoned, in_progress):
+        folder.mkdir()
+        (folder / MODEL_FILE).write_bytes(b"partial")
+    an_hour_ago = time.time() - 3600
+    os.utime(abandoned, (an_hour_ago, an_hour_ago))
+    ensure_whisper_base(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [in_progress.name, WHISPER_BASE_NAME]
+    )

@@ -129,7 +129,9 @@ class TranscribeHandler:
             )
         else:
             try:
-                found = self.transcriber.transcribe(data, max_seconds=self.voice.max_seconds)
+                found = self.transcriber.transcribe(
+                    data, max_seconds=self.voice.max_seconds, language=self.voice.language
+                )
                 failure = None
             except TranscriptionError as exc:
                 failure = exc

@@ -12,9 +12,6 @@ const VOICE_POLL_MS = 500;
 const VOICE_POLL_LIMIT_MS = 2 * 60 * 1000;
 const EXAMPLES = ["a cup of coffee", "a cat", "a rocket launch", "a horse", "a motorcycle"];
 const RECORDING_TYPES = ["audio/webm;codecs=opus", "audio/ogg;codecs=opus", "audio/webm"];
-const KEY_NEEDED =
-  "Uploads need an API key: open the link `glimpse up` printed, " +
-  "or paste a key from `glimpse keys create`.";
 
 const $ = (id) => document.getElementById(id);
 
@@ -327,7 +324,7 @@ async function runSearch(text, { cursor = null } = {}) {
 
 function showSearchError(error) {
   if (error.status === 401 || error.status === 403) {
-    showKeyPanel("Searching needs an API key on this server. " + KEY_NEEDED, error.message);
+    showKeyPanel("Searching needs an API key on this server.", error.message);
   }
   setStatus($("search-status"), `Search failed: ${error.message}`, "error");
 }
@@ -520,7 +517,7 @@ async function uploadOne(entry) {
   if (status === 401 || status === 403) {
     uploads.waitingForKey.push(entry);
     setUploadState(entry, "needs-key", "Waiting for an API key.");
-    const why = currentKey() ? "The saved API key was refused. " + KEY_NEEDED : KEY_NEEDED;
+    const why = currentKey() ? "The saved API key was refused." : "";
     showKeyPanel(why, problemText(status, body, statusText));
     return;
   }
@@ -661,11 +658,20 @@ function setUpDropZone() {
 
 // ---------------------------------------------------------------- API key prompt
 
-function showKeyPanel(message, serverSaid) {
+/** "Uploads need an API key: …" with the commands set as code, then why, then what the
+ * server said (all as text nodes: the server's words are never markup). */
+function showKeyPanel(lead, serverSaid) {
   const panel = $("key-panel");
-  $("key-message").textContent = serverSaid
-    ? `${message} (The server said: ${serverSaid})`
-    : message;
+  const code = (text) => el("code", { text });
+  $("key-message").replaceChildren(
+    ...(lead ? [`${lead} `] : []),
+    "Uploads need an API key: open the link ",
+    code("glimpse up"),
+    " printed, or paste a key from ",
+    code("glimpse keys create"),
+    ".",
+    ...(serverSaid ? [` (The server said: ${serverSaid})`] : []),
+  );
   const wasHidden = panel.hidden;
   panel.hidden = false;
   if (wasHidden) $("key-input").focus();

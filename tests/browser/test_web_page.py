@@ -1,0 +1,367 @@
+"""The page at ``/`` in chromium against a real stack: uploads, search, similar, voice.
+
+Photos are scikit-image's samples re-saved with a random PNG text chunk, so every
+upload is new content (never a duplicate of another test's) with the same caption.
+Screenshots of every step land in ``tests/artifacts/`` (git-ignored).
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from harness import RunningStack
+from models_fixtures import photo
+from PIL.PngImagePlugin import PngInfo
+from playwright.sync_api import (
+    BrowserContext,
+    Dialog,
+    FilePayload,
+    Locator,
+    Page,
+    Request,
+    Route,
+    expect,
+)
+
+pytestmark = pytest.mark.integration
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
+PROCESSING_MS = 120_000  # upload → ingest → caption → embed on a busy CPU
+
+
+class WebPage:
+    """One test's tab: opens the page, records dialogs (a script that ran would open
+    one), takes numbered screenshots."""
+
+    def __init__(self, page: Page, api_url: str, admin_key: str, test_name: str) -> None:
+        self.page = page
+        self.api_url = api_url
+        self.admin_key = admin_key
+        self.dialogs: list[str] = []
+        self._prefix = re.sub(r"[^\w-]+", "_", test_name).strip("_")
+        self._shots = 0
+        page.on("dialog", self._on_dialog)
+
+    def _on_dialog(self, dialog: Dialog) -> None:
+        self.dialogs.append(f"{dialog.type}: {dialog.message}")
+        dialog.dismiss()
+
+    def open(self, *, with_key: bool = True) -> None:
+        """The page as ``glimpse up`` prints it (``/#key=…``), or bare."""
+        url = f"{self.api_url}/#key={self.admin_key}" if with_key else f"{self.api_url}/"
+        self.page.goto(url)
+        self.page.wait_for_selector("body[data-ready=true]")
+
+    def shot(self, step: str) -> Path:
+        self._shots += 1
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        path = ARTIFACTS / f"{self._prefix}-{self._shots:02d}-{step}.png"
+        self.page.screenshot(path=str(path), full_page=True)
+        return path
+
+
+@pytest.fixture
+def web(
+    context: BrowserContext, api_url: str, admin_key: str, request: pytest.FixtureRequest
+) -> WebPage:
+    return WebPage(context.new_page(), api_url, admin_key, request.node.name)
+
+
+def unique_png(name: str) -> bytes:
+    """A sample photo as PNG with a random text chunk: same pixels (so the same caption),
+    different bytes (so never a duplicate of an upload by another test)."""
+    info = PngInfo()
+    info.add_text("glimpse-test", uuid.uuid4().hex)
+    out = io.BytesIO()
+    photo(name).save(out, "PNG", pnginfo=info)
+    return out.getvalue()
+
+
+def media(api_url: str, media_id: str) -> dict[str, Any]:
+    response = httpx.get(f"{api_url}/v1/media/{media_id}")
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def first_sentence(caption: str) -> str:
+    return caption.split(". ", 1)[0].rstrip(".") + "."
+
+
+def upload_card(web: WebPage, filename: str) -> Locator:
+    return web.page.locator("#upload-list li.upload").filter(
+        has=web.page.locator(".name", has_text=filename)
+    )
+
+
+def write_photo(folder: Path, name: str) -> Path:
+    path = folder / f"{name}.png"
+    path.write_bytes(unique_png(name))
+    return path
+
+
+def wait_searchable(api_url: str, ids: list[str], timeout_s: float = 120) -> None:
+    deadline = time.monotonic() + timeout_s
+    pending = set(ids)
+    while pending and time.monotonic() < deadline:
+        for mid in list(pending):
+            response = httpx.get(f"{api_url}/v1/media/{mid}")
+            if response.status_code == 200 and response.json()["searchable"]:
+                pending.discard(mid)
+        time.sleep(0.3)
+    assert not pending, f"{len(pending)} uploads never became searchable"
+
+
+@pytest.fixture(scope="module")
+def library(api_url: str, admin_key: str) -> Iterator[dict[str, str]]:
+    """coffee, astronaut and rocket, uploaded through the API and searchable: what the
+    search tests look for, independent of the upload test's own photos."""
+    names = ["coffee", "astronaut", "rocket"]
+    files = [("files", (f"{n}.png", unique_png(n), "image/png")) for n in names]
+    response = httpx.post(
+        f"{api_url}/v1/uploads",
+        files=files,
+        data={"prefix": "web-test/"},
+        headers={"Authorization": f"Bearer {admin_key}"},
+        timeout=60,
+    )
+    assert response.status_code == 202, response.text
+    ids = {n: item["id"] for n, item in zip(names, response.json()["items"], strict=True)}
+    wait_searchable(api_url, list(ids.values()))
+    yield ids
+
+
+def search(web: WebPage, query: str) -> None:
+    web.page.fill("#search-input", query)
+    web.page.press("#search-input", "Enter")
+
+
+def test_page_is_served_with_strict_headers(api_url: str, stack: RunningStack) -> None:
+    page = httpx.get(f"{api_url}/")
+    script = httpx.get(f"{api_url}/web/app.js")
+    again = httpx.get(f"{api_url}/web/app.js", headers={"If-None-Match": script.headers["etag"]})
+
+    assert page.status_code == 200 and page.headers["content-type"] == "text/html; charset=utf-8"
+    csp = page.headers["content-security-policy"]
+    assert "default-src 'self'" in csp and "script-src 'self';" in csp and "unsafe" not in csp
+    assert page.headers["x-content-type-options"] == "nosniff"
+    assert page.headers["cache-control"] == "no-cache" and page.headers["etag"]
+    assert script.headers["content-type"] == "text/javascript; charset=utf-8"
+    assert httpx.get(f"{api_url}/web/style.css").headers["content-type"].startswith("text/css")
+    assert again.status_code == 304
+    for bad in ["/web/nothing.js", "/web/..%2Froutes_web.py", "/web/.hidden.js"]:
+        assert httpx.get(api_url + bad).status_code == 404, bad
+    config = httpx.get(f"{api_url}/v1/config").json()
+    assert config["max_upload_bytes"] == stack.settings.limits.max_bytes
+    assert config["voice"]["max_seconds"] > 0 and config["voice"]["max_bytes"] > 0
+
+
+def test_uploaded_photos_show_their_captions(web: WebPage, tmp_path: Path) -> None:
+    web.open()
+    assert "key=" not in web.page.url  # taken from the fragment, then dropped
+    assert web.page.evaluate("localStorage.getItem('glimpse.apiKey')") == web.admin_key
+    photos = [write_photo(tmp_path, "coffee"), write_photo(tmp_path, "astronaut")]
+
+    web.page.set_input_files("#file-input", [str(p) for p in photos])
+
+    expect(web.page.locator("#upload-list li.upload")).to_have_count(2)
+    for path in photos:
+        preview = upload_card(web, path.name).locator(".thumb img")
+        assert (preview.get_attribute("src") or "").startswith("blob:")
+    web.shot("uploading")
+    for path in photos:
+        card = upload_card(web, path.name)
+        expect(card).to_have_attribute("data-state", "searchable", timeout=PROCESSING_MS)
+        stored = media(web.api_url, card.get_attribute("data-media-id") or "")
+        assert stored["caption"]
+        expect(card.locator(".caption")).to_have_text(first_sentence(stored["caption"]))
+    web.shot("captions")
+
+    # the same bytes again: the page says which file it duplicates
+    web.page.set_input_files("#file-input", str(photos[0]))
+    again = web.page.locator("#upload-list li.upload").first
+    expect(again).to_have_attribute("data-state", "duplicate", timeout=PROCESSING_MS)
+    expect(again.locator(".upload-state")).to_contain_text(
+        "Already in your library as “coffee.png”"
+    )
+    web.shot("duplicate")
+    assert web.dialogs == []
+
+
+def test_typed_query_finds_the_coffee_photo_first(web: WebPage, library: dict[str, str]) -> None:
+    web.open()
+
+    search(web, "a cup of coffee")
+
+    cards = web.page.locator("#results li.card")
+    expect(web.page.locator("#search-status")).to_contain_text("for “a cup of coffee”")
+    expect(cards.first.locator(".name")).to_have_text("coffee.png")
+    expect(cards.first.locator(".score")).to_contain_text("% match")
+    first_id = cards.first.get_attribute("data-media-id")
+    thumb = cards.first.locator(".thumb img")
+    expect(thumb).to_have_attribute("src", f"/v1/media/{first_id}/thumbnail")
+    thumb.evaluate("img => img.decode()")  # rejects if the thumbnail did not load
+    web.shot("coffee")
+
+    web.page.locator("#examples button", has_text="a rocket launch").click()
+    expect(web.page.locator("#search-input")).to_have_value("a rocket launch")
+    expect(cards.first.locator(".name")).to_have_text(re.compile(r"^rocket\.(png|jpg)$"))
+
+    web.page.set_viewport_size({"width": 390, "height": 844})  # a phone
+    search(web, "a cup of coffee")
+    expect(cards.first.locator(".name")).to_have_text("coffee.png")
+    web.shot("phone")
+
+
+def test_no_matches_and_errors_are_said_in_words(web: WebPage) -> None:
+    """Answers stubbed in the browser: whether a nonsense query finds nothing depends on
+    what else the shared stack holds; these are about what the page shows."""
+
+    def nothing(route: Route) -> None:
+        query = route.request.url.split("q=", 1)[1].split("&", 1)[0]
+        route.fulfill(json={"query": query, "hits": [], "next_cursor": None})
+
+    def broken(route: Route) -> None:
+        problem = {"title": "Service unavailable", "status": 503, "detail": "the database is down"}
+        route.fulfill(status=503, json=problem, content_type="application/problem+json")
+
+    web.open()
+    web.page.route("**/v1/search?*", nothing)
+    search(web, "zqxj")
+    expect(web.page.locator("#search-status")).to_have_text(
+        "No matches for “zqxj”. Try other words, or one of the examples."
+    )
+    expect(web.page.locator("#results li")).to_have_count(0)
+    web.shot("no-matches")
+
+    web.page.unroute("**/v1/search?*")
+    web.page.route("**/v1/search?*", broken)
+    search(web, "a cat")
+    expect(web.page.locator("#search-status")).to_have_text("Search failed: the database is down")
+    web.shot("error")
+
+
+def test_more_like_this_shows_similar_images(web: WebPage, library: dict[str, str]) -> None:
+    web.open()
+    search(web, "a cup of coffee")
+    first = web.page.locator("#results li.card").first
+    expect(first.locator(".name")).to_have_text("coffee.png")
+    first_id = first.get_attribute("data-media-id")
+
+    first.get_by_role("button", name="More like coffee.png").click()
+
+    section = web.page.locator("#similar-section")
+    expect(section).to_be_visible()
+    expect(section.locator("h2")).to_have_text("Looks like coffee.png")
+    expect(section.locator("#similar li.card").first).to_be_visible()
+    expect(section.locator("#similar-status")).to_contain_text("like coffee.png")
+    shown = section.locator("#similar li.card").evaluate_all(
+        "cards => cards.map(c => c.dataset.mediaId)"
+    )
+    assert shown and first_id not in shown  # never the photo itself
+    web.shot("similar")
+
+
+def test_bad_files_show_the_reason_and_never_run_as_markup(web: WebPage) -> None:
+    hostile = "<script>alert(1)</script><img src=x onerror=alert(2)>.jpg"
+    web.open()
+
+    files: list[FilePayload] = [
+        {"name": "bad.jpg", "mimeType": "image/jpeg", "buffer": b"just some text\n" * 20},
+        {"name": hostile, "mimeType": "image/jpeg", "buffer": b"<script>alert(3)</script>"},
+    ]
+    web.page.set_input_files("#file-input", files)
+
+    for name in ["bad.jpg", hostile]:
+        card = web.page.locator("#upload-list li.upload").filter(
+            has=web.page.get_by_text(name, exact=True)
+        )
+        expect(card).to_have_attribute("data-state", "rejected", timeout=PROCESSING_MS)
+        stored = media(web.api_url, card.get_attribute("data-media-id") or "")
+        assert stored["status"] == "rejected" and stored["reason_detail"]
+        expect(card.locator(".upload-state")).to_have_text(f"Not added: {stored['reason_detail']}")
+        expect(card.locator(".name")).to_have_text(name)  # literally, as text
+    web.shot("rejected")
+    assert web.dialogs == []
+    assert web.page.evaluate("document.scripts.length") == 1  # only app.js
+    assert web.page.locator("#upload-list script, #upload-list img[src=x]").count() == 0
+
+
+def test_too_big_file_is_refused_before_upload(web: WebPage, tmp_path: Path) -> None:
+    limit = httpx.get(f"{web.api_url}/v1/config").json()["max_upload_bytes"]
+    huge = tmp_path / "huge.jpg"
+    with huge.open("wb") as out:
+        out.truncate(limit + 1)
+    uploads: list[str] = []
+
+    def watch(request: Request) -> None:
+        if "/v1/uploads" in request.url:
+            uploads.append(request.url)
+
+    web.page.on("request", watch)
+    web.open()
+
+    web.page.set_input_files("#file-input", str(huge))
+
+    card = upload_card(web, "huge.jpg")
+    expect(card).to_have_attribute("data-state", "too-big")
+    expect(card.locator(".upload-state")).to_have_text(
+        f"Too big to upload: {limit + 1:,} bytes; the limit is {limit:,} bytes (12 MB)."
+    )
+    web.shot("too-big")
+    assert uploads == []
+
+
+def test_upload_without_key_asks_for_one(web: WebPage, tmp_path: Path) -> None:
+    web.open(with_key=False)
+    path = write_photo(tmp_path, "rocket")
+
+    web.page.set_input_files("#file-input", str(path))
+
+    panel = web.page.locator("#key-panel")
+    expect(panel).to_be_visible()
+    expect(panel).to_contain_text(
+        "Uploads need an API key: open the link glimpse up printed, "
+        "or paste a key from glimpse keys create."
+    )
+    expect(panel.locator("code")).to_have_text(["glimpse up", "glimpse keys create"])
+    expect(web.page.locator("#key-input")).to_be_focused()
+    card = upload_card(web, "rocket.png")
+    expect(card).to_have_attribute("data-state", "needs-key")
+    web.shot("key-prompt")
+
+    web.page.fill("#key-input", web.admin_key)
+    web.page.press("#key-input", "Enter")
+
+    expect(panel).to_be_hidden()
+    expect(card).to_have_attribute("data-state", "searchable", timeout=PROCESSING_MS)
+    assert web.page.evaluate("localStorage.getItem('glimpse.apiKey')") == web.admin_key
+    web.shot("uploaded-with-key")
+
+
+def test_spoken_query_finds_the_coffee_photo(web: WebPage, library: dict[str, str]) -> None:
+    """Needs POST /v1/search/voice (the lead's voice endpoint)."""
+    web.open()
+    status = web.page.locator("#voice-status")
+
+    web.page.click("#record-button")
+    expect(status).to_contain_text("Recording…")
+    expect(status).to_contain_text("(press again to stop)")
+    expect(web.page.locator("#record-button")).to_have_attribute("aria-pressed", "true")
+    web.page.wait_for_timeout(3_000)
+    web.shot("recording")
+    web.page.click("#record-button")
+
+    expect(status).to_contain_text("Transcribing…")
+    said = web.page.locator("#you-said")
+    expect(said).to_contain_text("You said:", timeout=PROCESSING_MS)
+    web.shot("transcribed")
+    assert "coffee" in (said.text_content() or "").lower(), said.text_content()
+    expect(web.page.locator("#results li.card").first.locator(".name")).to_have_text("coffee.png")

@@ -60,6 +60,7 @@ from glimpse.config import DatabaseSettings, ModelSettings, S3Settings, SearchSe
 from glimpse.db import vectors
 from glimpse.db.migrate import migrate
 from glimpse.db.pool import open_pool
+from glimpse.db.vectors import EF_CONSTRUCTION
 from glimpse.models.text import TextEmbedder, load_text_embedder
 from glimpse.search import _FILTERS, SearchFilters, _filter_params, fuse, keyword, nearest
 from glimpse.stack import postgres
@@ -446,15 +447,13 @@ def nearest_f32(
         sql.SQL(
             "SELECT e.media_id, e.embedding::{cast} <=> %(q)s::{cast} AS distance "
             "FROM " + F32_TABLE + " e JOIN media m ON m.id = e.media_id "
-            "WHERE e.model = %(model)s AND e.kind = %(kind_of_vector)s "
+            "WHERE e.model = {model} AND e.kind = {kind} "
             "AND (%(exclude)s::uuid IS NULL OR e.media_id <> %(exclude)s) AND "
             + _FILTERS
             + "ORDER BY e.embedding::{cast} <=> %(q)s::{cast} LIMIT %(limit)s"
-        ).format(cast=cast),
+        ).format(cast=cast, model=sql.Literal(model.model), kind=sql.Literal(model.kind)),
         {
             "q": Vector(query),
-            "model": model.model,
-            "kind_of_vector": model.kind,
             "exclude": exclude,
             "limit": limit,
             **_filter_params(filters),
@@ -705,7 +704,7 @@ def _measure(
 ) -> tuple[npt.NDArray[np.float64], float, float, float, int]:
     filters = SearchFilters()
     for q in data.queries[:warmup]:
-        fn(conn, VM, q, filters, limit, None, ef)
+        fn(conn, VM, q, filters, limit, exclude=None, ef_search=ef)
         conn.commit()
     scans_before = index_scans(conn, index)
     ms = np.empty(len(data.queries))
@@ -713,7 +712,7 @@ def _measure(
     unsorted, worst = 0, 0.0
     for i, q in enumerate(data.queries):
         started = time.perf_counter()
-        rows = fn(conn, VM, q, filters, limit, None, ef)
+        rows = fn(conn, VM, q, filters, limit, exclude=None, ef_search=ef)
         conn.commit()
         ms[i] = (time.perf_counter() - started) * 1000
         found = {index_of(mid) for mid, _ in rows[:K]}
@@ -799,7 +798,7 @@ def route_work(
         assert model is not None
         depth = max(search.candidates, API_LIMIT + 1)
         before_knn = time.perf_counter()
-        found = nearest(conn, model, query_vec, filters, depth, None, search.ef_search)
+        found = nearest(conn, model, query_vec, filters, depth, ef_search=search.ef_search)
         vector_hits = [(mid, sim) for mid, sim in found if sim >= search.min_similarity]
         before_text = time.perf_counter()
         keyword_hits = keyword(conn, text, filters, depth)
@@ -1095,9 +1094,9 @@ def report(
         "nearest point " + ", ".join(f"{r.data.nn_similarity:.2f}" for r in results),
         "- **index**: pgvector HNSW (m=16, ef_construction="
         + (
-            "64, the defaults glimpse uses"
+            f"{EF_CONSTRUCTION}, as glimpse builds it"
             if args.ef_construction is None
-            else f"{args.ef_construction} for halfvec (glimpse uses the default 64)"
+            else f"{args.ef_construction} for halfvec (glimpse uses {EF_CONSTRUCTION})"
         )
         + "), built after the "
         f"load with maintenance_work_mem={args.maintenance_work_mem}, "

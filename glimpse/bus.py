@@ -80,8 +80,14 @@ def make_producer(kafka: KafkaSettings) -> KafkaProducer:
     )
 
 
-def make_consumer(kafka: KafkaSettings, group: str, topics: Sequence[str]) -> KafkaConsumer:
-    """A consumer that never commits on its own: the runtime commits after results are stored."""
+def make_consumer(
+    kafka: KafkaSettings,
+    group: str,
+    topics: Sequence[str],
+    max_poll_interval_ms: int = 600_000,
+) -> KafkaConsumer:
+    """A consumer that never commits on its own: the runtime commits after results are stored.
+    ``max_poll_interval_ms`` bounds one batch: past it the group rebalances."""
     assert kafka.bootstrap, "Kafka bootstrap is not configured"
     consumer = KafkaConsumer(
         bootstrap_servers=kafka.bootstrap,
@@ -92,7 +98,7 @@ def make_consumer(kafka: KafkaSettings, group: str, topics: Sequence[str]) -> Ka
         auto_offset_reset="earliest",
         session_timeout_ms=kafka.session_timeout_ms,
         heartbeat_interval_ms=kafka.heartbeat_interval_ms,
-        max_poll_interval_ms=600_000,
+        max_poll_interval_ms=max_poll_interval_ms,
         request_timeout_ms=max(30_000, kafka.session_timeout_ms + 5_000),
     )
     consumer.subscribe(list(topics))

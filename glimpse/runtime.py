@@ -132,6 +132,10 @@ class ServiceSpec:
 
     name: str
     input_topics: tuple[str, ...]
+    # The longest one batch may legitimately take. Past it the worker reports itself
+    # not live, and the broker hands its partitions to another member; a service whose
+    # items can take long (hours of audio) raises it.
+    max_batch_seconds: float = 300.0
 
     @property
     def group(self) -> str:
@@ -170,7 +174,7 @@ class Worker:
         self._stop.set()
 
     def is_live(self) -> bool:
-        return time.monotonic() - self._last_beat < 300
+        return time.monotonic() - self._last_beat < self.spec.max_batch_seconds
 
     def is_ready(self) -> bool:
         return self._started and not self._infra_failing and not self._stop.is_set()
@@ -392,7 +396,13 @@ def run_service(
         resources.callback(handler.close)
         producer = make_producer(kafka)
         resources.callback(producer.close, 10)
-        consumer = make_consumer(kafka, spec.group, spec.input_topics)
+        consumer = make_consumer(
+            kafka,
+            spec.group,
+            spec.input_topics,
+            # a minute more than the longest batch, and never below kafka-python's default
+            max_poll_interval_ms=max(300_000, int(spec.max_batch_seconds * 1000) + 60_000),
+        )
         # close(autocommit=False): never commit on the way out, whatever was consumed.
         resources.callback(consumer.close, False)
         worker = Worker(spec, handler, consumer, producer, kafka, settings, metrics)

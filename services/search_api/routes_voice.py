@@ -86,6 +86,7 @@ async def voice_search(
     response: Response,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     kind: Annotated[str | None, Query(pattern="^(image|audio)$")] = None,
+    prefix: Annotated[str | None, Query(max_length=1024)] = None,
 ) -> VoiceQueryOut:
     """Say what you are looking for: the answer is the transcript and its hits."""
     clip = await request.body()
@@ -112,7 +113,8 @@ async def voice_search(
         await run_in_threadpool(_request_transcript, ctx, row, clip)
         with contextlib.suppress(TimeoutError):  # then answer 202: still transcribing
             await asyncio.wait_for(finished, timeout=voice.wait_s)
-    answer = await run_in_threadpool(_answer, ctx, query_id, limit, kind)
+    filters = SearchFilters(kind=kind, prefix=prefix)
+    answer = await run_in_threadpool(_answer, ctx, query_id, limit, filters)
     if answer is None:
         raise HTTPException(404, "the query expired")  # deleted while we waited: unlikely
     if answer.status == "pending":
@@ -128,9 +130,11 @@ async def get_query(
     query_id: uuid.UUID,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     kind: Annotated[str | None, Query(pattern="^(image|audio)$")] = None,
+    prefix: Annotated[str | None, Query(max_length=1024)] = None,
 ) -> VoiceQueryOut:
     """A voice query's state; once transcribed, its transcript and hits."""
-    answer = await run_in_threadpool(_answer, ctx, query_id, limit, kind)
+    filters = SearchFilters(kind=kind, prefix=prefix)
+    answer = await run_in_threadpool(_answer, ctx, query_id, limit, filters)
     if answer is None:
         raise HTTPException(404, f"no voice query {query_id} (queries expire after a while)")
     return answer
@@ -165,7 +169,7 @@ def _request_transcript(ctx: ApiContext, row: VoiceQueryRow, clip: bytes) -> Non
 
 
 def _answer(
-    ctx: ApiContext, query_id: uuid.UUID, limit: int, kind: str | None
+    ctx: ApiContext, query_id: uuid.UUID, limit: int, filters: SearchFilters
 ) -> VoiceQueryOut | None:
     with ctx.pool.connection() as conn:
         row = voice_queries.get(conn, query_id)
@@ -173,7 +177,7 @@ def _answer(
         return None
     answer = _out(row)
     if answer.status == "done" and answer.transcript:
-        hits, more = find(ctx, answer.transcript, SearchFilters(kind=kind), limit=limit)
+        hits, more = find(ctx, answer.transcript, filters, limit=limit)
         answer.hits, answer.next_cursor = hits, next_cursor(0, limit, more)
     return answer
 

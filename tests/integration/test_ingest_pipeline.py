@@ -200,7 +200,14 @@ def test_a_second_glimpse_pointed_at_external_endpoints_starts_no_servers(
     external.database = stack.settings.database.model_copy()
     second = RunningStack(external)
     try:
-        assert [p.name for p in second.stack.parts] == ["ingest", "caption", "embed", "search-api"]
+        assert [p.name for p in second.stack.parts] == [
+            "ingest",
+            "caption",
+            "embed",
+            "transcribe",
+            "transcribe-queries",
+            "search-api",
+        ]
         for worker in ("ingest", "caption", "embed"):  # only the original workers work now
             second.stack.part(worker).process.stop()
         store_of(s := stack.settings).put("ext/one.png", unique_png(8080), "image/png")

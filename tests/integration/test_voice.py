@@ -58,7 +58,7 @@ def test_spoken_query_ranks_the_coffee_photo_first(
     if fmt != "wav":
         clip = encode(clip, fmt)  # what MediaRecorder sends: webm/opus
 
-    response = ask(stack, clip, content_type)
+    response = ask(stack, clip, content_type, prefix="samples/")
 
     assert response.status_code == 200, response.text
     answer = response.json()
@@ -66,7 +66,7 @@ def test_spoken_query_ranks_the_coffee_photo_first(
     assert "coffee" in words(answer["transcript"])
     assert answer["language"] == "en"
     assert answer["hits"][0]["key"] == photos["coffee"]
-    again = httpx.get(api(stack) + answer["status_url"]).json()  # the query stays readable
+    again = httpx.get(api(stack) + answer["status_url"], params={"prefix": "samples/"}).json()
     assert again["transcript"] == answer["transcript"]
     assert again["hits"][0]["key"] == photos["coffee"]
 
@@ -148,9 +148,37 @@ def test_a_slow_transcript_answers_202_and_the_query_url_has_it_later(
         pending = response.json()
         assert pending["status"] == "pending" and pending["hits"] == []
 
-    answer = wait_until(stack, pending["status_url"], lambda q: q["status"] != "pending")
+    later = pending["status_url"] + "?prefix=samples/"
+    answer = wait_until(stack, later, lambda q: q["status"] != "pending")
     assert answer["status"] == "done" and "rocket" in words(answer["transcript"])
     assert answer["hits"][0]["key"] == photos["rocket"]
+
+
+def test_voice_queries_survive_a_killed_transcribe_worker(
+    stack: RunningStack, photos: dict[str, str], tmp_path: Path
+) -> None:
+    settings = stack.settings.model_copy(deep=True)
+    settings.voice.wait_s = 0.0  # answer 202 at once: the queries are in flight below
+    said = {"coffee": "a cup of coffee", "rocket": "a rocket", "motorcycle": "a motorbike"}
+    clips = [speak(words, tmp_path / f"{name}.wav").read_bytes() for name, words in said.items()]
+    worker = stack.stack.part("transcribe-queries").process
+    with TestClient(create_app(settings)) as client:
+        pending = [
+            client.post("/v1/search/voice", content=c, headers={"Content-Type": "audio/wav"})
+            for c in clips
+        ]
+        killed = worker.pid
+        worker.kill()  # kill -9 with the requests queued or half transcribed
+
+    answers = [
+        wait_until(
+            stack, r.json()["status_url"] + "?prefix=samples/", lambda q: q["status"] != "pending"
+        )
+        for r in pending
+    ]
+    assert [a["status"] for a in answers] == ["done"] * 3
+    assert [a["hits"][0]["key"] for a in answers] == [photos[name] for name in said]
+    assert worker.pid != killed  # the supervisor started a new one
 
 
 def test_unknown_query_is_404(stack: RunningStack) -> None:

@@ -106,11 +106,13 @@ class RunningWorker:
 def start_worker(kafka: KafkaSettings) -> Iterator[Callable[..., RunningWorker]]:
     running: list[RunningWorker] = []
 
-    def start(handler: RecordingHandler, **worker: object) -> RunningWorker:
+    def start(
+        handler: RecordingHandler, spec: ServiceSpec | None = None, **worker: object
+    ) -> RunningWorker:
         settings = WorkerSettings(
             max_batch=4, max_wait_ms=300, backoff_initial_s=0.05, backoff_max_s=0.2, **worker
         )  # type: ignore[arg-type]
-        spec = ServiceSpec("test", (IN,))
+        spec = spec or ServiceSpec("test", (IN,))
         w = Worker(
             spec,
             handler,
@@ -237,3 +239,27 @@ def test_committed_work_is_not_redelivered_to_the_next_worker(
     produce(kafka, [b"later"])
     wait_until(lambda: second_handler.stored == [b"later"])
     assert b"once" not in second_handler.stored
+
+
+@dataclass
+class SlowHandler(RecordingHandler):
+    """Takes ``seconds`` over every batch, as whisper does over a long voice note."""
+
+    seconds: float = 0.0
+
+    def handle(self, batch: Sequence[InboundMessage]) -> list[ItemResult]:
+        time.sleep(self.seconds)
+        return super().handle(batch)
+
+
+def test_a_batch_is_live_for_as_long_as_its_service_allows(
+    kafka: KafkaSettings, start_worker: Callable[..., RunningWorker]
+) -> None:
+    patient = start_worker(SlowHandler(seconds=2.0), ServiceSpec("patient", (IN,), 30.0))
+    hasty = start_worker(SlowHandler(seconds=2.0), ServiceSpec("hasty", (IN,), 1.0))
+    produce(kafka, [b"long note"])
+    wait_until(lambda: not hasty.worker.is_live())  # 1 s into a 2 s batch
+
+    assert patient.worker.is_live()
+    wait_until(lambda: len(hasty.worker.handler.stored) == 1)  # type: ignore[attr-defined]
+    wait_until(hasty.worker.is_live)  # back to polling: live again

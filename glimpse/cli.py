@@ -392,10 +392,11 @@ def search(
     if not results["hits"]:
         out.print(f"no matches for {query!r}")
         return
-    table = Table("#", "score", "key", "caption")
+    table = Table("#", "score", "key", "caption / transcript")
     for rank, hit in enumerate(results["hits"], start=1):
         similarity = "" if hit["similarity"] is None else f"{hit['similarity']:.2f}"
-        table.add_row(str(rank), similarity, hit["key"], (hit["caption"] or "")[:90])
+        text = hit["caption"] or hit.get("transcript") or ""
+        table.add_row(str(rank), similarity, hit["key"], text[:90])
     out.print(table)
 
 

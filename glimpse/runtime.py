@@ -84,6 +84,11 @@ class DeadLetter:
     failed_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
     version: int = 1
 
+    @property
+    def origin(self) -> str:
+        """Where the message was: ``topic/partition@offset``."""
+        return f"{self.topic}/{self.partition}@{self.offset}"
+
     @classmethod
     def of(
         cls, stage: str, message: InboundMessage, error: BaseException, attempts: int

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
+
+import httpx
 
 from glimpse.config import Settings
 from glimpse.stack.ports import free_port
 from glimpse.stack.ports import private_settings as stack_settings_with_free_ports
 
-__all__ = ["RunningStack", "free_port", "private_settings"]
+__all__ = ["RunningStack", "free_port", "private_settings", "wait_until_searchable"]
 
 
 def private_settings(home: Path) -> Settings:
@@ -38,3 +41,16 @@ class RunningStack:
         self._stop.set()
         self._thread.join()
         self.stack.stop()
+
+
+def wait_until_searchable(api_url: str, ids: list[str], timeout_s: float = 120) -> None:
+    """Poll ``GET /v1/media/{id}`` until every id says ``searchable``."""
+    deadline = time.monotonic() + timeout_s
+    pending = set(ids)
+    while pending and time.monotonic() < deadline:
+        for mid in list(pending):
+            response = httpx.get(f"{api_url}/v1/media/{mid}")
+            if response.status_code == 200 and response.json()["searchable"]:
+                pending.discard(mid)
+        time.sleep(0.3)
+    assert not pending, f"{len(pending)} of {len(ids)} never became searchable"

@@ -33,21 +33,27 @@ _HIDDEN = 32
 _INIT_RANGE = 0.5
 
 
+# scikit-image's sample photos (public domain / freely licensed, shipped in its wheel)
 PHOTOS = {
     "cat": "chelsea.png",
     "coffee": "coffee.png",
     "rocket": "rocket.jpg",
     "astronaut": "astronaut.png",
     "motorcycle": "motorcycle_left.png",
+    "horse": "horse.png",
 }
+
+
+def samples_dir() -> Path:
+    spec = importlib.util.find_spec("skimage")
+    if spec is None or spec.origin is None:
+        raise RuntimeError("scikit-image (a dev dependency) is not installed")
+    return Path(spec.origin).parent / "data"
 
 
 def photo(name: str) -> Image.Image:
     """One of ``PHOTOS``, decoded, as RGB."""
-    spec = importlib.util.find_spec("skimage")
-    if spec is None or spec.origin is None:
-        raise RuntimeError("scikit-image (a dev dependency) is not installed")
-    with Image.open(Path(spec.origin).parent / "data" / PHOTOS[name]) as image:
+    with Image.open(samples_dir() / PHOTOS[name]) as image:
         return image.convert("RGB")
 
 

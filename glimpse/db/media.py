@@ -7,10 +7,13 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 from psycopg.types.json import Jsonb
+
+if TYPE_CHECKING:
+    from glimpse.runtime import DeadLetter
 
 # Fixed namespace: media ids are stable across processes, machines and re-deliveries.
 MEDIA_NAMESPACE = uuid.UUID("6b1f1c52-3f57-4c35-9a4e-6f0d0c6f9d11")
@@ -181,6 +184,23 @@ def record_failure(
             "attempts": attempts,
             "origin": origin,
         },
+    )
+
+
+def record_dead_letter(
+    conn: psycopg.Connection[Any], bucket: str, key: str, letter: DeadLetter, fail_media: bool
+) -> None:
+    """``record_failure`` for a message the worker runtime dead-lettered."""
+    record_failure(
+        conn,
+        bucket,
+        key,
+        letter.stage,
+        letter.error_type,
+        letter.message,
+        letter.attempts,
+        letter.origin,
+        fail_media=fail_media,
     )
 
 

@@ -61,19 +61,8 @@ class CaptionHandler:
             item = MediaAccepted.from_json(message.value)
         except ValidationError:
             return
-        origin = f"{letter.topic}/{letter.partition}@{letter.offset}"
         with self.pool.connection() as conn:
-            media.record_failure(
-                conn,
-                item.bucket,
-                item.key,
-                letter.stage,
-                letter.error_type,
-                letter.message,
-                letter.attempts,
-                origin,
-                fail_media=False,
-            )
+            media.record_dead_letter(conn, item.bucket, item.key, letter, fail_media=False)
 
     def handle(self, batch: Sequence[InboundMessage]) -> list[ItemResult]:
         results: dict[int, ItemResult] = {}

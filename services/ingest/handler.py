@@ -73,20 +73,9 @@ class IngestHandler:
             )
         except MalformedEvent:
             return  # no media row to attach it to: the DLQ entry is the record
-        origin = f"{letter.topic}/{letter.partition}@{letter.offset}"
         with self.pool.connection() as conn:
             for event in events:
-                media.record_failure(
-                    conn,
-                    event.bucket,
-                    event.key,
-                    letter.stage,
-                    letter.error_type,
-                    letter.message,
-                    letter.attempts,
-                    origin,
-                    fail_media=True,
-                )
+                media.record_dead_letter(conn, event.bucket, event.key, letter, fail_media=True)
 
     # --- one message ---------------------------------------------------------------
     def _handle_message(self, message: InboundMessage) -> ItemResult:

@@ -48,7 +48,6 @@ class TranscribeHandler:
         return [self._handle_one(message) for message in batch]
 
     def record_failure(self, message: InboundMessage, letter: DeadLetter) -> None:
-        origin = f"{letter.topic}/{letter.partition}@{letter.offset}"
         with self.pool.connection() as conn, conn.transaction():
             if message.topic == self.kafka.voice_queries_topic:
                 try:
@@ -63,17 +62,7 @@ class TranscribeHandler:
             except ValidationError:
                 return
             # The transcript is all an audio item has: without it the item is failed.
-            media.record_failure(
-                conn,
-                item.bucket,
-                item.key,
-                letter.stage,
-                letter.error_type,
-                letter.message,
-                letter.attempts,
-                origin,
-                fail_media=True,
-            )
+            media.record_dead_letter(conn, item.bucket, item.key, letter, fail_media=True)
 
     def _handle_one(self, message: InboundMessage) -> ItemResult:
         try:

@@ -7,8 +7,6 @@ every step land in ``tests/artifacts/`` (git-ignored).
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 import wave
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +15,7 @@ import numpy as np
 import pytest
 from harness import RunningStack
 from playwright.sync_api import Browser, BrowserContext, Playwright, sync_playwright
+from speech_clips import speak, write_wav
 
 CHROMIUM = Path("/usr/bin/chromium")
 SPOKEN_QUERY = "a cup of coffee"
@@ -44,26 +43,16 @@ def _resample(samples: np.ndarray, rate: int, target: int) -> np.ndarray:
 def spoken_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """``a cup of coffee`` spoken by espeak-ng, 16-bit mono 48 kHz, with silence around it
     (chromium loops the file: the pause keeps the repetitions apart)."""
-    espeak = shutil.which("espeak-ng")
-    if espeak is None:
-        pytest.fail("espeak-ng is missing: apt-get install espeak-ng")
     folder = tmp_path_factory.mktemp("voice")
-    raw = folder / "espeak.wav"
-    subprocess.run([espeak, "-s", "140", "-w", str(raw), SPOKEN_QUERY], check=True)
+    raw = speak(SPOKEN_QUERY, folder / "espeak.wav", speed=140)
     with wave.open(str(raw), "rb") as source:
         assert source.getsampwidth() == 2 and source.getnchannels() == 1
         rate = source.getframerate()
         samples = np.frombuffer(source.readframes(source.getnframes()), dtype="<i2")
-    speech = _resample(samples, rate, CAPTURE_RATE)
+    speech = _resample(samples / 32768.0, rate, CAPTURE_RATE)
     pause = np.zeros(CAPTURE_RATE // 2)
-    clip = np.clip(np.concatenate([pause, speech, pause]), -32768, 32767).astype("<i2")
-    path = folder / "a-cup-of-coffee.wav"
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(CAPTURE_RATE)
-        out.writeframes(clip.tobytes())
-    return path
+    clip = np.concatenate([pause, speech, pause])
+    return write_wav(folder / "a-cup-of-coffee.wav", clip, CAPTURE_RATE)
 
 
 # Module scope: a sync Playwright keeps an event loop running in this thread until it

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import re
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
-from harness import RunningStack
+from harness import RunningStack, wait_until_searchable
 from models_fixtures import photo
 from PIL.PngImagePlugin import PngInfo
 from playwright.sync_api import (
@@ -107,18 +106,6 @@ def write_photo(folder: Path, name: str) -> Path:
     return path
 
 
-def wait_searchable(api_url: str, ids: list[str], timeout_s: float = 120) -> None:
-    deadline = time.monotonic() + timeout_s
-    pending = set(ids)
-    while pending and time.monotonic() < deadline:
-        for mid in list(pending):
-            response = httpx.get(f"{api_url}/v1/media/{mid}")
-            if response.status_code == 200 and response.json()["searchable"]:
-                pending.discard(mid)
-        time.sleep(0.3)
-    assert not pending, f"{len(pending)} uploads never became searchable"
-
-
 @pytest.fixture(scope="module")
 def library(api_url: str, admin_key: str) -> Iterator[dict[str, str]]:
     """coffee, astronaut and rocket, uploaded through the API and searchable: what the
@@ -134,7 +121,7 @@ def library(api_url: str, admin_key: str) -> Iterator[dict[str, str]]:
     )
     assert response.status_code == 202, response.text
     ids = {n: item["id"] for n, item in zip(names, response.json()["items"], strict=True)}
-    wait_searchable(api_url, list(ids.values()))
+    wait_until_searchable(api_url, list(ids.values()))
     yield ids
 
 

@@ -5,14 +5,13 @@ from __future__ import annotations
 import io
 import time
 from collections.abc import Callable, Iterable
-from pathlib import Path
 from typing import Any
 
 import httpx
 import psycopg
-import skimage.data
-from harness import RunningStack
+from harness import RunningStack, wait_until_searchable
 from kafka import KafkaConsumer
+from models_fixtures import PHOTOS, samples_dir
 from PIL import Image
 from psycopg.rows import dict_row
 
@@ -94,15 +93,7 @@ def unique_png(seed: int, size: tuple[int, int] = (64, 48)) -> bytes:
 
 # --- the HTTP API, with scikit-image's sample photos ------------------------------------
 
-SAMPLES = Path(skimage.data.__file__).parent
-PHOTOS = {
-    "cat": "chelsea.png",
-    "coffee": "coffee.png",
-    "rocket": "rocket.jpg",
-    "astronaut": "astronaut.png",
-    "motorcycle": "motorcycle_left.png",
-    "horse": "horse.png",
-}
+SAMPLES = samples_dir()
 
 
 def api(stack: RunningStack) -> str:
@@ -114,16 +105,8 @@ def admin_key(stack: RunningStack) -> str:
 
 
 def wait_searchable(stack: RunningStack, keys: list[str], timeout_s: float = 120) -> None:
-    ids = [media_id(stack.settings.s3.bucket, k) for k in keys]
-    deadline = time.monotonic() + timeout_s
-    pending = set(ids)
-    while pending and time.monotonic() < deadline:
-        for mid in list(pending):
-            response = httpx.get(f"{api(stack)}/v1/media/{mid}")
-            if response.status_code == 200 and response.json()["searchable"]:
-                pending.discard(mid)
-        time.sleep(0.3)
-    assert not pending, f"{len(pending)} of {len(ids)} never became searchable"
+    ids = [str(media_id(stack.settings.s3.bucket, k)) for k in keys]
+    wait_until_searchable(api(stack), ids, timeout_s)
 
 
 def upload_sample_photos(stack: RunningStack) -> dict[str, str]:

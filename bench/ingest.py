@@ -727,10 +727,23 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--timeout", type=float, default=600, help="max seconds for ingest")
-    parser.add_argument("--results", type=Path, default=RESULTS, help="Markdown file to append to")
-    parser.add_argument("--no-record", action="store_true", help="print only, append nothing")
+    add_output_args(parser)
     parser.add_argument("--keep-home", action="store_true", help="keep the temporary home")
     return parser.parse_args(argv)
+
+
+def publish(markdown: str, args: argparse.Namespace) -> None:
+    """Print the run's Markdown; append it to ``args.results`` unless ``--no-record``."""
+    print("\n" + markdown)
+    if not args.no_record:
+        record(markdown, args.results)
+        say(f"appended to {args.results}")
+
+
+def add_output_args(parser: argparse.ArgumentParser) -> None:
+    """``--results`` and ``--no-record``, as every benchmark takes them."""
+    parser.add_argument("--results", type=Path, default=RESULTS, help="Markdown file to append to")
+    parser.add_argument("--no-record", action="store_true", help="print only, append nothing")
 
 
 def say(message: str) -> None:
@@ -777,10 +790,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     report = Report(args, machine, corpus, generate_s, bare, e2e, memory, cold, warm)
     markdown = report.markdown()
-    print("\n" + markdown)
-    if not args.no_record:
-        record(markdown, args.results)
-        say(f"appended to {args.results}")
+    publish(markdown, args)
 
 
 if __name__ == "__main__":

@@ -36,7 +36,8 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image, ImageOps
 
-from bench.search import RESULTS, OtherLoad, machine_info, record, say, table
+from bench.ingest import add_output_args, publish, say
+from bench.search import OtherLoad, machine_info, table
 from glimpse.config import ModelSettings
 from glimpse.models.captioning import Captioner, load_captioner
 from glimpse.models.imagenet import ImageNetVocabulary, compose_caption
@@ -492,8 +493,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=3)
     parser.add_argument("--skip-captioners", action="store_true")
     parser.add_argument("--skip-text", action="store_true")
-    parser.add_argument("--results", type=Path, default=RESULTS)
-    parser.add_argument("--no-record", action="store_true", help="print only")
+    add_output_args(parser)
     return parser.parse_args(argv)
 
 
@@ -512,10 +512,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         f"other processes used {others.share:.0%} of the machine's CPU (sampled every 2 s)"
     )
     markdown = report(args, machine, captioners, text, time.perf_counter() - started)
-    print("\n" + markdown)
-    if not args.no_record:
-        record(markdown, args.results)
-        say(f"appended to {args.results}")
+    publish(markdown, args)
 
 
 def _run(args: argparse.Namespace) -> tuple[list[BatchResult], TextResult | None]:

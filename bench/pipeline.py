@@ -48,20 +48,20 @@ import psycopg
 from PIL import Image
 
 from bench.ingest import (
-    RESULTS,
     CpuSnapshot,
     Photo,
     StartStop,
     _kind_of,
     _of_one_core,
     _table,
+    add_output_args,
     corpus_bytes,
     machine_busy_fraction,
     machine_info,
     make_corpus,
     part_pids,
     private_settings,
-    record,
+    publish,
     running_stack,
     s3_client,
     say,
@@ -873,8 +873,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--timeout", type=float, default=300, help="max seconds per run")
-    parser.add_argument("--results", type=Path, default=RESULTS, help="Markdown file to append to")
-    parser.add_argument("--no-record", action="store_true", help="print only, append nothing")
+    add_output_args(parser)
     parser.add_argument("--keep-home", action="store_true", help="keep the temporary home")
     return parser.parse_args(argv)
 
@@ -956,10 +955,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     report = Report(args, machine, quiet, corpora, generate_s, bare, start, alone, burst, paced)
     markdown = report.markdown()
-    print("\n" + markdown)
-    if not args.no_record:
-        record(markdown, args.results)
-        say(f"appended to {args.results}")
+    publish(markdown, args)
 
 
 if __name__ == "__main__":

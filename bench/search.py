@@ -56,6 +56,7 @@ from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
+from bench.ingest import add_output_args, publish, say
 from glimpse.config import DatabaseSettings, ModelSettings, S3Settings, SearchSettings, Settings
 from glimpse.db import vectors
 from glimpse.db.migrate import migrate
@@ -68,7 +69,6 @@ from glimpse.stack.process import ManagedProcess
 from services.search_api.hits import hits_for
 
 REPO = Path(__file__).resolve().parent.parent
-RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 DIM = 384
 K = 10
 LID_K = 20
@@ -1224,14 +1224,6 @@ def _api_table(r: SizeResult) -> str:
     )
 
 
-def record(markdown: str, path: Path) -> None:
-    """Append after whatever is there (other benchmarks append to the same file)."""
-    if not path.exists():
-        path.write_text("# Benchmark results\n\nAppended by `python -m bench.*`; newest last.\n")
-    with path.open("a") as out:
-        out.write("\n" + markdown)
-
-
 # --- main ----------------------------------------------------------------------------
 
 
@@ -1258,15 +1250,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--skip-vector", action="store_true", help="no fp32 comparison")
     parser.add_argument("--skip-api", action="store_true", help="no API comparison")
-    parser.add_argument("--results", type=Path, default=RESULTS)
-    parser.add_argument("--no-record", action="store_true", help="print only")
+    add_output_args(parser)
     args = parser.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
     return args
-
-
-def say(message: str) -> None:
-    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -1285,10 +1272,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         f"other processes used {others.share:.0%} of the machine's CPU (sampled every 2 s)"
     )
     markdown = report(args, machine, results, time.perf_counter() - started)
-    print("\n" + markdown)
-    if not args.no_record:
-        record(markdown, args.results)
-        say(f"appended to {args.results}")
+    publish(markdown, args)
 
 
 if __name__ == "__main__":

@@ -33,8 +33,9 @@ from types import ModuleType
 
 import numpy as np
 
+from bench.ingest import add_output_args, publish, say
 from bench.pipeline import wait_for_idle_cpus, wait_for_low_load
-from bench.search import RESULTS, OtherLoad, machine_info, record, say, table
+from bench.search import OtherLoad, machine_info, table
 from glimpse.models.speech import Transcriber, decode_speech
 from glimpse.models.whisper_assets import ensure_whisper_base
 
@@ -272,8 +273,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--max-load", type=float, default=1.5, help="quiet: 1-min load avg")
     parser.add_argument("--quiet-timeout", type=float, default=240.0, help="seconds")
-    parser.add_argument("--results", type=Path, default=RESULTS)
-    parser.add_argument("--no-record", action="store_true", help="print only")
+    add_output_args(parser)
     return parser.parse_args(argv)
 
 
@@ -311,10 +311,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     markdown = report(
         args, machine, assembly, loads, timings, decoding, time.perf_counter() - started
     )
-    print("\n" + markdown)
-    if not args.no_record:
-        record(markdown, args.results)
-        say(f"appended to {args.results}")
+    publish(markdown, args)
 
 
 if __name__ == "__main__":

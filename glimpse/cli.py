@@ -122,13 +122,16 @@ def up(
             raise typer.Exit(1)
 
 
+def _page_link(api_url: str, layout: HomeLayout) -> str:
+    """The web page, with the admin key in the fragment, like a notebook's token link:
+    the page keeps it for uploads, and a fragment never reaches the server's logs."""
+    key = layout.api_key.read_text().strip() if layout.api_key.exists() else ""
+    return f"{api_url}/#key={key}" if key else f"{api_url}/"
+
+
 def _print_endpoints(s: Settings, layout: HomeLayout) -> None:
     table = Table(show_header=False, box=None)
     base = f"http://{s.api.host}:{s.api.port}"
-    # Like a notebook's token link: the page keeps the key from the fragment (which
-    # never reaches the server's logs) and uses it for uploads.
-    key = layout.api_key.read_text().strip() if layout.api_key.exists() else ""
-    table.add_row("web page", f"[bold]{base}/#key={key}[/bold]" if key else f"{base}/")
     table.add_row("API", f"{base}  (docs: /docs)")
     table.add_row("S3", f"{s.s3.endpoint}  bucket [bold]{s.s3.bucket}[/bold]")
     table.add_row("S3 credentials", str(layout.s3_credentials))
@@ -136,6 +139,8 @@ def _print_endpoints(s: Settings, layout: HomeLayout) -> None:
     table.add_row("Postgres", str(s.database.url))
     table.add_row("logs", str(layout.logs))
     console.print(table)
+    link = _page_link(base, layout)
+    console.print(f"web page: [bold]{link}[/bold]", soft_wrap=True)  # one clickable line
     console.print(
         "Open the web page, or upload with `glimpse ingest PATH --wait` or any S3 client. "
         "Ctrl-C stops."
@@ -162,6 +167,9 @@ def _up_detached(layout: HomeLayout, timeout_s: float = 300) -> None:
                     f"[green]glimpse is up[/green] (pid {proc.pid}); API {endpoints.api_url}; "
                     f"`glimpse down` stops it; log: {log_path}"
                 )
+                # soft_wrap: a link broken over two lines cannot be clicked or copied
+                link = _page_link(endpoints.api_url, layout)
+                console.print(f"web page: [bold]{link}[/bold]", soft_wrap=True)
                 return
             if proc.poll() is not None:
                 tail = log_path.read_text(errors="replace").splitlines()[-20:]
@@ -246,6 +254,8 @@ def status(
                 ("ingest", settings.stack.ingest_health_port),
                 ("caption", settings.stack.caption_health_port),
                 ("embed", settings.stack.embed_health_port),
+                ("transcribe", settings.stack.transcribe_health_port),
+                ("transcribe-queries", settings.stack.transcribe_queries_health_port),
             )
         ),
     ]

@@ -210,9 +210,10 @@ def status_counts(conn: psycopg.Connection[Any]) -> dict[str, int]:
 
 
 def stage_counts(conn: psycopg.Connection[Any]) -> dict[str, int]:
-    """How far the pipeline got: captions and vectors stored, over all models."""
+    """How far the pipeline got: captions, transcripts and vectors stored, over all models."""
     row = conn.execute(
         "SELECT (SELECT count(*) FROM captions) AS captioned, "
+        "(SELECT count(*) FROM transcripts) AS transcribed, "
         "(SELECT count(*) FROM embeddings WHERE kind = 'text') AS text_vectors, "
         "(SELECT count(*) FROM embeddings WHERE kind = 'visual') AS visual_vectors"
     ).fetchone()

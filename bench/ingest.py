@@ -469,7 +469,8 @@ def memory_by_part(stack: EmbeddedStack) -> dict[str, tuple[int, int, int]]:
 # --- machine -------------------------------------------------------------------------
 
 
-def machine_info() -> dict[str, str]:
+def machine_info(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The machine and the code measured; ``extra`` lines go before the commit."""
     memory = psutil.virtual_memory().total
     # Anything else running skews every number below: measure it, and say so.
     busy = psutil.cpu_percent(interval=2.0)
@@ -481,6 +482,7 @@ def machine_info() -> dict[str, str]:
         "OS": platform.platform(),
         "Python": platform.python_version(),
         "Pillow": f"{PIL.__version__} (libjpeg-turbo {features.version('libjpeg_turbo')})",
+        **(extra or {}),
         "glimpse commit": _git_commit(),
         "before the run": f"machine {busy:.0f} % busy (other processes), load average "
         + " ".join(f"{x:.2f}" for x in os.getloadavg()),

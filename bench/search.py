@@ -28,12 +28,10 @@ import argparse
 import contextlib
 import itertools
 import os
-import platform
 import random
 import shutil
 import socket
 import struct
-import subprocess
 import sys
 import tempfile
 import threading
@@ -57,6 +55,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
 from bench.ingest import add_output_args, publish, say
+from bench.ingest import machine_info as ingest_machine_info
 from glimpse.config import DatabaseSettings, ModelSettings, S3Settings, SearchSettings, Settings
 from glimpse.db import vectors
 from glimpse.db.migrate import migrate
@@ -1007,40 +1006,11 @@ class OtherLoad:
 
 
 def machine_info(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """bench.ingest's machine lines, with torch's version and threads."""
     import torch
 
-    memory = psutil.virtual_memory().total
-    busy = psutil.cpu_percent(interval=1.0)
-    return {
-        "CPU": _cpu_model(),
-        "cores": f"{psutil.cpu_count(logical=True)} logical, "
-        f"{psutil.cpu_count(logical=False)} physical",
-        "RAM": f"{memory / (1 << 30):.1f} GiB",
-        "OS": platform.platform(),
-        "Python": platform.python_version(),
-        "torch": f"{torch.__version__} ({torch.get_num_threads()} threads)",
-        **(extra or {}),
-        "glimpse commit": git_commit(),
-        "before the run": f"machine {busy:.0f} % busy, load average "
-        + " ".join(f"{x:.2f}" for x in os.getloadavg()),
-    }
-
-
-def _cpu_model() -> str:
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
-
-
-def git_commit() -> str:
-    def git(*args: str) -> str:
-        done = subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, check=False)
-        return done.stdout.strip() if done.returncode == 0 else ""
-
-    commit = git("rev-parse", "--short", "HEAD") or "unknown"
-    return commit + (" (with uncommitted changes)" if git("status", "--porcelain") else "")
+    threads = f"{torch.__version__} ({torch.get_num_threads()} threads)"
+    return ingest_machine_info({"torch": threads, **(extra or {})})
 
 
 def server_versions(port: int) -> dict[str, str]:

@@ -56,7 +56,7 @@ class QueryNotifications:
                     self._wake_all()  # anything finished while we were not listening
                     async for note in conn.notifies():
                         self._wake(note.payload)
-            except psycopg.OperationalError as exc:
+            except psycopg.Error as exc:  # connection lost, server restarting, …
                 self.listening.clear()
                 self._wake_all()
                 attempt += 1

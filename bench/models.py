@@ -27,7 +27,6 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -37,7 +36,7 @@ import numpy.typing as npt
 from PIL import Image, ImageOps
 
 from bench.ingest import add_output_args, publish, say
-from bench.search import OtherLoad, machine_info, table
+from bench.search import OtherLoad, machine_info, report_header, table
 from glimpse.config import ModelSettings
 from glimpse.models.captioning import Captioner, load_captioner
 from glimpse.models.imagenet import ImageNetVocabulary, compose_caption
@@ -383,9 +382,7 @@ def report(
     text: TextResult | None,
     total_s: float,
 ) -> str:
-    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    out = [f"## Models benchmark — {stamp}", ""]
-    out += [f"- **{k}**: {v}" for k, v in machine.items()]
+    out = report_header("Models benchmark", machine)
     out += [f"- **command**: `python -m bench.models` ({total_s / 60:.1f} min in all)", ""]
     if captioners:
         rows = [

@@ -1045,12 +1045,16 @@ def per_row(value: int, n: int) -> str:
     return f"{value / n:,.0f} B"
 
 
+def report_header(title: str, machine: dict[str, str]) -> list[str]:
+    """A dated ``## {title} — …`` heading and the machine as a bullet list."""
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return [f"## {title} — {stamp}", "", *(f"- **{k}**: {v}" for k, v in machine.items())]
+
+
 def report(
     args: argparse.Namespace, machine: dict[str, str], results: list[SizeResult], total_s: float
 ) -> str:
-    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    out = [f"## Search benchmark — {stamp}", ""]
-    out += [f"- **{k}**: {v}" for k, v in machine.items()]
+    out = report_header("Search benchmark", machine)
     out += [
         f"- **command**: `python -m bench.search {' '.join(args.argv)}`"
         f" ({total_s / 60:.1f} min in all)",

@@ -27,7 +27,6 @@ import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
 
@@ -35,7 +34,7 @@ import numpy as np
 
 from bench.ingest import add_output_args, publish, say
 from bench.pipeline import wait_for_idle_cpus, wait_for_low_load
-from bench.search import OtherLoad, machine_info, table
+from bench.search import OtherLoad, machine_info, report_header, table
 from glimpse.models.speech import Transcriber, decode_speech
 from glimpse.models.whisper_assets import ensure_whisper_base
 
@@ -204,9 +203,7 @@ def report(
     decoding: dict[str, float],
     total_s: float,
 ) -> str:
-    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    out = [f"## Whisper benchmark — {stamp}", ""]
-    out += [f"- **{k}**: {v}" for k, v in machine.items()]
+    out = report_header("Whisper benchmark", machine)
     out += [f"- **command**: `python -m bench.whisper` ({total_s / 60:.1f} min in all)", ""]
     cold, warm = assembly
     out += [

@@ -14,6 +14,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
 from fastapi.concurrency import run_in_threadpool
+from fastapi_offline import FastAPIOffline
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -21,6 +22,7 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from glimpse.bus import LazyProducer
 from glimpse.config import Settings
@@ -35,9 +37,11 @@ from services.search_api import (
     routes_voice,
     routes_web,
 )
+from services.search_api.admission import RateLimiter, WaitingLimit
 from services.search_api.body_limit import BodyLimit
 from services.search_api.context import ApiContext
 from services.search_api.notifications import QueryNotifications
+from services.search_api.origin_guard import OriginGuard
 from services.search_api.retention import sweep_forever
 
 
@@ -84,7 +88,19 @@ def _lifespan(settings: Settings) -> Callable[[FastAPI], AbstractAsyncContextMan
         producer = LazyProducer(settings.kafka)
         notifications = QueryNotifications(settings.database.url)
         ctx = ApiContext(
-            settings, pool, ObjectStore(settings.s3), embedder, producer, notifications
+            settings,
+            pool,
+            ObjectStore(settings.s3),
+            embedder,
+            producer,
+            notifications,
+            upload_rate=RateLimiter(settings.api.upload_rate, "uploads"),
+            voice_rate=RateLimiter(settings.api.voice_rate, "voice searches"),
+            voice_waiting=WaitingLimit(
+                settings.voice.max_waiting,
+                retry_after_s=max(1, round(settings.voice.wait_s)),
+                what="voice searches",
+            ),
         )
         app.state.glimpse = ctx
         background = [
@@ -110,7 +126,9 @@ def create_app(settings: Settings) -> FastAPI:
     registry = CollectorRegistry()
     metrics = ApiMetrics(registry)
 
-    app = FastAPI(
+    # /docs loads Swagger UI from the API itself: a CDN script there would run on the
+    # origin that holds the page's stored key
+    app = FastAPIOffline(
         title="glimpse",
         version="0.1.0",
         summary="Search a bucket of images and voice notes by meaning.",
@@ -122,13 +140,19 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(routes_uploads.router)
     app.include_router(routes_voice.router)
     app.include_router(routes_web.router)
-    # one request carries at most one maximal file (plus multipart framing)
+    # Innermost first. Every body is bounded as it arrives; one upload request carries at
+    # most one maximal file (plus multipart framing).
     app.add_middleware(
-        BodyLimit, path_prefix="/v1/uploads", max_bytes=settings.limits.max_bytes + 1024 * 1024
+        BodyLimit,
+        rules=[
+            ("/v1/uploads", settings.limits.max_bytes + 1024 * 1024),
+            ("/v1/uploads/presign", settings.api.max_presign_body_bytes),
+            ("/v1/search/voice", settings.voice.max_bytes),
+        ],
+        default_bytes=settings.api.max_body_bytes,
     )
-    app.add_middleware(
-        BodyLimit, path_prefix="/v1/search/voice", max_bytes=settings.voice.max_bytes
-    )
+    app.add_middleware(OriginGuard, allowed_origins=settings.api.allowed_origins)
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.api.allowed_hosts)
 
     @app.middleware("http")
     async def refuse_nul(

@@ -13,6 +13,7 @@ from glimpse.bus import LazyProducer
 from glimpse.config import Settings
 from glimpse.models.text import TextEmbedder
 from glimpse.storage import ObjectStore
+from services.search_api.admission import RateLimiter, WaitingLimit
 from services.search_api.notifications import QueryNotifications
 
 
@@ -24,6 +25,9 @@ class ApiContext:
     embedder: TextEmbedder
     producer: LazyProducer
     notifications: QueryNotifications
+    upload_rate: RateLimiter
+    voice_rate: RateLimiter
+    voice_waiting: WaitingLimit
 
 
 def context(request: Request) -> ApiContext:

@@ -122,7 +122,8 @@ def test_bad_recordings_get_a_clear_4xx(stack: RunningStack, tmp_path: Path) -> 
         assert response.headers["content-type"] == "application/problem+json", name
     assert "speech" in cases["quiet"][0].json()["detail"]
     assert "long" in cases["too long"][0].json()["detail"]
-    empty = httpx.post(f"{api(stack)}/v1/search/voice", content=b"", timeout=10)
+    empty = httpx.post(f"{api(stack)}/v1/search/voice", content=b"",
+                       headers={"Content-Type": "audio/webm"}, timeout=10)  # fmt: skip
     assert empty.status_code == 422 and "empty" in empty.json()["detail"]
     huge = httpx.post(
         f"{api(stack)}/v1/search/voice",
@@ -140,7 +141,7 @@ def test_a_slow_transcript_answers_202_and_the_query_url_has_it_later(
     settings = stack.settings.model_copy(deep=True)
     settings.voice.wait_s = 0.0
     clip = speak("a rocket", tmp_path / "rocket.wav").read_bytes()
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(settings), base_url="http://127.0.0.1") as client:
         response = client.post(
             "/v1/search/voice", content=clip, headers={"Content-Type": "audio/wav"}
         )
@@ -162,7 +163,7 @@ def test_voice_queries_survive_a_killed_transcribe_worker(
     said = {"coffee": "a cup of coffee", "rocket": "a rocket", "motorcycle": "a motorbike"}
     clips = [speak(words, tmp_path / f"{name}.wav").read_bytes() for name, words in said.items()]
     worker = stack.stack.part("transcribe-queries").process
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(settings), base_url="http://127.0.0.1") as client:
         pending = [
             client.post("/v1/search/voice", content=c, headers={"Content-Type": "audio/wav"})
             for c in clips
@@ -224,8 +225,8 @@ def test_notifications_wake_exactly_the_waiting_query(stack: RunningStack) -> No
             with connect(stack.settings) as conn:
                 for payload in ("not-a-uuid", str(mine)):
                     conn.execute("SELECT pg_notify(%(c)s, %(p)s)", {"c": channel, "p": payload})
-            await asyncio.wait_for(woken, 5)
-            result = woken.done(), not_woken.done()
+            await asyncio.wait_for(woken.wait(), 5)
+            result = woken.is_set(), not_woken.is_set()
         task.cancel()
         return result
 

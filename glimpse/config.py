@@ -107,6 +107,9 @@ class VoiceSettings(BaseModel):
     sweep_interval_s: float = 600.0
     # voice searches waiting for their transcript at once; past it: 429 + Retry-After
     max_waiting: int = 16
+    # A query nobody has waited for or polled during this long is dropped, not
+    # transcribed (after an outage, answers to callers who left would come first).
+    abandon_after_s: float = 30.0
 
 
 class LimitsSettings(BaseModel):

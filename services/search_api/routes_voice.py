@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
+from datetime import timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
@@ -103,7 +104,9 @@ async def voice_search(
         )
     ctx.voice_rate.admit(client_of(request, key))
     with ctx.voice_waiting.slot():
-        return await _search_by_voice(ctx, request, response, limit, SearchFilters(kind=kind, prefix=prefix))
+        return await _search_by_voice(
+            ctx, request, response, limit, SearchFilters(kind=kind, prefix=prefix)
+        )
 
 
 async def _search_by_voice(
@@ -186,7 +189,7 @@ async def get_query(
 ) -> VoiceQueryOut:
     """A voice query's state; once transcribed, its transcript and hits."""
     filters = SearchFilters(kind=kind, prefix=prefix)
-    answer = await run_in_threadpool(_answer, ctx, query_id, limit, filters)
+    answer = await run_in_threadpool(_answer, ctx, query_id, limit, filters, True)
     if answer is None:
         raise HTTPException(404, f"no voice query {query_id} (queries expire after a while)")
     return answer
@@ -196,8 +199,10 @@ def _request_transcript(ctx: ApiContext, row: VoiceQueryRow, clip: bytes) -> Non
     """Record the query, store the clip, ask for its transcript (in that order: the
     transcribe service must find both the row and the clip; a row whose clip never
     arrived is marked failed, and the retention sweep removes rows with their clips)."""
+    voice = ctx.settings.voice
+    awaited_for = timedelta(seconds=voice.wait_s + voice.abandon_after_s)
     with ctx.pool.connection() as conn:
-        voice_queries.create(conn, row)
+        voice_queries.create(conn, row, awaited_for)
     try:
         ctx.store.put(row.clip_key, clip, row.mime)
     except Exception as exc:
@@ -231,9 +236,18 @@ def _request_transcript(ctx: ApiContext, row: VoiceQueryRow, clip: bytes) -> Non
 
 
 def _answer(
-    ctx: ApiContext, query_id: uuid.UUID, limit: int, filters: SearchFilters
+    ctx: ApiContext,
+    query_id: uuid.UUID,
+    limit: int,
+    filters: SearchFilters,
+    polled: bool = False,
 ) -> VoiceQueryOut | None:
+    """The query's state and, once done, its hits. ``polled``: a caller is still
+    waiting (it asked), so the query is kept wanted a while longer."""
     with ctx.pool.connection() as conn:
+        if polled:
+            wanted = timedelta(seconds=ctx.settings.voice.abandon_after_s)
+            voice_queries.still_awaited(conn, query_id, wanted)
         row = voice_queries.get(conn, query_id)
     if row is None:
         return None

@@ -111,6 +111,15 @@ class TranscribeHandler:
             row = voice_queries.get(conn, query.query_id)
         if row is None or row["status"] != "pending":
             return Done(outcome=Outcome.SKIPPED)  # expired, or finished by an earlier delivery
+        if row["abandoned"]:
+            with self.pool.connection() as conn, conn.transaction():
+                voice_queries.fail(
+                    conn,
+                    query.query_id,
+                    "abandoned",
+                    "nobody was waiting for this answer any more, so it was not transcribed",
+                )
+            return Done(outcome=Outcome.SKIPPED)
         data = self.store.read(query.key, self.voice.max_bytes)
         if data is None:
             failure = TranscriptionError(

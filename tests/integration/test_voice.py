@@ -182,6 +182,29 @@ def test_voice_queries_survive_a_killed_transcribe_worker(
     assert worker.pid != killed  # the supervisor started a new one
 
 
+def test_a_query_nobody_waits_for_any_more_is_dropped_not_transcribed(
+    stack: RunningStack, tmp_path: Path
+) -> None:
+    # As after an outage: the caller got its 202 and left; no poll keeps the query wanted.
+    settings = stack.settings.model_copy(deep=True)
+    settings.voice.wait_s = 0.0
+    settings.voice.abandon_after_s = 0.0
+    clip = speak("a rocket", tmp_path / "rocket.wav").read_bytes()
+    with TestClient(create_app(settings), base_url="http://127.0.0.1") as client:
+        pending = client.post(
+            "/v1/search/voice", content=clip, headers={"Content-Type": "audio/wav"}
+        ).json()
+
+    with connect(stack.settings) as conn:
+        deadline = time.monotonic() + 60
+        while (row := voice_queries.get(conn, pending["query_id"])) and row["status"] == "pending":
+            assert time.monotonic() < deadline, "the query was never picked up"
+            time.sleep(0.2)
+    assert row is not None
+    assert (row["status"], row["reason"]) == ("failed", "abandoned")
+    assert row["transcript"] is None and row["model"] is None  # whisper never ran
+
+
 def test_unknown_query_is_404(stack: RunningStack) -> None:
     response = httpx.get(f"{api(stack)}/v1/queries/{uuid.uuid4()}")
     assert response.status_code == 404 and "expire" in response.json()["detail"]
@@ -195,7 +218,8 @@ def test_expired_queries_lose_their_clip_and_row(stack: RunningStack) -> None:
         for query_id in (old, fresh):
             key = f"queries/{query_id}.wav"
             store.put(key, b"RIFF....WAVE", "audio/wav")
-            voice_queries.create(conn, VoiceQueryRow(query_id, s.s3.bucket, key, "audio/wav", 12))
+            row = VoiceQueryRow(query_id, s.s3.bucket, key, "audio/wav", 12)
+            voice_queries.create(conn, row, timedelta(seconds=30))
         conn.execute(
             "UPDATE voice_queries SET created_at = now() - interval '2 days' WHERE id = %(id)s",
             {"id": old},

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
@@ -18,8 +17,6 @@ from fastapi_offline import FastAPIOffline
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
-    Counter,
-    Histogram,
     generate_latest,
 )
 from starlette.middleware.trustedhost import TrustedHostMiddleware
@@ -31,6 +28,7 @@ from glimpse.models.text import load_text_embedder
 from glimpse.storage import ObjectStore
 from services.search_api import (
     problems,
+    request_metrics,
     routes_media,
     routes_search,
     routes_uploads,
@@ -43,24 +41,6 @@ from services.search_api.context import ApiContext
 from services.search_api.notifications import QueryNotifications
 from services.search_api.origin_guard import OriginGuard
 from services.search_api.retention import sweep_forever
-
-
-class ApiMetrics:
-    def __init__(self, registry: CollectorRegistry) -> None:
-        self.requests = Counter(
-            "glimpse_http_requests",
-            "HTTP requests",
-            ["route", "method", "status"],
-            registry=registry,
-        )
-        self.duration = Histogram(
-            "glimpse_http_request_duration_seconds",
-            "HTTP request latency",
-            ["route", "method"],
-            registry=registry,
-            # up to 30 s: a voice search waits up to voice.wait_s (15 s) for its transcript
-            buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 1.5, 2.5, 5, 10, 15, 30),
-        )
 
 
 def _broker_reachable(bootstrap: str | None) -> str:
@@ -124,7 +104,6 @@ def _lifespan(settings: Settings) -> Callable[[FastAPI], AbstractAsyncContextMan
 
 def create_app(settings: Settings) -> FastAPI:
     registry = CollectorRegistry()
-    metrics = ApiMetrics(registry)
 
     # /docs loads Swagger UI from the API itself: a CDN script there would run on the
     # origin that holds the page's stored key
@@ -166,17 +145,7 @@ def create_app(settings: Settings) -> FastAPI:
             )  # fmt: skip
         return await call_next(request)
 
-    @app.middleware("http")
-    async def record_metrics(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        started = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        path = getattr(route, "path", "unmatched")
-        metrics.requests.labels(path, request.method, str(response.status_code)).inc()
-        metrics.duration.labels(path, request.method).observe(time.perf_counter() - started)
-        return response
+    request_metrics.install(app, registry)
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict[str, str]:

@@ -33,6 +33,16 @@ class HomeLayout:
         return self.home / "credentials" / "api-key"
 
     @property
+    def pg_credentials(self) -> Path:
+        """Passwords of the embedded Postgres' superuser and service role (mode 0600)."""
+        return self.home / "credentials" / "postgres.json"
+
+    @property
+    def pgpass(self) -> Path:
+        """libpq password file of the service role, named in its URL (mode 0600)."""
+        return self.home / "credentials" / "pgpass"
+
+    @property
     def s3_identities(self) -> Path:
         return self.home / "credentials" / "seaweed-identities.json"
 

@@ -85,7 +85,9 @@ def weed_spec(
 ) -> ProcessSpec:
     """``weed mini`` bound to 127.0.0.1. weed reads ``notification.toml`` from ``workdir``."""
     data = workdir / "data"
-    data.mkdir(parents=True, exist_ok=True)
+    data.mkdir(mode=0o700, parents=True, exist_ok=True)
+    for folder in (workdir, data):  # also when an older version made them 0755
+        folder.chmod(0o700)
     argv = [
         weed_binary(),
         "mini",

@@ -29,6 +29,7 @@ from glimpse.db import keys
 from glimpse.db.migrate import migrate
 from glimpse.db.pool import open_pool
 from glimpse.reconcile import ReconcileReport, reconcile
+from glimpse.redact import redact_url
 from glimpse.stack import broker, pg_access, postgres, seaweed
 from glimpse.stack.credentials import (
     S3Credentials,
@@ -387,13 +388,14 @@ class EmbeddedStack:
 
     def _write_endpoints(self, s: Settings, ready: bool) -> None:
         assert s.s3.endpoint and s.kafka.bootstrap and s.database.url
+        write_private(self.layout.database_url, s.database.url)
         Endpoints(
             s3_url=s.s3.endpoint,
             s3_bucket=s.s3.bucket,
             s3_credentials_file=str(self.layout.s3_credentials) if self._s3_creds else None,
             api_key_file=str(self.layout.api_key),
             kafka_bootstrap=s.kafka.bootstrap,
-            database_url=s.database.url,
+            database_url=redact_url(s.database.url),
             api_url=f"http://{s.api.host}:{s.api.port}",
             home=str(self.layout.home),
             supervisor_pid=os.getpid(),

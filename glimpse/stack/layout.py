@@ -88,6 +88,9 @@ class HomeLayout:
         for path in (self.logs, self.run, self.s3_credentials.parent):
             path.mkdir(mode=0o700, parents=True, exist_ok=True)
             path.chmod(0o700)
+            for file in path.iterdir():
+                if file.is_file():
+                    file.chmod(file.stat().st_mode & 0o700)
 
 
 @dataclass(frozen=True, slots=True)

@@ -78,6 +78,12 @@ def test_psql_without_a_password_is_refused(server: Server) -> None:
         )  # fmt: skip
         assert done.returncode != 0
         assert "password" in done.stderr
+    # the services' URL names its password file: psql takes it as it is
+    done = subprocess.run(
+        [str(psql), "-w", "-tA", "-c", "SELECT current_user", server.url],
+        capture_output=True, text=True, check=False, env={"PGPASSFILE": NO_PASSFILE},
+    )  # fmt: skip
+    assert done.stdout.strip() == "glimpse", done.stderr
 
 
 def test_the_services_role_is_not_a_superuser(server: Server) -> None:

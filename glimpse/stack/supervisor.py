@@ -29,7 +29,8 @@ from glimpse.db import keys
 from glimpse.db.migrate import migrate
 from glimpse.db.pool import open_pool
 from glimpse.reconcile import ReconcileReport, reconcile
-from glimpse.stack import broker, postgres, seaweed
+from glimpse.redact import redact_url
+from glimpse.stack import broker, pg_access, postgres, seaweed
 from glimpse.stack.credentials import (
     S3Credentials,
     load_or_create,
@@ -137,15 +138,22 @@ class EmbeddedStack:
             s.s3.access_key, s.s3.secret_key = self._s3_creds.access_key, self._s3_creds.secret_key
 
         if not s.database.url:
+            pg_creds, fresh = pg_access.load_or_create(self.layout.pg_credentials)
             pg = postgres.postgres_spec(
                 self.layout.pgdata,
                 self.layout.pg_socket_dir,
                 ports.postgres_port,
                 self.layout.logs / "postgres.log",
+                pg_creds,
+                fresh,
             )
             self._start(Part(ManagedProcess(pg), wait_ready=lambda: None), "Postgres + pgvector")
+            # the services get a plain role; the superuser's password stays with `up`
             s.database.url = self._step_result(
-                "database", lambda: postgres.wait_ready_and_create_db(ports.postgres_port)
+                "database",
+                lambda: postgres.wait_ready_and_set_up(
+                    ports.postgres_port, self.layout.pg_socket_dir, pg_creds, self.layout.pgpass
+                ),
             )
         url = s.database.url
         self._step("migrations", lambda: migrate(url))
@@ -380,13 +388,14 @@ class EmbeddedStack:
 
     def _write_endpoints(self, s: Settings, ready: bool) -> None:
         assert s.s3.endpoint and s.kafka.bootstrap and s.database.url
+        write_private(self.layout.database_url, s.database.url)
         Endpoints(
             s3_url=s.s3.endpoint,
             s3_bucket=s.s3.bucket,
             s3_credentials_file=str(self.layout.s3_credentials) if self._s3_creds else None,
             api_key_file=str(self.layout.api_key),
             kafka_bootstrap=s.kafka.bootstrap,
-            database_url=s.database.url,
+            database_url=redact_url(s.database.url),
             api_url=f"http://{s.api.host}:{s.api.port}",
             home=str(self.layout.home),
             supervisor_pid=os.getpid(),

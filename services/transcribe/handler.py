@@ -55,7 +55,7 @@ class TranscribeHandler:
                 except ValidationError:
                     return
                 detail = f"the recording could not be transcribed ({letter.message})"
-                voice_queries.fail(conn, query.query_id, "processing_error", detail)
+                voice_queries.fail(conn, query.query_id, letter.reason, detail)
                 return
             try:
                 item = MediaAccepted.from_json(message.value)

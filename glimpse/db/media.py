@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 from psycopg.types.json import Jsonb
 
+from glimpse.errors import PROCESSING_ERROR
+
 if TYPE_CHECKING:
     from glimpse.runtime import DeadLetter
 
@@ -153,7 +155,7 @@ def record_failure(
     attempts: int,
     origin: str,
     fail_media: bool,
-    reason: str = "processing_error",
+    reason: str = PROCESSING_ERROR,
 ) -> None:
     """Record a dead-lettered stage failure; ``fail_media`` also marks the row failed
     (for ingest, where no other result exists)."""

@@ -59,6 +59,7 @@ CASES: list[tuple[str, BaseException, ErrorKind]] = [
     ("read-only transaction 25006 (replica)", postgres("25006"), TRANSIENT),
     ("invalid text representation 22P02", postgres("22P02"), ITEM),
     ("NUL in a string 22021", postgres("22021"), ITEM),
+    ("NUL refused by psycopg itself (no SQLSTATE)", psycopg.DataError("NUL bytes"), ITEM),
     ("unique violation 23505", postgres("23505"), ITEM),
     ("undefined column 42703", postgres("42703"), ITEM),
     ("program limit 54000 (tsvector too long)", postgres("54000"), ITEM),

@@ -158,6 +158,8 @@ class WorkerSettings(BaseModel):
     max_batch: int = 16
     max_wait_ms: int = 200
     max_attempts: int = 3
+    # Process deaths (OOM, SIGKILL) on one item before it is dead-lettered (crashed_worker).
+    max_crashes: int = 3
     # items of one batch a handler may work on at once (I/O waits overlap decoding)
     concurrency: int = 4
     backoff_initial_s: float = 0.2

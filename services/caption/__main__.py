@@ -27,7 +27,9 @@ def main() -> None:
             kafka=settings.kafka,
         )
 
-    run_service(spec, make_handler, settings.kafka, settings.worker, WorkerMetrics())
+    run_service(
+        spec, make_handler, settings.kafka, settings.worker, WorkerMetrics(), settings.database
+    )
 
 
 if __name__ == "__main__":

@@ -25,7 +25,9 @@ def main() -> None:
             embedder=load_text_embedder(settings.models),
         )
 
-    run_service(spec, make_handler, settings.kafka, settings.worker, WorkerMetrics())
+    run_service(
+        spec, make_handler, settings.kafka, settings.worker, WorkerMetrics(), settings.database
+    )
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ def main() -> None:
             concurrency=settings.worker.concurrency,
         )
 
-    run_service(spec, make_handler, settings.kafka, settings.worker, metrics)
+    run_service(spec, make_handler, settings.kafka, settings.worker, metrics, settings.database)
 
 
 if __name__ == "__main__":

@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> None:
             voice=settings.voice,
         )
 
-    run_service(spec, make_handler, settings.kafka, worker, WorkerMetrics())
+    run_service(spec, make_handler, settings.kafka, worker, WorkerMetrics(), settings.database)
 
 
 if __name__ == "__main__":

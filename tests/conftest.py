@@ -41,15 +41,19 @@ def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     its URL. Tests share it: each uses its own ids, keys or consumer group."""
     from glimpse.db.migrate import migrate
     from glimpse.stack import postgres as pg
+    from glimpse.stack.pg_access import load_or_create
     from glimpse.stack.process import ManagedProcess
 
     home = tmp_path_factory.mktemp("postgres")
     port = free_port()
-    spec = pg.postgres_spec(home / "data", home / "socket", port, home / "postgres.log")
+    creds, fresh = load_or_create(home / "postgres.json")
+    spec = pg.postgres_spec(
+        home / "data", home / "socket", port, home / "postgres.log", creds, fresh
+    )
     process = ManagedProcess(spec)
     process.start()
     try:
-        url = pg.wait_ready_and_create_db(port)
+        url = pg.wait_ready_and_set_up(port, home / "socket", creds, home / "pgpass")
         migrate(url)
         yield url
     finally:

@@ -3,4 +3,4 @@
 -- The transcribe worker drops queries past it: after an outage the backlog of answers
 -- nobody reads any more is not transcribed before the queries people are waiting for.
 ALTER TABLE voice_queries
-    ADD COLUMN awaited_until timestamptz NOT NULL DEFAULT now() + interval '1 minute';
+    ADD COLUMN IF NOT EXISTS awaited_until timestamptz NOT NULL DEFAULT now() + interval '1 minute';

@@ -94,21 +94,25 @@ class IngestHandler:
                 )
                 continue
             if event.action is ObjectAction.DELETED:
-                outcome = self._delete(event)
+                outcome, produced = self._delete(event)
             else:
                 outcome, produced = self._ingest(event)
-                outputs.extend(produced)
+            outputs.extend(produced)
         return Done(outputs, outcome)
 
-    def _delete(self, event: ObjectEvent) -> Outcome:
+    def _delete(self, event: ObjectEvent) -> tuple[Outcome, list[OutboundMessage]]:
         if self.store.head(event.key) is not None:
-            return Outcome.SKIPPED  # re-created since: the newer create event wins
+            return Outcome.SKIPPED, []  # re-created since: the newer create event wins
         with self.pool.connection() as conn:
             old = media.mark_deleted(conn, event.bucket, event.key)
-            thumb = old["thumbnail_key"] if old else None
+            if old is None:
+                return Outcome.SKIPPED, []
+            # A deleted original hands its place to its oldest duplicate.
+            promoted = media.promote_duplicate(conn, old["sha256"]) if old["sha256"] else None
+            thumb = old["thumbnail_key"]
             if thumb and not media.thumbnail_in_use(conn, thumb):
                 self.store.delete(thumb)
-        return Outcome.OK if old else Outcome.SKIPPED
+        return Outcome.OK, self._announce_promoted(promoted)
 
     def _ingest(self, event: ObjectEvent) -> tuple[Outcome, list[OutboundMessage]]:
         opened = self.store.open(event.key)
@@ -149,10 +153,10 @@ class IngestHandler:
         row.reason = rejection.reason.value
         row.reason_detail = rejection.message
         with self.pool.connection() as conn:
-            media.save(conn, row)
+            promoted = media.save(conn, row)
         self.metrics.rejections.labels(rejection.reason.value).inc()
         log.info("rejected %s: %s (%s)", row.key, rejection.reason.value, rejection.message)
-        return Outcome.REJECTED, []
+        return Outcome.REJECTED, self._announce_promoted(promoted)
 
     def _accept(self, row: MediaRow, v: ValidatedMedia) -> tuple[Outcome, list[OutboundMessage]]:
         row.kind, row.mime, row.size_bytes, row.sha256 = (
@@ -171,16 +175,24 @@ class IngestHandler:
             row.status = MediaStatus.DUPLICATE if original else MediaStatus.ACCEPTED
             row.duplicate_of = original
             try:
-                media.save(conn, row)
+                promoted = media.save(conn, row)
             except psycopg.errors.UniqueViolation as exc:
                 # Another worker accepted the same content a moment ago: retrying
                 # finds it as the original and records this one as its duplicate.
                 raise TransientError(f"concurrent upload of the same content: {exc}") from exc
         if original:
             self.metrics.duplicates.inc()
-            return Outcome.OK, []
+            return Outcome.OK, self._announce_promoted(promoted)
         self.metrics.accepted.labels(v.kind.value).inc()
-        return Outcome.OK, [self._announce(_accepted_from_row(row.columns()))]
+        announced = [self._announce(_accepted_from_row(row.columns()))]
+        return Outcome.OK, announced + self._announce_promoted(promoted)
+
+    def _announce_promoted(self, promoted: Mapping[str, Any] | None) -> list[OutboundMessage]:
+        """A duplicate that took a gone original's place is processed like a fresh accept."""
+        if promoted is None:
+            return []
+        log.info("%s replaces its deleted or overwritten original", promoted["key"])
+        return [self._announce(_accepted_from_row(promoted))]
 
     def _announce(self, accepted: MediaAccepted) -> OutboundMessage:
         topic = (

@@ -8,9 +8,14 @@ topic; ingest handles it like any other, idempotently.
 Memory stays bounded whatever the bucket's size: S3 lists keys in UTF-8 byte order,
 one page at a time, and the rows are read in keyset pages in the same order
 (``COLLATE "C"``), so the two streams are merged like sorted files. Events go out in
-chunks as they are found. Work done while the pass runs is not redone: a created
-event is dropped if its key has a row with that ETag by the time it is sent, and a
-row written after the listing began is never taken for a deleted object.
+chunks as they are found.
+
+Every event is checked just before it is sent, which also makes the pass correct for
+a store that lists in another order (SeaweedFS walks folders: ``a/b`` before ``a-c``,
+though ``-`` < ``/``): a created event is dropped if its key has a row with that ETag
+by then (ingested meanwhile, or a row the merge passed too early), a deleted event if
+the object exists (re-created meanwhile, or listed out of order). A row written after
+the listing began is never taken for a deleted object.
 """
 
 from __future__ import annotations
@@ -108,14 +113,7 @@ def reconcile(
     created = deleted = 0
     for chunk in _chunks(events, _CHUNK):
         # The listing is minutes old at 10M objects: skip what was ingested meanwhile.
-        current = media.current_etags(
-            conn, store.bucket, [e.key for e in chunk if e.action is ObjectAction.CREATED]
-        )
-        due = [
-            e
-            for e in chunk
-            if e.action is ObjectAction.DELETED or e.key not in current or current[e.key] != e.etag
-        ]
+        due = _still_due(store, conn, chunk)
         send_all(
             producer,
             [OutboundMessage(topic, e.key.encode(), s3_event_json([e])) for e in due],
@@ -131,6 +129,22 @@ def reconcile(
         report.deleted,
     )
     return report
+
+
+def _still_due(
+    store: ObjectStore, conn: psycopg.Connection[Any], chunk: list[ObjectEvent]
+) -> list[ObjectEvent]:
+    """The events of ``chunk`` that the bucket and the rows still call for now."""
+    creates = [e.key for e in chunk if e.action is ObjectAction.CREATED]
+    current = media.current_etags(conn, store.bucket, creates) if creates else {}
+    due = []
+    for e in chunk:
+        if e.action is ObjectAction.CREATED:
+            if e.key not in current or current[e.key] != e.etag:
+                due.append(e)
+        elif store.head(e.key) is None:  # deletes are few: one HEAD each
+            due.append(e)
+    return due
 
 
 def _event(

@@ -7,7 +7,7 @@ the rows are real, in a bucket name of their own; events are captured, not produ
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -15,7 +15,7 @@ from typing import Any
 import psycopg
 import pytest
 from harness import RunningStack
-from helpers import connect
+from helpers import connect, store_of
 
 from glimpse.db import media
 from glimpse.db.media import MediaRow, MediaStatus
@@ -27,18 +27,30 @@ pytestmark = pytest.mark.integration
 WHEN = datetime(2026, 1, 1, tzinfo=UTC)
 
 
+def byte_order(key: str) -> str:
+    return key  # AWS S3
+
+
+def folder_order(key: str) -> list[str]:
+    return key.split("/")  # SeaweedFS: "a/b" before "a-c"
+
+
 @dataclass
 class ListedBucket:
     bucket: str
-    objects: dict[str, str]  # key → etag, listed in byte order
+    objects: dict[str, str]  # key → etag
     during_listing: list[Any] = field(default_factory=list)  # run after the first object
+    order: Callable[[str], Any] = byte_order
 
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
-        for i, key in enumerate(sorted(self.objects)):
+        for i, key in enumerate(sorted(self.objects, key=self.order)):
             yield ObjectInfo(key, 1, self.objects[key], WHEN)
             if i == 0:
                 for step in self.during_listing:
                     step()
+
+    def head(self, key: str) -> ObjectInfo | None:
+        return ObjectInfo(key, 1, self.objects[key], WHEN) if key in self.objects else None
 
 
 class Sent:
@@ -76,8 +88,9 @@ def add_row(conn: psycopg.Connection[Any], bucket: str, key: str, etag: str) -> 
     media.save(conn, MediaRow(bucket=bucket, key=key, status=MediaStatus.ACCEPTED, etag=etag))
 
 
+@pytest.mark.parametrize("order", [byte_order, folder_order])
 def test_small_pages_over_many_objects_find_every_difference(
-    conn: psycopg.Connection[dict[str, Any]],
+    conn: psycopg.Connection[dict[str, Any]], order: Callable[[str], Any]
 ) -> None:
     bucket = bucket_name()
     # 14 objects (pages of 3 rows), keys whose byte order differs from a locale's
@@ -95,7 +108,9 @@ def test_small_pages_over_many_objects_find_every_difference(
         objects[derived] = "d"
     producer = CapturingProducer()
 
-    report = reconcile(ListedBucket(bucket, objects), conn, producer, "objects", page_size=3)
+    listed = ListedBucket(bucket, objects, order=order)
+
+    report = reconcile(listed, conn, producer, "objects", page_size=3)
 
     assert producer.events() == [
         ("created", "a/b.png"),
@@ -142,3 +157,17 @@ def test_objects_ingested_while_the_pass_runs_are_not_sent_again(
         ("created", "b-late.png"),
         ("created", "z.png"),
     ]
+
+
+def test_the_embedded_store_lists_keys_folder_by_folder(stack: RunningStack) -> None:
+    """Why events are re-checked before sending: SeaweedFS does not list in AWS's byte
+    order but walks folders ("a/b" before "a-c", though "-" < "/")."""
+    store = store_of(stack.settings)
+    keys = ["order/a/b.png", "order/a-c.png", "order/B.png", "order/été.png", "order/a.png"]
+    for key in keys:
+        store.put(key, b"x", "application/octet-stream")
+
+    listed = [o.key for o in store.list("order/")]
+
+    assert listed == sorted(keys, key=folder_order)
+    assert listed != sorted(keys)

@@ -26,6 +26,7 @@ def main() -> None:
             kafka=settings.kafka,
             metrics=ingest_metrics,
             concurrency=settings.worker.concurrency,
+            ingest=settings.ingest,
         )
 
     run_service(spec, make_handler, settings.kafka, settings.worker, metrics)

@@ -9,14 +9,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
 from psycopg_pool import ConnectionPool
 
 from glimpse.bus import InboundMessage, OutboundMessage
-from glimpse.config import KafkaSettings, LimitsSettings
+from glimpse.config import IngestSettings, KafkaSettings, LimitsSettings
 from glimpse.db import media
 from glimpse.db.media import MediaRow, MediaStatus
 from glimpse.errors import TransientError
@@ -28,6 +28,7 @@ from glimpse.events import (
     parse_object_events,
 )
 from glimpse.media import MediaKind, Rejected, RejectReason, ValidatedMedia, validate_media
+from glimpse.media.budget import DecodeBudget
 from glimpse.messages import MediaAccepted
 from glimpse.metrics import IngestMetrics
 from glimpse.runtime import DeadLetter, Done, Failed, ItemResult, Outcome
@@ -51,10 +52,13 @@ class IngestHandler:
     kafka: KafkaSettings
     metrics: IngestMetrics
     concurrency: int = 4
+    ingest: IngestSettings = field(default_factory=IngestSettings)
 
     def __post_init__(self) -> None:
         # Pillow and PyAV release the GIL while decoding; S3 and Postgres waits overlap.
         self._threads = ThreadPoolExecutor(self.concurrency, thread_name_prefix="ingest")
+        # Threads overlap waits; memory is bounded by what decodes at once, in pixels.
+        self.budget = DecodeBudget(round(self.ingest.decode_budget_megapixels * 1e6))
 
     def close(self) -> None:
         self._threads.shutdown(wait=True, cancel_futures=True)
@@ -139,7 +143,7 @@ class IngestHandler:
                 raise ObjectTooLarge(info.size, self.limits.max_bytes)
             data = opened.read(self.limits.max_bytes)
             self.metrics.bytes.inc(len(data))
-            validated = validate_media(data, self.limits)
+            validated = validate_media(data, self.limits, self.budget.admit)
         except ObjectTooLarge as exc:
             return self._reject(
                 row, Rejected(RejectReason.TOO_LARGE, _too_large(exc.size, self.limits))

@@ -8,7 +8,7 @@ found = transcriber.transcribe(data, max_seconds=30)                  # bytes or
 The audio is decoded with PyAV (wav, ogg/opus, webm/opus from browsers' MediaRecorder,
 mp3, m4a, flac…), down-mixed and resampled to 16 kHz mono as whisper wants, and
 transcribed in windows of ``WINDOW_SECONDS`` (segment times offset to the whole file),
-so memory is the same for a 4-hour note as for a 10-minute one (the whole file at once
+so memory is the same for a 4-hour note as for a 5-minute one (the whole file at once
 cost ~1 MB per second of audio: ~15 GB for 4 h). What is wrong with the *file* raises
 ``TranscriptionError`` with a reason and a sentence for people; anything else is a bug
 or the infrastructure, and raises as such.
@@ -47,8 +47,8 @@ AudioSource = bytes | Path  # a file's bytes, or its path (long audio: not all i
 
 SAMPLE_RATE = 16_000  # whisper's feature extractor works on 16 kHz mono
 # Long enough that few sentences are cut at a window's edge, short enough that a
-# window's samples and features stay small (10 min: 38 MB of samples).
-WINDOW_SECONDS = 600.0
+# window's samples and features stay small (5 min: 19 MB of samples).
+WINDOW_SECONDS = 300.0
 # The int8 variant transcribes slightly differently; like text.py's, it keeps the model
 # id and marks the revision.
 _INT8_SUFFIX = "+int8"

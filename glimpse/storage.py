@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 import boto3
@@ -60,6 +61,16 @@ class OpenedObject:
             yield from self._body.iter_chunks(size)
         finally:
             self._body.close()
+
+    def copy_to(self, out: BinaryIO, max_bytes: int) -> int:
+        """Stream the body into ``out`` a chunk at a time; the bytes written."""
+        total = 0
+        while chunk := self._body.read(_CHUNK):
+            total += len(chunk)
+            if total > max_bytes:
+                raise ObjectTooLarge(total, max_bytes)
+            out.write(chunk)
+        return total
 
     def close(self) -> None:
         self._body.close()
@@ -152,6 +163,16 @@ class ObjectStore:
             return None
         with opened:
             return opened.read(max_bytes)
+
+    def download(self, key: str, path: Path, max_bytes: int) -> bool:
+        """Stream the object into the file ``path`` (never more than ``max_bytes``), so a
+        long recording need not be held in memory. False if missing."""
+        opened = self.open(key)
+        if opened is None:
+            return False
+        with opened, path.open("wb") as out:
+            opened.copy_to(out, max_bytes)
+        return True
 
     def put(
         self, key: str, data: bytes, content_type: str, metadata: dict[str, str] | None = None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -82,11 +82,22 @@ ON CONFLICT (id) DO UPDATE SET
 """
 
 
-def save(conn: psycopg.Connection[Any], row: MediaRow) -> None:
-    """Insert or replace the row for ``row``'s key (an overwrite replaces the old version)."""
+def save(conn: psycopg.Connection[Any], row: MediaRow) -> dict[str, Any] | None:
+    """Insert or replace the row for ``row``'s key (an overwrite replaces the old version).
+
+    When the old version was the accepted original of content that duplicates still
+    have, the oldest of them takes its place: that promoted row is returned, to be
+    processed like a fresh accept (None otherwise).
+    """
+    previous = conn.execute(
+        "SELECT sha256 FROM media WHERE id = %(id)s FOR UPDATE", {"id": row.id}
+    ).fetchone()
     params = row.columns()
     params["metadata"] = Jsonb(row.metadata)
     conn.execute(_SAVE, params)
+    if previous is None or previous["sha256"] is None:
+        return None
+    return promote_duplicate(conn, previous["sha256"])
 
 
 def get(conn: psycopg.Connection[Any], id_: uuid.UUID) -> dict[str, Any] | None:
@@ -99,9 +110,15 @@ def get(conn: psycopg.Connection[Any], id_: uuid.UUID) -> dict[str, Any] | None:
 def find_original(
     conn: psycopg.Connection[Any], sha256: str, exclude: uuid.UUID
 ) -> uuid.UUID | None:
-    """The accepted media with this content, other than ``exclude``."""
+    """The accepted media with this content, other than ``exclude``.
+
+    The row stays locked (FOR SHARE) until the transaction ends: a delete of that
+    original waits for the duplicate being recorded, then promotes it; a delete already
+    under way makes this wait and find no original (the upload is then accepted).
+    """
     row = conn.execute(
-        "SELECT id FROM media WHERE sha256 = %(sha256)s AND status = 'accepted' AND id <> %(id)s",
+        "SELECT id FROM media WHERE sha256 = %(sha256)s AND status = 'accepted' AND id <> %(id)s"
+        " FOR SHARE",
         {"sha256": sha256, "id": exclude},
     ).fetchone()
     return row["id"] if row else None
@@ -118,6 +135,30 @@ def mark_deleted(conn: psycopg.Connection[Any], bucket: str, key: str) -> dict[s
         {"id": media_id(bucket, key)},
     ).fetchone()
     return row
+
+
+_PROMOTE = """
+UPDATE media SET status = 'accepted', duplicate_of = NULL, updated_at = now()
+WHERE id = (
+    SELECT id FROM media WHERE sha256 = %(sha256)s AND status = 'duplicate'
+    ORDER BY created_at, id LIMIT 1 FOR UPDATE
+) AND NOT EXISTS (SELECT 1 FROM media WHERE sha256 = %(sha256)s AND status = 'accepted')
+RETURNING *
+"""
+
+
+def promote_duplicate(conn: psycopg.Connection[Any], sha256: str) -> dict[str, Any] | None:
+    """If no accepted original of this content is left (deleted or overwritten), the
+    oldest duplicate becomes it and the other duplicates point at it. Returns the
+    promoted row, or None (an original exists, or no duplicate is left)."""
+    promoted: dict[str, Any] | None = conn.execute(_PROMOTE, {"sha256": sha256}).fetchone()
+    if promoted is not None:
+        conn.execute(
+            "UPDATE media SET duplicate_of = %(id)s, updated_at = now() "
+            "WHERE sha256 = %(sha256)s AND status = 'duplicate'",
+            {"id": promoted["id"], "sha256": sha256},
+        )
+    return promoted
 
 
 def reject_accepted(
@@ -234,12 +275,50 @@ def stage_counts(conn: psycopg.Connection[Any]) -> dict[str, int]:
     return dict(row) if row else {}
 
 
-def known_versions(conn: psycopg.Connection[Any], bucket: str) -> dict[str, str | None]:
-    """key → etag of every row that is not deleted (for the reconcile pass)."""
+@dataclass(frozen=True, slots=True)
+class KnownVersion:
+    """A live row as reconcile compares it with the bucket listing."""
+
+    key: str
+    etag: str | None
+    updated_at: datetime
+
+
+_KNOWN_PAGE = """
+SELECT key, etag, updated_at FROM media
+WHERE bucket = %(bucket)s AND status <> 'deleted' AND key COLLATE "C" > %(after)s
+ORDER BY key COLLATE "C"
+LIMIT %(limit)s
+"""
+
+
+def known_versions(
+    conn: psycopg.Connection[Any], bucket: str, page_size: int = 1000
+) -> Iterator[KnownVersion]:
+    """Every row that is not deleted, in byte order of its key (the order S3 lists
+    keys in: COLLATE "C", not the database's locale), read in keyset pages so memory
+    stays at one page whatever the table's size."""
+    after = ""  # every key sorts after the empty string
+    while True:
+        rows = conn.execute(
+            _KNOWN_PAGE, {"bucket": bucket, "after": after, "limit": page_size}
+        ).fetchall()
+        for r in rows:
+            yield KnownVersion(r["key"], r["etag"], r["updated_at"])
+        if len(rows) < page_size:
+            return
+        after = rows[-1]["key"]
+
+
+def current_etags(
+    conn: psycopg.Connection[Any], bucket: str, keys: Sequence[str]
+) -> dict[str, str | None]:
+    """key → etag of those of ``keys`` that have a live row now."""
     rows = conn.execute(
-        "SELECT key, etag FROM media WHERE bucket = %(bucket)s AND status <> 'deleted'",
-        {"bucket": bucket},
-    )
+        "SELECT key, etag FROM media "
+        "WHERE bucket = %(bucket)s AND key = ANY(%(keys)s) AND status <> 'deleted'",
+        {"bucket": bucket, "keys": list(keys)},
+    ).fetchall()
     return {r["key"]: r["etag"] for r in rows}
 
 

@@ -28,6 +28,7 @@ import pillow_heif
 from PIL import Image, ImageFile
 
 from glimpse.config import LimitsSettings
+from glimpse.media.budget import Admit, unlimited
 from glimpse.media.exif import read_exif
 from glimpse.media.orientation import oriented_size
 from glimpse.media.reasons import Rejected, RejectReason
@@ -96,9 +97,13 @@ def _openers() -> Mapping[str, tuple[_Factory, _Accept]]:
     return {plugin: registry[plugin] for plugin in set(_PLUGIN.values()) if plugin in registry}
 
 
-def inspect_image(data: bytes, claim: Claim, limits: LimitsSettings) -> ImageFacts:
+def inspect_image(
+    data: bytes, claim: Claim, limits: LimitsSettings, admit: Admit = unlimited
+) -> ImageFacts:
+    """``admit`` is asked for the pixel count from the header before any pixel is decoded
+    (see ``budget.DecodeBudget``)."""
     image = open_image(data, claim, limits.max_pixels)
-    with image:
+    with image, admit(image.size[0] * image.size[1]):
         load_first_frame(image, data, claim)
         exif = read_exif(image)
         width, height = oriented_size(image.size, exif.orientation)

@@ -11,6 +11,7 @@ import hashlib
 
 from glimpse.config import LimitsSettings
 from glimpse.media.audio import inspect_audio
+from glimpse.media.budget import Admit, unlimited
 from glimpse.media.image import inspect_image
 from glimpse.media.polyglot import ends_with_zip_archive
 from glimpse.media.reasons import MediaKind, Rejected, RejectReason
@@ -19,8 +20,9 @@ from glimpse.media.sniff import sniff
 from glimpse.media.thumbnail import THUMBNAIL_MIME
 
 
-def validate_media(data: bytes, limits: LimitsSettings) -> ValidatedMedia:
-    """Accept ``data`` as an image or an audio file, or raise ``Rejected`` saying why."""
+def validate_media(data: bytes, limits: LimitsSettings, admit: Admit = unlimited) -> ValidatedMedia:
+    """Accept ``data`` as an image or an audio file, or raise ``Rejected`` saying why.
+    An image's decode waits for ``admit(width * height)`` (a ``DecodeBudget``'s)."""
     if not data:
         raise Rejected(RejectReason.EMPTY, "file is 0 bytes")
     if len(data) > limits.max_bytes:
@@ -36,7 +38,7 @@ def validate_media(data: bytes, limits: LimitsSettings) -> ValidatedMedia:
         )
     digest = hashlib.sha256(data).hexdigest()
     if claim.kind is MediaKind.IMAGE:
-        image = inspect_image(data, claim, limits)
+        image = inspect_image(data, claim, limits, admit)
         return ValidatedMedia(
             kind=MediaKind.IMAGE,
             mime=claim.mime,

@@ -3,19 +3,24 @@ CTranslate2 whisper model.
 
 transcriber = load_transcriber(settings.models, home=settings.home)   # nothing read yet
 transcriber.load()                                                    # at worker start
-found = transcriber.transcribe(data, max_seconds=30)                  # bytes of any audio
+found = transcriber.transcribe(data, max_seconds=30)                  # bytes or a file path
 
-The bytes are decoded in memory with PyAV (wav, ogg/opus, webm/opus from browsers'
-MediaRecorder, mp3, m4a, flac…), down-mixed and resampled to 16 kHz mono as whisper
-wants. What is wrong with the *file* raises ``TranscriptionError`` with a reason and a
-sentence for people; anything else is a bug or the infrastructure, and raises as such.
+The audio is decoded with PyAV (wav, ogg/opus, webm/opus from browsers' MediaRecorder,
+mp3, m4a, flac…), down-mixed and resampled to 16 kHz mono as whisper wants, and
+transcribed in windows of ``WINDOW_SECONDS`` (segment times offset to the whole file),
+so memory is the same for a 4-hour note as for a 5-minute one (the whole file at once
+cost ~1 MB per second of audio: ~15 GB for 4 h). What is wrong with the *file* raises
+``TranscriptionError`` with a reason and a sentence for people; anything else is a bug
+or the infrastructure, and raises as such.
 """
 
 from __future__ import annotations
 
 import io
+import itertools
 import logging
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -38,8 +43,12 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Samples = npt.NDArray[np.float32]
+AudioSource = bytes | Path  # a file's bytes, or its path (long audio: not all in memory)
 
 SAMPLE_RATE = 16_000  # whisper's feature extractor works on 16 kHz mono
+# Long enough that few sentences are cut at a window's edge, short enough that a
+# window's samples and features stay small (5 min: 19 MB of samples).
+WINDOW_SECONDS = 300.0
 # The int8 variant transcribes slightly differently; like text.py's, it keeps the model
 # id and marks the revision.
 _INT8_SUFFIX = "+int8"
@@ -121,37 +130,60 @@ class Transcriber(InferenceModel):
         return revision + _INT8_SUFFIX if compute_type == "int8" else revision
 
     def transcribe(
-        self, audio: bytes, *, max_seconds: float, language: str | None = None
+        self,
+        audio: AudioSource,
+        *,
+        max_seconds: float,
+        language: str | None = None,
+        window_s: float = WINDOW_SECONDS,
     ) -> Transcript:
-        """The speech in ``audio``; raises ``TranscriptionError`` for a file without any,
-        or longer than ``max_seconds`` (checked before the model runs). ``language``
-        overrides the configured one; with neither, it is detected (which costs a second
-        encoder pass: ~0.7 s on 2 CPU cores, whatever the clip's length)."""
-        # Decoding needs no model: done outside the lock, it overlaps another clip's run.
-        samples = decode_speech(audio, max_seconds=max_seconds)
+        """The speech in ``audio`` (bytes, or a file's path); raises ``TranscriptionError``
+        for a file without any, or longer than ``max_seconds`` (checked before the model
+        runs). ``language`` overrides the configured one; with neither, it is detected on
+        the first window (which costs a second encoder pass: ~0.7 s on 2 CPU cores) and
+        kept for the rest."""
+        windows = speech_windows(audio, max_seconds=max_seconds, window_s=window_s)
+        # Decoding needs no model: the first window (all of a short clip) is decoded
+        # outside the lock, overlapping another clip's run.
+        first = next(windows)
+        if len(first) >= window_s * SAMPLE_RATE:
+            # More may follow: decode through once, without keeping samples, so "too
+            # long" is known before the model runs.
+            measure_speech(audio, max_seconds=max_seconds)
+        language = language or self._language
+        probability = 1.0
+        segments: list[Segment] = []
+        offset = 0.0
         with self._running():
             assert self._model is not None
-            pieces, info = self._model.transcribe(
-                samples,
-                language=language or self._language,
-                beam_size=self._beam_size,
-                # Silero VAD cuts silences out first: faster on voice notes with pauses,
-                # and whisper invents text ("Thank you.") for long silences otherwise.
-                vad_filter=True,
-            )
-            # A generator: the decoding happens while it is consumed, so inside the lock.
-            segments = [Segment(p.start, p.end, p.text.strip()) for p in pieces]
+            for i, samples in enumerate(itertools.chain([first], windows)):
+                pieces, info = self._model.transcribe(
+                    samples,
+                    language=language,
+                    beam_size=self._beam_size,
+                    # Silero VAD cuts silences out first: faster on voice notes with
+                    # pauses, and whisper invents text ("Thank you.") for silence otherwise.
+                    vad_filter=True,
+                )
+                # A generator: the decoding happens while it is consumed, so in the lock.
+                segments += [
+                    Segment(p.start + offset, p.end + offset, p.text.strip()) for p in pieces
+                ]
+                if i == 0 and language is None:
+                    language, probability = info.language, float(info.language_probability)
+                offset += len(samples) / SAMPLE_RATE
         text = " ".join(s.text for s in segments if s.text).strip()
         if not text:
             raise TranscriptionError(
                 RejectReason.NO_SPEECH,
-                f"no speech was heard in the {_duration(info.duration)} of audio",
+                f"no speech was heard in the {_duration(offset)} of audio",
             )
+        assert language is not None
         return Transcript(
             text=text,
-            language=info.language,
-            language_probability=float(info.language_probability),
-            duration_s=float(info.duration),
+            language=language,
+            language_probability=probability,
+            duration_s=offset,
             segments=segments,
         )
 
@@ -174,15 +206,53 @@ def load_transcriber(models: ModelSettings, home: Path | None = None) -> Transcr
     )
 
 
-def decode_speech(audio: bytes, *, max_seconds: float) -> Samples:
-    """16 kHz mono float32 samples of the first audio track of ``audio``.
+def decode_speech(audio: AudioSource, *, max_seconds: float) -> Samples:
+    """16 kHz mono float32 samples of the first audio track of ``audio``, all at once
+    (for short clips; long audio goes through ``speech_windows``).
 
     Decoding stops as soon as the audio passes ``max_seconds``, so a long file costs at
     most that much decoding (FFmpeg decodes far faster than real time), and headers,
     which can lie or be missing (browsers' WebM), are not trusted for the length.
     """
+    return np.concatenate(list(speech_windows(audio, max_seconds=max_seconds, window_s=None)))
+
+
+def measure_speech(audio: AudioSource, *, max_seconds: float) -> float:
+    """Seconds of audio, decoded through without keeping samples; raises like
+    ``decode_speech`` (too long, undecodable)."""
+    samples = 0
+    for pieces in _decoded_pieces(audio, max_seconds):
+        samples += len(pieces)
+    return samples / SAMPLE_RATE
+
+
+def speech_windows(
+    audio: AudioSource, *, max_seconds: float, window_s: float | None = WINDOW_SECONDS
+) -> Iterator[Samples]:
+    """``decode_speech``'s samples in consecutive windows of ``window_s`` seconds (the
+    last one shorter; None: one window), decoded incrementally: memory holds one window."""
+    size = None if window_s is None else max(1, round(window_s * SAMPLE_RATE))
+    pending: list[Samples] = []
+    held = 0
+    for piece in _decoded_pieces(audio, max_seconds):
+        rest = piece
+        while size is not None and held + len(rest) >= size:
+            cut = size - held
+            pending.append(rest[:cut])
+            yield np.concatenate(pending)
+            pending, held, rest = [], 0, rest[cut:]
+        if len(rest):
+            pending.append(rest)
+            held += len(rest)
+    if pending:
+        yield np.concatenate(pending)
+
+
+def _decoded_pieces(audio: AudioSource, max_seconds: float) -> Iterator[Samples]:
+    """Resampled frames of the first audio track, as they are decoded; at least one."""
+    source: str | io.BytesIO = str(audio) if isinstance(audio, Path) else io.BytesIO(audio)
     try:
-        container = av.open(io.BytesIO(audio), mode="r", metadata_errors="ignore")
+        container = av.open(source, mode="r", metadata_errors="ignore")
     except av.FFmpegError as exc:
         raise TranscriptionError(
             RejectReason.UNDECODABLE,
@@ -196,21 +266,22 @@ def decode_speech(audio: bytes, *, max_seconds: float) -> Samples:
                 f"the file has no audio track (FFmpeg reads it as {container.format.name} "
                 f"holding {held})",
             )
-        chunks = _decode_first_track(container, max_seconds)
-    if not chunks:
+        empty = True
+        for piece in _decode_first_track(container, max_seconds):
+            empty = empty and not len(piece)
+            yield piece
+    if empty:
         raise TranscriptionError(
             RejectReason.UNDECODABLE, "no audio could be decoded from the file"
         )
-    return np.concatenate(chunks)
 
 
 def _decode_first_track(
     container: av.container.InputContainer, max_seconds: float
-) -> list[Samples]:
+) -> Iterator[Samples]:
     stream = container.streams.audio[0]
     resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
     limit = max_seconds * SAMPLE_RATE
-    chunks: list[Samples] = []
     count = 0
     bad_packets = 0
     try:
@@ -224,8 +295,8 @@ def _decode_first_track(
                 continue
             for frame in frames:
                 for resampled in resampler.resample(frame):
-                    chunks.append(_samples(resampled))
                     count += resampled.samples
+                    yield _samples(resampled)
             if count > limit:
                 raise TranscriptionError(
                     RejectReason.TOO_LONG,
@@ -233,7 +304,7 @@ def _decode_first_track(
                     f"(stopped decoding at {_duration(count / SAMPLE_RATE)})",
                 )
     except av.FFmpegError as exc:
-        if not chunks:
+        if not count:
             raise TranscriptionError(
                 RejectReason.UNDECODABLE, f"the audio cannot be decoded ({_ffmpeg(exc)})"
             ) from exc
@@ -241,10 +312,10 @@ def _decode_first_track(
         log.warning(
             "audio damaged after %.1f s, transcribing that much: %s", count / SAMPLE_RATE, exc
         )
-    chunks.extend(_samples(frame) for frame in resampler.resample(None))
+    for frame in resampler.resample(None):
+        yield _samples(frame)
     if bad_packets:
         log.warning("skipped %d undecodable audio packets", bad_packets)
-    return chunks
 
 
 def _samples(frame: av.AudioFrame) -> Samples:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from glimpse.config import Settings
 from glimpse.db.pool import open_pool
 from glimpse.logs import configure_logging
+from glimpse.malloc import release_large_frees
 from glimpse.metrics import IngestMetrics, WorkerMetrics
 from glimpse.runtime import ServiceSpec, run_service
 from glimpse.storage import ObjectStore
@@ -12,6 +13,7 @@ from services.ingest.handler import IngestHandler
 
 
 def main() -> None:
+    release_large_frees()  # before any thread allocates: decodes are large
     settings = Settings()
     configure_logging(settings.log_level, "ingest")
     metrics = WorkerMetrics()
@@ -26,6 +28,7 @@ def main() -> None:
             kafka=settings.kafka,
             metrics=ingest_metrics,
             concurrency=settings.worker.concurrency,
+            ingest=settings.ingest,
         )
 
     run_service(spec, make_handler, settings.kafka, settings.worker, metrics, settings.database)

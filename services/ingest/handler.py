@@ -9,14 +9,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
 from psycopg_pool import ConnectionPool
 
 from glimpse.bus import InboundMessage, OutboundMessage
-from glimpse.config import KafkaSettings, LimitsSettings
+from glimpse.config import IngestSettings, KafkaSettings, LimitsSettings
 from glimpse.db import media
 from glimpse.db.media import MediaRow, MediaStatus
 from glimpse.errors import TransientError
@@ -28,6 +28,7 @@ from glimpse.events import (
     parse_object_events,
 )
 from glimpse.media import MediaKind, Rejected, RejectReason, ValidatedMedia, validate_media
+from glimpse.media.budget import DecodeBudget
 from glimpse.messages import MediaAccepted
 from glimpse.metrics import IngestMetrics
 from glimpse.runtime import DeadLetter, Done, Failed, ItemResult, Outcome
@@ -51,10 +52,13 @@ class IngestHandler:
     kafka: KafkaSettings
     metrics: IngestMetrics
     concurrency: int = 4
+    ingest: IngestSettings = field(default_factory=IngestSettings)
 
     def __post_init__(self) -> None:
         # Pillow and PyAV release the GIL while decoding; S3 and Postgres waits overlap.
         self._threads = ThreadPoolExecutor(self.concurrency, thread_name_prefix="ingest")
+        # Threads overlap waits; memory is bounded by what decodes at once, in pixels.
+        self.budget = DecodeBudget(round(self.ingest.decode_budget_megapixels * 1e6))
 
     def close(self) -> None:
         self._threads.shutdown(wait=True, cancel_futures=True)
@@ -94,21 +98,25 @@ class IngestHandler:
                 )
                 continue
             if event.action is ObjectAction.DELETED:
-                outcome = self._delete(event)
+                outcome, produced = self._delete(event)
             else:
                 outcome, produced = self._ingest(event)
-                outputs.extend(produced)
+            outputs.extend(produced)
         return Done(outputs, outcome)
 
-    def _delete(self, event: ObjectEvent) -> Outcome:
+    def _delete(self, event: ObjectEvent) -> tuple[Outcome, list[OutboundMessage]]:
         if self.store.head(event.key) is not None:
-            return Outcome.SKIPPED  # re-created since: the newer create event wins
+            return Outcome.SKIPPED, []  # re-created since: the newer create event wins
         with self.pool.connection() as conn:
             old = media.mark_deleted(conn, event.bucket, event.key)
-            thumb = old["thumbnail_key"] if old else None
+            if old is None:
+                return Outcome.SKIPPED, []
+            # A deleted original hands its place to its oldest duplicate.
+            promoted = media.promote_duplicate(conn, old["sha256"]) if old["sha256"] else None
+            thumb = old["thumbnail_key"]
             if thumb and not media.thumbnail_in_use(conn, thumb):
                 self.store.delete(thumb)
-        return Outcome.OK if old else Outcome.SKIPPED
+        return Outcome.OK, self._announce_promoted(promoted)
 
     def _ingest(self, event: ObjectEvent) -> tuple[Outcome, list[OutboundMessage]]:
         opened = self.store.open(event.key)
@@ -135,7 +143,7 @@ class IngestHandler:
                 raise ObjectTooLarge(info.size, self.limits.max_bytes)
             data = opened.read(self.limits.max_bytes)
             self.metrics.bytes.inc(len(data))
-            validated = validate_media(data, self.limits)
+            validated = validate_media(data, self.limits, self.budget.admit)
         except ObjectTooLarge as exc:
             return self._reject(
                 row, Rejected(RejectReason.TOO_LARGE, _too_large(exc.size, self.limits))
@@ -149,10 +157,10 @@ class IngestHandler:
         row.reason = rejection.reason.value
         row.reason_detail = rejection.message
         with self.pool.connection() as conn:
-            media.save(conn, row)
+            promoted = media.save(conn, row)
         self.metrics.rejections.labels(rejection.reason.value).inc()
         log.info("rejected %s: %s (%s)", row.key, rejection.reason.value, rejection.message)
-        return Outcome.REJECTED, []
+        return Outcome.REJECTED, self._announce_promoted(promoted)
 
     def _accept(self, row: MediaRow, v: ValidatedMedia) -> tuple[Outcome, list[OutboundMessage]]:
         row.kind, row.mime, row.size_bytes, row.sha256 = (
@@ -171,16 +179,24 @@ class IngestHandler:
             row.status = MediaStatus.DUPLICATE if original else MediaStatus.ACCEPTED
             row.duplicate_of = original
             try:
-                media.save(conn, row)
+                promoted = media.save(conn, row)
             except psycopg.errors.UniqueViolation as exc:
                 # Another worker accepted the same content a moment ago: retrying
                 # finds it as the original and records this one as its duplicate.
                 raise TransientError(f"concurrent upload of the same content: {exc}") from exc
         if original:
             self.metrics.duplicates.inc()
-            return Outcome.OK, []
+            return Outcome.OK, self._announce_promoted(promoted)
         self.metrics.accepted.labels(v.kind.value).inc()
-        return Outcome.OK, [self._announce(_accepted_from_row(row.columns()))]
+        announced = [self._announce(_accepted_from_row(row.columns()))]
+        return Outcome.OK, announced + self._announce_promoted(promoted)
+
+    def _announce_promoted(self, promoted: Mapping[str, Any] | None) -> list[OutboundMessage]:
+        """A duplicate that took a gone original's place is processed like a fresh accept."""
+        if promoted is None:
+            return []
+        log.info("%s replaces its deleted or overwritten original", promoted["key"])
+        return [self._announce(_accepted_from_row(promoted))]
 
     def _announce(self, accepted: MediaAccepted) -> OutboundMessage:
         topic = (

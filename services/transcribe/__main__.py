@@ -12,6 +12,7 @@ import sys
 from glimpse.config import Settings
 from glimpse.db.pool import open_pool
 from glimpse.logs import configure_logging
+from glimpse.malloc import release_large_frees
 from glimpse.metrics import WorkerMetrics
 from glimpse.models.speech import load_transcriber
 from glimpse.runtime import ServiceSpec, run_service
@@ -37,6 +38,7 @@ def service_spec(role: str, settings: Settings) -> ServiceSpec:
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     role = args[0] if args else "all"
+    release_large_frees()  # windows of audio and features come and go
     if role not in ROLES:
         sys.exit(f"usage: python -m services.transcribe [{'|'.join(ROLES)}]")
     settings = Settings()

@@ -13,9 +13,11 @@ again, which for a long voice note would cost as long as the first run.
 from __future__ import annotations
 
 import logging
+import tempfile
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -27,7 +29,7 @@ from glimpse.config import KafkaSettings, LimitsSettings, VoiceSettings
 from glimpse.db import media, transcripts, voice_queries
 from glimpse.db.transcripts import TranscriptRow
 from glimpse.messages import MediaAccepted, TextReady, VoiceQueryRequested
-from glimpse.models.speech import Transcriber, TranscriptionError
+from glimpse.models.speech import Transcriber, Transcript, TranscriptionError
 from glimpse.runtime import DeadLetter, Done, Failed, ItemResult, Outcome
 from glimpse.storage import ObjectStore
 
@@ -91,16 +93,15 @@ class TranscribeHandler:
         unsaved = (item.media_id, item.sha256, self.transcriber.model_id)
         row = self._unsaved.get(unsaved)
         if row is None:
-            data = self.store.read(item.key, self.limits.max_bytes)
-            if data is None:
-                return Done(outcome=Outcome.SKIPPED)  # the object is gone
             try:
-                found = self.transcriber.transcribe(data, max_seconds=self.limits.max_audio_seconds)
+                found = self._transcribe_stored(item.key)
             except TranscriptionError as exc:
                 with self.pool.connection() as conn, conn.transaction():
                     media.reject_accepted(conn, item.media_id, exc.reason, exc.detail)
                 log.info("%s: no transcript: %s", item.key, exc.detail)
                 return Done(outcome=Outcome.REJECTED)
+            if found is None:
+                return Done(outcome=Outcome.SKIPPED)  # the object is gone
             row = TranscriptRow(
                 media_id=item.media_id,
                 model=self.transcriber.model_id,
@@ -129,6 +130,15 @@ class TranscribeHandler:
         self._unsaved[key] = row
         while len(self._unsaved) > _UNSAVED_KEPT:
             del self._unsaved[next(iter(self._unsaved))]  # the oldest
+
+    def _transcribe_stored(self, key: str) -> Transcript | None:
+        """An upload, spooled to a temporary file: hours of audio are never all in memory
+        (the transcriber decodes it window by window). None if the object is gone."""
+        with tempfile.TemporaryDirectory(prefix="glimpse-transcribe-") as folder:
+            path = Path(folder) / "audio"
+            if not self.store.download(key, path, self.limits.max_bytes):
+                return None
+            return self.transcriber.transcribe(path, max_seconds=self.limits.max_audio_seconds)
 
     def _voice_query(self, query: VoiceQueryRequested) -> ItemResult:
         with self.pool.connection() as conn:

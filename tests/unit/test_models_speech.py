@@ -9,8 +9,10 @@ import os
 import re
 import threading
 import time
+import tracemalloc
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 from speech_clips import FORMATS, concatenate, encode, silence, speak, wav_seconds
@@ -23,6 +25,7 @@ from glimpse.models.speech import (
     TranscriptionError,
     decode_speech,
     load_transcriber,
+    speech_windows,
 )
 from glimpse.models.whisper_assets import (
     MODEL_FILE,
@@ -166,6 +169,68 @@ def test_every_recorder_format_decodes_to_16k_mono(clips: Path, fmt: str) -> Non
     # AAC adds ~20 ms of encoder priming
     assert len(samples) / SAMPLE_RATE == pytest.approx(wav_seconds(wav), abs=0.05)
     assert 0.05 < float(abs(samples).max()) <= 1.0
+
+
+# --- long audio, window by window --------------------------------------------------
+
+
+def test_long_audio_is_transcribed_in_windows_timed_from_the_start_of_the_file(
+    transcriber: Transcriber, clips: Path
+) -> None:
+    wav = clips / "sentence.wav"
+    three = concatenate([wav, wav, wav], clips / "three.wav", gap_s=1.0)  # ~20 s
+
+    found = transcriber.transcribe(three, max_seconds=60, window_s=7.0)  # a file's path
+
+    assert found.duration_s == pytest.approx(wav_seconds(three), abs=0.05)
+    starts = [s.start for s in found.segments]
+    assert starts == sorted(starts)
+    assert found.segments[-1].start >= 14  # from the third window, offset by 2 x 7 s
+    assert found.segments[-1].end <= found.duration_s + 0.5
+    assert "coffee" in words(found.segments[-1].text + " " + found.segments[-2].text)
+    assert found.language == "en"
+
+
+def test_windows_hold_every_sample_once(clips: Path) -> None:
+    wav = clips / "sentence.wav"
+    whole = decode_speech(wav.read_bytes(), max_seconds=30)
+
+    windows = list(speech_windows(wav, max_seconds=30, window_s=2.0))
+
+    assert [len(w) for w in windows[:-1]] == [2 * SAMPLE_RATE] * (len(windows) - 1)
+    assert 0 < len(windows[-1]) <= 2 * SAMPLE_RATE
+    assert (np.concatenate(windows) == whole).all()
+
+
+def _decode_peak_bytes(path: Path) -> int:
+    tracemalloc.start()
+    try:
+        for _ in speech_windows(path, max_seconds=3600, window_s=10.0):
+            pass
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_decoding_memory_does_not_grow_with_the_length_of_the_audio(tmp_path: Path) -> None:
+    minute = silence(tmp_path / "1min.wav", 60, noise=0.1)
+    ten_minutes = silence(tmp_path / "10min.wav", 600, noise=0.1)
+
+    short_peak, long_peak = _decode_peak_bytes(minute), _decode_peak_bytes(ten_minutes)
+
+    # one 10-s window of float32 is 640 kB; all of 10 minutes would be 38 MB
+    assert long_peak < 1.5 * short_peak
+    assert long_peak < 4 * 1024 * 1024
+
+
+def test_too_long_is_refused_before_the_model_runs_past_the_first_window(
+    cache: Path, clips: Path
+) -> None:
+    wav = clips / "sentence.wav"
+    long = concatenate([wav, wav, wav], clips / "long.wav")  # ~17 s
+    with pytest.raises(TranscriptionError) as err:
+        unloaded(cache).transcribe(long.read_bytes(), max_seconds=10, window_s=4.0)
+    assert err.value.reason == "too_long"
 
 
 # --- the offline model's assembly ----------------------------------------------------

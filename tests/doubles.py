@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 from typing import Any, cast
 
 import psycopg
@@ -27,6 +28,12 @@ class MemoryStore:
     def head(self, key: str) -> ObjectInfo | None:
         data = self.objects.get(key)
         return None if data is None else ObjectInfo(key, len(data), None, None)
+
+    def download(self, key: str, path: Path, max_bytes: int) -> bool:
+        data = self.objects.get(key)
+        if data is not None:
+            path.write_bytes(data)
+        return data is not None
 
     def as_store(self) -> ObjectStore:
         return cast(ObjectStore, self)

@@ -16,7 +16,7 @@ from glimpse.db import transcripts
 from glimpse.db.pool import open_pool
 from glimpse.errors import is_transient
 from glimpse.models.base import InferenceModel
-from glimpse.models.speech import Segment, Transcriber, Transcript
+from glimpse.models.speech import AudioSource, Segment, Transcriber, Transcript
 from glimpse.runtime import Done
 from services.transcribe import handler as transcribe_handler
 from services.transcribe.handler import TranscribeHandler
@@ -33,7 +33,7 @@ class CountingTranscriber(Transcriber):
         return "r1"
 
     def transcribe(
-        self, audio: bytes, *, max_seconds: float, language: str | None = None
+        self, audio: AudioSource, *, max_seconds: float, language: str | None = None
     ) -> Transcript:
         self.runs += 1
         return Transcript("hello there", "en", 1.0, 2.0, [Segment(0.0, 2.0, "hello there")])

@@ -117,6 +117,10 @@ class LimitsSettings(BaseModel):
 
     max_bytes: int = 200 * MIB
     max_pixels: int = 100_000_000
+    # Files uploaded through the API (marked x-amz-meta-glimpse-upload) that ingest
+    # rejects are removed from the bucket; their media row keeps the reason. Objects
+    # written to the bucket any other way are the owner's and are never removed.
+    remove_rejected_uploads: bool = True
     max_audio_seconds: float = 4 * 3600
     thumbnail_px: int = 512
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -35,6 +35,8 @@ class ObjectInfo:
     etag: str | None
     last_modified: datetime | None
     content_type: str | None = None
+    # user metadata (x-amz-meta-*), keys lower-case
+    metadata: Mapping[str, str] = field(default_factory=dict)
 
 
 class OpenedObject:
@@ -134,6 +136,7 @@ class ObjectStore:
             etag=_strip_quotes(resp.get("ETag")),
             last_modified=resp.get("LastModified"),
             content_type=resp.get("ContentType"),
+            metadata=resp.get("Metadata", {}),
         )
 
     def open(self, key: str, if_match: str | None = None) -> OpenedObject | None:
@@ -153,6 +156,7 @@ class ObjectStore:
             etag=_strip_quotes(resp.get("ETag")),
             last_modified=resp.get("LastModified"),
             content_type=resp.get("ContentType"),
+            metadata=resp.get("Metadata", {}),
         )
         return OpenedObject(info, resp["Body"])
 
@@ -182,10 +186,15 @@ class ObjectStore:
             Bucket=self.bucket, Key=key, Body=data, ContentType=content_type, **extra
         )
 
-    def upload_file(self, key: str, fileobj: BinaryIO, content_type: str) -> None:
+    def upload_file(
+        self, key: str, fileobj: BinaryIO, content_type: str, metadata: Mapping[str, str]
+    ) -> None:
         """Stream a file object into the bucket (multipart past boto3's threshold)."""
         self.client.upload_fileobj(
-            fileobj, self.bucket, key, ExtraArgs={"ContentType": content_type}
+            fileobj,
+            self.bucket,
+            key,
+            ExtraArgs={"ContentType": content_type, "Metadata": dict(metadata)},
         )
 
     def delete(self, key: str) -> None:
@@ -209,9 +218,17 @@ class ObjectStore:
             ExpiresIn=self._presign_seconds,
         )
 
-    def presigned_put(self, key: str, content_type: str, size_bytes: int, seconds: int) -> str:
-        """A PUT URL signed for exactly this type and size: a client cannot use it to
-        store something else or something larger."""
+    def presigned_put(
+        self,
+        key: str,
+        content_type: str,
+        size_bytes: int,
+        seconds: int,
+        metadata: Mapping[str, str],
+    ) -> str:
+        """A PUT URL signed for exactly this type, size and metadata: a client cannot
+        use it to store something else or something larger, nor leave the metadata out
+        (send each as ``x-amz-meta-<name>``)."""
         return self.client.generate_presigned_url(
             "put_object",
             Params={
@@ -219,6 +236,7 @@ class ObjectStore:
                 "Key": key,
                 "ContentType": content_type,
                 "ContentLength": size_bytes,
+                "Metadata": dict(metadata),
             },
             ExpiresIn=seconds,
         )

@@ -82,6 +82,11 @@ ON CONFLICT (id) DO UPDATE SET
 """
 
 
+#: in ``metadata`` of a rejected upload that ingest removed from the bucket (reconcile
+#: and deletes leave such rows alone; a new upload to the key replaces the row)
+REMOVED_FROM_BUCKET = "removed_from_bucket"
+
+
 def save(conn: psycopg.Connection[Any], row: MediaRow) -> dict[str, Any] | None:
     """Insert or replace the row for ``row``'s key (an overwrite replaces the old version).
 
@@ -125,14 +130,15 @@ def find_original(
 
 
 def mark_deleted(conn: psycopg.Connection[Any], bucket: str, key: str) -> dict[str, Any] | None:
-    """Mark the key's row deleted; returns the row as it was, or None if unknown."""
+    """Mark the key's row deleted; returns the row as it was, or None if unknown (or a
+    rejected upload glimpse removed itself: its row keeps saying why)."""
     row: dict[str, Any] | None = conn.execute(
         """
         UPDATE media SET status = 'deleted', deleted_at = now(), updated_at = now()
-        WHERE id = %(id)s AND status <> 'deleted'
+        WHERE id = %(id)s AND status <> 'deleted' AND NOT metadata ? %(removed)s
         RETURNING id, sha256, thumbnail_key
         """,
-        {"id": media_id(bucket, key)},
+        {"id": media_id(bucket, key), "removed": REMOVED_FROM_BUCKET},
     ).fetchone()
     return row
 
@@ -286,7 +292,8 @@ class KnownVersion:
 
 _KNOWN_PAGE = """
 SELECT key, etag, updated_at FROM media
-WHERE bucket = %(bucket)s AND status <> 'deleted' AND key COLLATE "C" > %(after)s
+WHERE bucket = %(bucket)s AND status <> 'deleted' AND NOT metadata ? 'removed_from_bucket'
+  AND key COLLATE "C" > %(after)s
 ORDER BY key COLLATE "C"
 LIMIT %(limit)s
 """
@@ -316,7 +323,8 @@ def current_etags(
     """key → etag of those of ``keys`` that have a live row now."""
     rows = conn.execute(
         "SELECT key, etag FROM media "
-        "WHERE bucket = %(bucket)s AND key = ANY(%(keys)s) AND status <> 'deleted'",
+        "WHERE bucket = %(bucket)s AND key = ANY(%(keys)s) AND status <> 'deleted' "
+        "AND NOT metadata ? 'removed_from_bucket'",
         {"bucket": bucket, "keys": list(keys)},
     ).fetchall()
     return {r["key"]: r["etag"] for r in rows}

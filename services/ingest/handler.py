@@ -32,7 +32,8 @@ from glimpse.media.budget import DecodeBudget
 from glimpse.messages import MediaAccepted
 from glimpse.metrics import IngestMetrics
 from glimpse.runtime import DeadLetter, Done, Failed, ItemResult, Outcome
-from glimpse.storage import ObjectStore, ObjectTooLarge, OpenedObject
+from glimpse.storage import ObjectInfo, ObjectStore, ObjectTooLarge, OpenedObject
+from glimpse.uploads import is_api_upload
 
 log = logging.getLogger(__name__)
 
@@ -145,19 +146,27 @@ class IngestHandler:
             self.metrics.bytes.inc(len(data))
             validated = validate_media(data, self.limits, self.budget.admit)
         except ObjectTooLarge as exc:
-            return self._reject(
-                row, Rejected(RejectReason.TOO_LARGE, _too_large(exc.size, self.limits))
-            )
+            rejection = Rejected(RejectReason.TOO_LARGE, _too_large(exc.size, self.limits))
+            return self._reject(row, rejection, info)
         except Rejected as rejection:
-            return self._reject(row, rejection)
+            return self._reject(row, rejection, info)
         return self._accept(row, validated)
 
-    def _reject(self, row: MediaRow, rejection: Rejected) -> tuple[Outcome, list[OutboundMessage]]:
+    def _reject(
+        self, row: MediaRow, rejection: Rejected, info: ObjectInfo
+    ) -> tuple[Outcome, list[OutboundMessage]]:
         row.status = MediaStatus.REJECTED
         row.reason = rejection.reason.value
         row.reason_detail = rejection.message
+        # What a client sent through the API and cannot be used would otherwise stay in
+        # the bucket for good (anyone with a key could fill it).
+        remove = self.limits.remove_rejected_uploads and is_api_upload(info.metadata)
+        if remove:
+            row.metadata = {media.REMOVED_FROM_BUCKET: "true"}
         with self.pool.connection() as conn:
             promoted = media.save(conn, row)
+        if remove:
+            self.store.delete(row.key)
         self.metrics.rejections.labels(rejection.reason.value).inc()
         log.info("rejected %s: %s (%s)", row.key, rejection.reason.value, rejection.message)
         return Outcome.REJECTED, self._announce_promoted(promoted)

@@ -24,6 +24,7 @@ from glimpse.db.keys import ApiKey
 from glimpse.db.media import media_id
 from glimpse.events import DERIVED_PREFIXES
 from glimpse.media.sniff import CLAIMABLE_MIMES
+from glimpse.uploads import UPLOAD_METADATA, metadata_headers
 from services.search_api.auth import client_of, require_key
 from services.search_api.context import ApiContext, context
 
@@ -147,7 +148,9 @@ async def _store_all(ctx: ApiContext, files: list[UploadFile], prefix: str) -> U
             continue
         key = _key_for(prefix, filename)
         content_type = _content_type(filename, file.content_type)
-        await run_in_threadpool(ctx.store.upload_file, key, file.file, content_type)
+        await run_in_threadpool(
+            ctx.store.upload_file, key, file.file, content_type, UPLOAD_METADATA
+        )
         mid = media_id(ctx.store.bucket, key)
         items.append(
             UploadItem(
@@ -192,13 +195,19 @@ async def presign(ctx: Ctx, request: Request, key: Key) -> PresignedUpload:
     if content_type.split(";")[0].strip().lower() not in CLAIMABLE_MIMES:
         raise HTTPException(415, f"{content_type} is not an image or audio type glimpse accepts")
     seconds = ctx.settings.s3.presign_seconds
-    url = ctx.store.presigned_put(object_key, content_type, wanted.size_bytes, seconds)
+    url = ctx.store.presigned_put(
+        object_key, content_type, wanted.size_bytes, seconds, UPLOAD_METADATA
+    )
     mid = media_id(ctx.store.bucket, object_key)
     return PresignedUpload(
         id=mid,
         key=object_key,
         url=url,
-        headers={"Content-Type": content_type, "Content-Length": str(wanted.size_bytes)},
+        headers={
+            "Content-Type": content_type,
+            "Content-Length": str(wanted.size_bytes),
+            **metadata_headers(),
+        },
         expires_in=seconds,
         status_url=f"/v1/media/{mid}",
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import socket
+import time
 from collections.abc import Iterator
 
 import httpx
@@ -160,11 +161,11 @@ def test_presign_signs_what_it_allows(stack: RunningStack) -> None:
 
     data = unique_png(880_002)
     signed = presign(size_bytes=len(data), prefix="signed/").json()
-    bigger = httpx.put(signed["url"], content=data + bytes(5000), headers={
-        "Content-Type": "image/png"})  # fmt: skip
-    other_type = httpx.put(signed["url"], content=data, headers={
-        "Content-Type": "text/html", "Content-Length": str(len(data))})  # fmt: skip
-    assert bigger.status_code == 403 and other_type.status_code == 403
+    bigger = {**signed["headers"], "Content-Length": str(len(data) + 5000)}
+    other_type = {**signed["headers"], "Content-Type": "text/html"}
+    unmarked = {k: v for k, v in signed["headers"].items() if not k.startswith("x-amz-meta")}
+    for headers, body in ((bigger, data + bytes(5000)), (other_type, data), (unmarked, data)):
+        assert httpx.put(signed["url"], content=body, headers=headers).status_code == 403
     exact = httpx.put(signed["url"], content=data, headers=signed["headers"])
     assert exact.status_code == 200, exact.text
 
@@ -211,3 +212,30 @@ def test_voice_searches_are_bounded_per_client_and_in_all(stack: RunningStack) -
     assert int(limited[2].headers["Retry-After"]) > 0
     assert {r.status_code for r in full} == {429}
     assert "waiting" in full[0].json()["detail"]
+
+
+def test_a_rejected_upload_is_removed_and_its_reason_kept(stack: RunningStack) -> None:
+    auth = {"Authorization": f"Bearer {admin_key(stack)}"}
+    junk = b"not a picture at all\n" * 50
+    signed = httpx.post(
+        f"{api(stack)}/v1/uploads/presign",
+        json={"filename": "junk.png", "size_bytes": len(junk), "prefix": "junk/"},
+        headers=auth,
+    ).json()
+    assert httpx.put(signed["url"], content=junk, headers=signed["headers"]).status_code == 200
+    # the same bytes written straight to the bucket are the owner's business: kept
+    store = store_of(stack.settings)
+    store.put("owners/junk.png", junk, "image/png")
+
+    rows = wait_for_rows(stack.settings, [signed["key"], "owners/junk.png"],
+                         until=lambda r: r["status"] == "rejected")  # fmt: skip
+    deadline = time.monotonic() + 30
+    while store.head(signed["key"]) is not None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(2)  # the bucket's delete notification is handled meanwhile
+
+    assert store.head(signed["key"]) is None
+    assert store.head("owners/junk.png") is not None
+    kept = httpx.get(f"{api(stack)}{signed['status_url']}").json()
+    assert (kept["status"], kept["reason"]) == ("rejected", "unsupported_type")
+    assert rows["owners/junk.png"]["reason"] == "unsupported_type"

@@ -146,10 +146,10 @@ class ModelSettings(BaseModel):
     labels_min_probability: float = 0.05
     # Labels captions: a label lends its class description only when at least this
     # probable, at most labels_described of them, cut to whole sentences within
-    # labels_description_chars (0: the whole paragraph). Descriptions of guesses pulled
-    # the right photo down (bench/quality.py, bench/RESULTS.md).
-    labels_described_min_probability: float = 0.5
-    labels_described: int = 1
+    # labels_description_chars (0: the whole paragraph). Whole paragraphs of two
+    # labels put fewer right photos first than their first sentences (bench/quality.py)
+    labels_described_min_probability: float = 0.0
+    labels_described: int = 2
     labels_description_chars: int = 200
     device: Literal["auto", "cpu", "cuda"] = "auto"
     # CPU threads of one model process; 0: torch's default (every core). Processes that

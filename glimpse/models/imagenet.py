@@ -7,10 +7,10 @@ what a person types. A few classes share a clean name (two "missile" classes, tw
 
 Descriptions are the wheel's one-paragraph GPT descriptions. They carry the everyday
 words ("a domestic cat", "a small cup") that class names lack, but a whole paragraph
-about a *wrong* label pulls the caption's vector away from the photo, and its colour and
-texture words ("brown, gray, silver, orange") match queries for things that are not
-there. So a caption lends only confident labels their description, cut to its first
-sentence (``CaptionStyle``; measured in bench/quality.py, see bench/RESULTS.md). The
+pulls the caption's vector toward its colour and variant words ("brown, gray, silver,
+orange"). So the top two labels lend their description cut to whole sentences within
+200 characters, usually the first (``CaptionStyle``): half the characters, and more
+right-first answers on bench/quality.py's set than whole paragraphs (bench/RESULTS.md). The
 wheel's text is checked on load: two descriptions carry words in other scripts ("a
 film of साबुन solution"), and those words are dropped.
 """
@@ -42,12 +42,16 @@ class CaptionStyle:
     """How label names and descriptions become caption text."""
 
     # A label lends its description only when the classifier gives it at least this
-    # probability: the description of a guess describes something else.
-    described_min_probability: float = 0.5
+    # probability. Measured (bench/quality.py): gating at 0.2-0.5 lowered R@1 and MRR,
+    # since a near-miss label's description ("missile": "a rocket-shaped projectile ...
+    # launching with exhaust and smoke") still says what the photo shows.
+    described_min_probability: float = 0.0
     # At most this many labels lend a description (best first).
-    described_labels: int = 1
+    described_labels: int = 2
     # Descriptions are cut after the last whole sentence within this many characters
-    # (the first sentence always stays); None keeps the whole paragraph.
+    # (the first sentence always stays); None keeps the whole paragraph. The first
+    # sentence says what the thing is; the rest lists colours and variants that match
+    # queries for other things and halve the caption's weight on the label.
     description_chars: int | None = 200
 
 

@@ -58,6 +58,7 @@ def test_typed_query_ranks_the_right_photo_first(
 
     assert hits, f"no hits for {query!r}"
     assert hits[0]["key"] == photos[expected], [(h["key"], h["caption"][:60]) for h in hits]
+    assert hits[0]["weak"] is False  # a match, not a guess
     assert hits[0]["thumbnail_url"].endswith("/thumbnail")
     assert httpx.get(api(stack) + hits[0]["thumbnail_url"]).headers["content-type"] == "image/jpeg"
 

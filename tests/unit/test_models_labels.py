@@ -90,13 +90,17 @@ def test_a_guess_lends_no_description(photos: dict[str, Image.Image]) -> None:
         assert analysis.caption.startswith("A photo of ")
 
 
-def test_descriptions_are_short(analyses: dict[str, ImageAnalysis]) -> None:
-    settings = ModelSettings()
-    limit = settings.labels_described * (settings.labels_description_chars + 1)
-    for analysis in analyses.values():
-        sentence = analysis.caption.split(". ", 1)[0]
-        # A first sentence longer than the limit is kept whole; none here is.
-        assert len(analysis.caption) <= len(sentence) + 2 + limit
+def test_descriptions_are_cut_to_their_first_sentences(
+    photos: dict[str, Image.Image], analyses: dict[str, ImageAnalysis]
+) -> None:
+    whole = load_captioner(ModelSettings(labels_description_chars=0))
+    whole.load()
+    paragraphs = whole.predict(list(photos.values()))
+    for cut, paragraph in zip(analyses.values(), paragraphs, strict=True):
+        assert paragraph.caption.startswith(cut.caption.split(". ", 1)[0])
+        assert len(cut.caption) <= len(paragraph.caption)
+    total_cut = sum(len(a.caption) for a in analyses.values())
+    assert total_cut < 0.75 * sum(len(p.caption) for p in paragraphs)
 
 
 def test_top_label_is_kept_below_the_minimum(photos: dict[str, Image.Image]) -> None:

@@ -46,7 +46,7 @@ class CaptionStyle:
     # since a near-miss label's description ("missile": "a rocket-shaped projectile ...
     # launching with exhaust and smoke") still says what the photo shows.
     described_min_probability: float = 0.0
-    # At most this many labels lend a description (best first).
+    # Only the best this many labels may lend a description.
     described_labels: int = 2
     # Descriptions are cut after the last whole sentence within this many characters
     # (the first sentence always stays); None keeps the whole paragraph. The first
@@ -98,11 +98,16 @@ def compose_caption(
     position by position.
     """
     sentence = f"A photo of {', '.join(with_article(name) for name, _ in labels)}."
+    if len(labels) != len(descriptions):
+        raise ValueError("one description (or None) per label")
+    # Only the best labels are eligible: a third label's description is not promoted
+    # because the second has none.
+    eligible = zip(labels[: style.described_labels], descriptions, strict=False)
     described = [
         shorten(text, style.description_chars)
-        for (_, probability), text in zip(labels, descriptions, strict=True)
+        for (_, probability), text in eligible
         if text and probability >= style.described_min_probability
-    ][: style.described_labels]
+    ]
     return " ".join([sentence, *described])
 
 

@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.concurrency import run_in_threadpool
 
+from glimpse import suggestions
 from glimpse.config import SearchSettings
 from glimpse.db import vectors
 from glimpse.relevance import RelevanceSettings
@@ -17,7 +18,7 @@ from glimpse.search import SearchFilters
 from services.search_api.auth import require_key_unless_open
 from services.search_api.context import ApiContext, context
 from services.search_api.hits import hits_for
-from services.search_api.schemas import Hit, SearchResults
+from services.search_api.schemas import Hit, SearchResults, Suggestions
 
 router = APIRouter(prefix="/v1", tags=["search"], dependencies=[Depends(require_key_unless_open)])
 Ctx = Annotated[ApiContext, Depends(context)]
@@ -127,3 +128,14 @@ async def search(
         find, ctx, text, filters, limit=limit, offset=offset, min_score=min_score
     )
     return SearchResults(query=text, hits=hits, next_cursor=next_cursor(offset, limit, more))
+
+
+def _suggest(ctx: ApiContext, limit: int) -> list[str]:
+    with ctx.pool.connection() as conn:
+        return suggestions.from_library(conn, limit)
+
+
+@router.get("/search/suggestions", response_model=Suggestions)
+async def suggest(ctx: Ctx, limit: Annotated[int, Query(ge=1, le=20)] = 5) -> Suggestions:
+    """Things to try searching for: the library's most frequent confident labels."""
+    return Suggestions(suggestions=await run_in_threadpool(_suggest, ctx, limit))

@@ -67,6 +67,11 @@ class Hit(BaseModel):
     thumbnail_url: str | None
 
 
+class Suggestions(BaseModel):
+    # phrases naming what the library holds, most frequent first ("a tabby cat")
+    suggestions: list[str]
+
+
 class SearchResults(BaseModel):
     query: str
     hits: list[Hit]

@@ -10,7 +10,7 @@ const MEDIA_POLL_MS = 1000;
 const MEDIA_POLL_LIMIT_MS = 5 * 60 * 1000;
 const VOICE_POLL_MS = 500;
 const VOICE_POLL_LIMIT_MS = 2 * 60 * 1000;
-const EXAMPLES = ["a cup of coffee", "a cat", "a rocket launch", "a horse", "a motorcycle"];
+const EXAMPLE_COUNT = 5;
 const RECORDING_TYPES = ["audio/webm;codecs=opus", "audio/ogg;codecs=opus", "audio/webm"];
 
 const $ = (id) => document.getElementById(id);
@@ -350,9 +350,19 @@ function showSearchError(error) {
   setStatus($("search-status"), `Search failed: ${error.message}`, "error");
 }
 
-function renderExamples() {
+// "Try:" chips name what this library holds (its most frequent confident labels); an
+// empty library, or one the page may not read yet, shows none.
+async function renderExamples() {
   const list = $("examples");
-  for (const example of EXAMPLES) {
+  let examples = [];
+  try {
+    const { body } = await request(`/v1/search/suggestions?limit=${EXAMPLE_COUNT}`);
+    examples = body.suggestions || [];
+  } catch {
+    examples = [];
+  }
+  list.replaceChildren();
+  for (const example of examples) {
     const chip = el("button", { type: "button", class: "chip", text: example });
     chip.addEventListener("click", () => {
       $("search-input").value = example;
@@ -360,6 +370,7 @@ function renderExamples() {
     });
     list.append(el("li", {}, chip));
   }
+  list.closest(".examples").hidden = examples.length === 0;
 }
 
 // ---------------------------------------------------------------- similar images

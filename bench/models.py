@@ -39,7 +39,7 @@ from bench.ingest import add_output_args, publish, say
 from bench.search import OtherLoad, machine_info, report_header, table
 from glimpse.config import ModelSettings
 from glimpse.models.captioning import Captioner, load_captioner
-from glimpse.models.imagenet import ImageNetVocabulary, compose_caption
+from glimpse.models.imagenet import CaptionStyle, ImageNetVocabulary, compose_caption
 from glimpse.models.text import BATCH_SIZE, TextEmbedder, load_text_embedder, top_k_overlap
 
 REPO = Path(__file__).resolve().parent.parent
@@ -228,7 +228,8 @@ _VERB = ["playing", "walking", "standing", "running", "sitting", "talking", "eat
 
 def caption_corpus(count: int, seed: int) -> list[str]:
     """What glimpse stores: three in four like the labels backend writes them (label
-    names, then two ImageNet descriptions: long), one in four BLIP-like sentences."""
+    names, then the first sentences of two ImageNet descriptions), one in four BLIP-like
+    sentences."""
     rng = np.random.default_rng([seed, 10])
     vocabulary = ImageNetVocabulary.load()
     names, descriptions = vocabulary.names, vocabulary.descriptions
@@ -238,7 +239,8 @@ def caption_corpus(count: int, seed: int) -> list[str]:
             corpus.append(_scene(rng))
             continue
         picks = rng.choice(len(names), size=int(rng.integers(1, 4)), replace=False)
-        corpus.append(compose_caption([names[p] for p in picks], [descriptions[p] for p in picks]))
+        labels = [(names[p], 1.0) for p in picks]
+        corpus.append(compose_caption(labels, [descriptions[p] for p in picks], CaptionStyle()))
     return corpus
 
 

@@ -421,6 +421,8 @@ def search(
     table = Table("#", "score", "key", "caption / transcript")
     for rank, hit in enumerate(results["hits"], start=1):
         similarity = "" if hit["similarity"] is None else f"{hit['similarity']:.2f}"
+        if hit.get("weak"):
+            similarity += " weak"  # shown, but it does not stand out: a guess
         text = hit["caption"] or hit.get("transcript") or ""
         table.add_row(str(rank), similarity, hit["key"], text[:90])
     out.print(table)

@@ -76,7 +76,17 @@ class ApiSettings(BaseModel):
 
 
 class SearchSettings(BaseModel):
-    # below this cosine similarity a vector match is noise, not a hit (all-MiniLM-L6-v2)
+    # What a query shows (glimpse/relevance.py). "standout": the candidates whose
+    # similarity stands out from the library's typical similarity to that query, then
+    # weaker ones marked weak; "fixed": vector matches from min_similarity on.
+    cutoff: Literal["standout", "fixed"] = "standout"
+    standout_strong: float = 3.0  # robust standard deviations above the typical score
+    standout_weak: float = 1.5  # shown, marked weak
+    standout_weak_limit: int = 4  # weak hits per query at most
+    # library vectors each query is compared with to learn its typical score
+    standout_sample: int = 256
+    # the fixed cutoff: below this cosine similarity a vector match is noise
+    # (all-MiniLM-L6-v2); also the rule in a library too small to have a typical score
     min_similarity: float = 0.25
     candidates: int = 100  # per retriever, before fusion
     # HNSW breadth. With the index built at ef_construction 128 (glimpse/db/vectors.py),
@@ -146,6 +156,13 @@ class ModelSettings(BaseModel):
     text_quantize: bool = False
     labels_top_k: int = 3
     labels_min_probability: float = 0.05
+    # Labels captions: a label lends its class description only when at least this
+    # probable, at most labels_described of them, cut to whole sentences within
+    # labels_description_chars (0: the whole paragraph). Whole paragraphs of two
+    # labels put fewer right photos first than their first sentences (bench/quality.py)
+    labels_described_min_probability: float = 0.0
+    labels_described: int = 2
+    labels_description_chars: int = 200
     device: Literal["auto", "cpu", "cuda"] = "auto"
     # CPU threads of one model process; 0: torch's default (every core). Processes that
     # share the cores should split them: oversubscribed OpenMP threads spin-wait.

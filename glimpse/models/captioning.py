@@ -65,10 +65,16 @@ def load_captioner(models: ModelSettings) -> Captioner:
             device=models.device,
             cache_dir=models.cache_dir,
         )
+    from glimpse.models.imagenet import CaptionStyle
     from glimpse.models.labels import ImageNetLabelCaptioner
 
     return ImageNetLabelCaptioner(
         top_k=models.labels_top_k,
         min_probability=models.labels_min_probability,
         device=models.device,
+        style=CaptionStyle(
+            described_min_probability=models.labels_described_min_probability,
+            described_labels=models.labels_described,
+            description_chars=models.labels_description_chars or None,
+        ),
     )

@@ -19,7 +19,7 @@ from torch.nn.functional import normalize
 
 from glimpse.models.captioning import Captioner, ImageAnalysis
 from glimpse.models.device import DeviceSetting, select_device
-from glimpse.models.imagenet import ImageNetVocabulary, compose_caption
+from glimpse.models.imagenet import CaptionStyle, ImageNetVocabulary, compose_caption
 from glimpse.models.revision import file_revision
 
 MODEL_ID = "labels/efficientnet-lite0"
@@ -57,8 +57,16 @@ def preprocess(image: Image.Image) -> npt.NDArray[np.float32]:
 
 
 class ImageNetLabelCaptioner(Captioner):
-    def __init__(self, *, top_k: int, min_probability: float, device: DeviceSetting) -> None:
+    def __init__(
+        self,
+        *,
+        top_k: int,
+        min_probability: float,
+        device: DeviceSetting,
+        style: CaptionStyle | None = None,
+    ) -> None:
         super().__init__(MODEL_ID)
+        self._style = style or CaptionStyle()
         self.visual_dim = VISUAL_DIM
         self._top_k = top_k
         self._min_probability = min_probability
@@ -121,10 +129,10 @@ class ImageNetLabelCaptioner(Captioner):
             for rank, (index, score) in enumerate(zip(indices, scores, strict=True))
             if rank == 0 or score >= self._min_probability
         ]
-        names = [self._vocabulary.names[index] for index, _ in kept]
+        labels = [(self._vocabulary.names[index], score) for index, score in kept]
         descriptions = [self._vocabulary.descriptions[index] for index, _ in kept]
         return ImageAnalysis(
-            caption=compose_caption(names, descriptions),
-            labels=[(name, score) for name, (_, score) in zip(names, kept, strict=True)],
+            caption=compose_caption(labels, descriptions, self._style),
+            labels=labels,
             visual=visual,
         )

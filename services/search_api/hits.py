@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 import psycopg
@@ -13,9 +13,14 @@ from services.search_api.schemas import Hit
 
 
 def hits_for(
-    conn: psycopg.Connection[Any], ranked: Sequence[tuple[uuid.UUID, float, float | None]]
+    conn: psycopg.Connection[Any],
+    ranked: Sequence[tuple[uuid.UUID, float, float | None]],
+    *,
+    weak: Collection[uuid.UUID] = (),
+    standout: Mapping[uuid.UUID, float | None] | None = None,
 ) -> list[Hit]:
-    """(media id, score, similarity) in rank order → hits with details, same order."""
+    """(media id, score, similarity) in rank order → hits with details, same order;
+    ids in ``weak`` are marked as weak matches, ``standout`` gives their standouts."""
     rows = media.details(conn, [mid for mid, _, _ in ranked])
     hits = []
     for mid, score, similarity in ranked:
@@ -27,6 +32,8 @@ def hits_for(
                 id=mid,
                 score=round(score, 6),
                 similarity=None if similarity is None else round(similarity, 4),
+                weak=mid in weak,
+                standout=_rounded((standout or {}).get(mid)),
                 key=row["key"],
                 kind=row["kind"],
                 mime=row["mime"],
@@ -41,3 +48,7 @@ def hits_for(
             )
         )
     return hits
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 2)

@@ -9,12 +9,16 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.concurrency import run_in_threadpool
 
+from glimpse import suggestions
+from glimpse.config import SearchSettings
 from glimpse.db import vectors
-from glimpse.search import SearchFilters, hybrid
+from glimpse.relevance import RelevanceSettings
+from glimpse.relevance import search as judged_search
+from glimpse.search import SearchFilters
 from services.search_api.auth import require_key_unless_open
 from services.search_api.context import ApiContext, context
 from services.search_api.hits import hits_for
-from services.search_api.schemas import Hit, SearchResults
+from services.search_api.schemas import Hit, SearchResults, Suggestions
 
 router = APIRouter(prefix="/v1", tags=["search"], dependencies=[Depends(require_key_unless_open)])
 Ctx = Annotated[ApiContext, Depends(context)]
@@ -42,6 +46,20 @@ def next_cursor(offset: int, limit: int, more: bool) -> str | None:
     return _cursor(following) if more and following < MAX_RESULTS else None
 
 
+def relevance_settings(settings: SearchSettings, min_score: float | None) -> RelevanceSettings:
+    """The configured relevance policy; an explicit ``min_score`` asks for a fixed cutoff."""
+    if min_score is not None:
+        return RelevanceSettings(policy="fixed", min_similarity=min_score)
+    return RelevanceSettings(
+        policy=settings.cutoff,
+        strong=settings.standout_strong,
+        weak=settings.standout_weak,
+        weak_limit=settings.standout_weak_limit,
+        sample=settings.standout_sample,
+        min_similarity=settings.min_similarity,
+    )
+
+
 def find(
     ctx: ApiContext,
     text: str,
@@ -54,27 +72,31 @@ def find(
     """One page of hybrid search hits for ``text``, and whether more follow. Blocking:
     call it from a worker thread."""
     settings = ctx.settings.search
-    threshold = settings.min_similarity if min_score is None else min_score
     query_vec = ctx.embedder.embed([text])[0]
     with ctx.pool.connection() as conn:
         model = vectors.active_model(conn, "text")
         if model is None:
             return [], False
         depth = max(settings.candidates, offset + limit + 1)
-        ranked = hybrid(
+        judged = judged_search(
             conn,
             text,
             query_vec,
             model,
             filters,
-            threshold,
+            relevance_settings(settings, min_score),
             depth,
             ef_search=settings.ef_search,
             keyword_timeout_ms=settings.keyword_timeout_ms,
         )
-        page = ranked[offset : offset + limit]
-        hits = hits_for(conn, [(c.media_id, c.score, c.similarity) for c in page])
-        return hits, len(ranked) > offset + limit
+        page = judged[offset : offset + limit]
+        hits = hits_for(
+            conn,
+            [(j.candidate.media_id, j.candidate.score, j.candidate.similarity) for j in page],
+            weak={j.candidate.media_id for j in page if j.weak},
+            standout={j.candidate.media_id: j.standout for j in page},
+        )
+        return hits, len(judged) > offset + limit
 
 
 @router.get("/search", response_model=SearchResults)
@@ -92,7 +114,10 @@ async def search(
         float | None, Query(ge=-1, le=1, description="Min cosine similarity")
     ] = None,
 ) -> SearchResults:
-    """Hybrid search: nearest caption vectors and full-text matches, fused by rank."""
+    """Hybrid search: nearest caption vectors and full-text matches, fused by rank. What
+    is shown depends on how far each hit stands out from the library's typical score for
+    this query; weak matches come marked (`weak`). `min_score` asks for a fixed cosine
+    cutoff instead."""
     # Control characters carry no meaning and Postgres refuses NUL in text.
     text = "".join(ch for ch in q if ch.isprintable() or ch.isspace()).strip()
     if not text:
@@ -103,3 +128,14 @@ async def search(
         find, ctx, text, filters, limit=limit, offset=offset, min_score=min_score
     )
     return SearchResults(query=text, hits=hits, next_cursor=next_cursor(offset, limit, more))
+
+
+def _suggest(ctx: ApiContext, limit: int) -> list[str]:
+    with ctx.pool.connection() as conn:
+        return suggestions.from_library(conn, limit)
+
+
+@router.get("/search/suggestions", response_model=Suggestions)
+async def suggest(ctx: Ctx, limit: Annotated[int, Query(ge=1, le=20)] = 5) -> Suggestions:
+    """Things to try searching for: the library's most frequent confident labels."""
+    return Suggestions(suggestions=await run_in_threadpool(_suggest, ctx, limit))

@@ -48,6 +48,12 @@ class Hit(BaseModel):
     id: uuid.UUID
     score: float  # fused rank score (higher is better)
     similarity: float | None  # cosine similarity to the query, when the vector side found it
+    # True: shown because it is nearer the query than most of the library, but it does
+    # not stand out: a guess, not a match (glimpse/relevance.py)
+    weak: bool = False
+    # how far the similarity stands above the library's typical one for this query, in
+    # robust standard deviations; None without a vector match or a typical score
+    standout: float | None = None
     key: str
     kind: str
     mime: str
@@ -59,6 +65,11 @@ class Hit(BaseModel):
     labels: list[tuple[str, float]]
     transcript: str | None = None  # audio: what was said
     thumbnail_url: str | None
+
+
+class Suggestions(BaseModel):
+    # phrases naming what the library holds, most frequent first ("a tabby cat")
+    suggestions: list[str]
 
 
 class SearchResults(BaseModel):

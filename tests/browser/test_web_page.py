@@ -208,9 +208,10 @@ def test_typed_query_finds_the_coffee_photo_first(web: WebPage, library: dict[st
     thumb.evaluate("img => img.decode()")  # rejects if the thumbnail did not load
     web.shot("coffee")
 
-    web.page.locator("#examples button", has_text="a rocket launch").click()
-    expect(web.page.locator("#search-input")).to_have_value("a rocket launch")
-    expect(cards.first.locator(".name")).to_have_text(re.compile(r"^rocket\.(png|jpg)$"))
+    # the "Try:" chips name what this library holds: the coffee photo's label
+    web.page.locator("#examples button", has_text="an espresso").click()
+    expect(web.page.locator("#search-input")).to_have_value("an espresso")
+    expect(cards.first.locator(".name")).to_have_text("coffee.png")
 
     web.page.set_viewport_size({"width": 390, "height": 844})  # a phone
     search(web, "a cup of coffee")
@@ -244,6 +245,48 @@ def test_no_matches_and_errors_are_said_in_words(web: WebPage) -> None:
     search(web, "a cat")
     expect(web.page.locator("#search-status")).to_have_text("Search failed: the database is down")
     web.shot("error")
+
+
+def test_weak_matches_are_shown_apart(web: WebPage) -> None:
+    """A stubbed answer with one match and one weak match: the guess must not look like
+    an answer (dashed card, "weak match", counted apart)."""
+
+    def hit(name: str, similarity: float, weak: bool) -> dict[str, object]:
+        return {
+            "id": str(uuid.uuid4()),
+            "score": 0.03,
+            "similarity": similarity,
+            "weak": weak,
+            "standout": 4.0 if not weak else 1.6,
+            "key": f"photos/{name}.jpg",
+            "kind": "image",
+            "mime": "image/jpeg",
+            "width": 10,
+            "height": 10,
+            "duration_s": None,
+            "captured_at": None,
+            "caption": f"A photo of a {name}.",
+            "labels": [[name, 0.9]],
+            "transcript": None,
+            "thumbnail_url": None,
+        }
+
+    def answer(route: Route) -> None:
+        hits = [hit("lighthouse", 0.61, False), hit("tower", 0.22, True)]
+        route.fulfill(json={"query": "lighthouse", "hits": hits, "next_cursor": None})
+
+    web.open()
+    web.page.route("**/v1/search?*", answer)
+    search(web, "lighthouse")
+
+    cards = web.page.locator("#results li.card")
+    expect(web.page.locator("#search-status")).to_have_text("2 results for “lighthouse” (1 weak).")
+    expect(cards.nth(0)).not_to_have_class(re.compile(r"\bweak\b"))
+    expect(cards.nth(0).locator(".score")).to_have_text("61% match")
+    expect(cards.nth(1)).to_have_class(re.compile(r"\bweak\b"))
+    expect(cards.nth(1).locator(".score")).to_have_text("22% weak match")
+    assert cards.nth(1).evaluate("c => getComputedStyle(c).borderStyle") == "dashed"
+    web.shot("weak-match")
 
 
 def test_more_like_this_shows_similar_images(web: WebPage, library: dict[str, str]) -> None:

@@ -58,6 +58,7 @@ def test_typed_query_ranks_the_right_photo_first(
 
     assert hits, f"no hits for {query!r}"
     assert hits[0]["key"] == photos[expected], [(h["key"], h["caption"][:60]) for h in hits]
+    assert hits[0]["weak"] is False  # a match, not a guess
     assert hits[0]["thumbnail_url"].endswith("/thumbnail")
     assert httpx.get(api(stack) + hits[0]["thumbnail_url"]).headers["content-type"] == "image/jpeg"
 
@@ -65,6 +66,19 @@ def test_typed_query_ranks_the_right_photo_first(
 def test_nonsense_query_returns_few_or_no_hits(stack: RunningStack, photos: dict[str, str]) -> None:
     hits = search(stack, "xqzvy plorf grunkle", prefix="samples/")["hits"]
     assert len(hits) <= 1
+
+
+def test_suggestions_name_what_the_library_holds(
+    stack: RunningStack, photos: dict[str, str]
+) -> None:
+    response = httpx.get(f"{api(stack)}/v1/search/suggestions", params={"limit": 20})
+    one = httpx.get(f"{api(stack)}/v1/search/suggestions", params={"limit": 1})
+
+    assert response.status_code == 200
+    suggestions = response.json()["suggestions"]
+    assert "an espresso" in suggestions  # the coffee photo's confident label
+    assert "a horse" not in suggestions  # a fixed chip the page used to offer
+    assert len(one.json()["suggestions"]) == 1
 
 
 def test_similar_of_a_resized_crop_returns_the_original_first(

@@ -21,6 +21,8 @@ from glimpse.db import captions, media, transcripts, vectors
 from glimpse.db.captions import CaptionRow
 from glimpse.db.media import MediaRow, MediaStatus
 from glimpse.db.transcripts import TranscriptRow
+from glimpse.relevance import RelevanceSettings, background
+from glimpse.relevance import search as relevance_search
 from glimpse.search import SearchFilters, fuse, hybrid, keyword, nearest, time_limit
 
 pytestmark = pytest.mark.integration
@@ -176,3 +178,71 @@ def test_keyword_gives_up_on_a_word_in_every_caption_and_vectors_still_answer(
         fused = hybrid(conn, "photo", query, MODEL, SearchFilters(), 0.5, 10, keyword_timeout_ms=1)
         assert fused[0].media_id == corpus["cat"]
         assert all(c.keyword_rank is None for c in fused)
+
+
+RELEVANCE = vectors.VectorModel("test/relevance", "text", 8)
+
+
+@pytest.fixture
+def library(conn: psycopg.Connection[Any]) -> dict[str, uuid.UUID]:
+    """40 look-alike items (every one at exactly 0.8 from axis 1) and a lighthouse (axis 0)."""
+    vectors.register_model(conn, RELEVANCE)
+    rng = np.random.default_rng(7)
+    ids = {}
+    for i in range(40):
+        spread = rng.normal(size=6)
+        vec = np.concatenate([[0.0, 0.8], 0.6 * spread / np.linalg.norm(spread)])
+        ids[f"filler{i}"] = add_to(conn, RELEVANCE, f"r/filler{i}.jpg", "a grey filler", vec)
+    lighthouse = unit(1, 0, 0, 0, 0, 0, 0, 0.1)
+    ids["lighthouse"] = add_to(conn, RELEVANCE, "r/lighthouse.jpg", "a lighthouse", lighthouse)
+    conn.commit()
+    return ids
+
+
+def add_to(
+    conn: psycopg.Connection[Any], model: vectors.VectorModel, key: str, text: str, vec: np.ndarray
+) -> uuid.UUID:
+    row = MediaRow(
+        bucket="sqltest",
+        key=key,
+        status=MediaStatus.ACCEPTED,
+        kind="image",
+        mime="image/jpeg",
+        sha256=key,
+    )
+    media.save(conn, row)
+    captions.save(conn, [CaptionRow(row.id, "test/captioner", "r1", text, [])])
+    vectors.save(conn, [row.id], model, ["caption"], vec.astype(np.float32)[None, :])
+    return row.id
+
+
+def test_background_is_the_querys_similarity_to_a_sample_of_the_library(
+    conn: psycopg.Connection[Any], library: dict[str, uuid.UUID]
+) -> None:
+    typical = background(conn, RELEVANCE, unit(0, 1, 0, 0, 0, 0, 0, 0), 256, min_spread=0.02)
+    sampled = background(conn, RELEVANCE, unit(0, 1, 0, 0, 0, 0, 0, 0), 10, min_spread=0.02)
+
+    assert typical is not None and sampled is not None
+    assert typical.size == 41
+    assert typical.median == pytest.approx(0.8, abs=0.01)  # halfvec rounding
+    assert typical.spread == 0.02  # all alike: the floor
+    assert sampled.size == 10
+
+
+def test_the_hit_that_stands_out_is_shown_and_look_alikes_are_not(
+    conn: psycopg.Connection[Any], library: dict[str, uuid.UUID]
+) -> None:
+    def show(text: str, query: np.ndarray) -> list[tuple[uuid.UUID, bool]]:
+        judged = relevance_search(
+            conn, text, query, RELEVANCE, SearchFilters(prefix="r/"), RelevanceSettings(), 100
+        )
+        return [(j.candidate.media_id, j.weak) for j in judged]
+
+    # the lighthouse stands out; the fillers are all equally (and typically) far
+    assert show("tower by the sea", unit(1, 0, 0, 0, 0, 0, 0, 0)) == [
+        (library["lighthouse"], False)
+    ]
+    # close to every filler alike: nothing stands out, so nothing is shown
+    assert show("something grey-ish", unit(0, 1, 0, 0, 0, 0, 0, 0)) == []
+    # the words match: shown, but weak, since its vector does not stand out
+    assert show("lighthouse", unit(0, 1, 0, 0, 0, 0, 0, 0)) == [(library["lighthouse"], True)]

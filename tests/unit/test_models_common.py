@@ -9,8 +9,8 @@ import torch
 
 from glimpse.models.device import select_device
 from glimpse.models.imagenet import (
-    DESCRIBED_LABELS,
     IMAGENET_CLASSES,
+    CaptionStyle,
     ImageNetVocabulary,
     compose_caption,
     with_article,
@@ -42,10 +42,12 @@ def test_articles(name: str, expected: str) -> None:
 
 def test_caption_is_label_sentence_then_descriptions() -> None:
     caption = compose_caption(
-        ["tabby cat", "Egyptian Mau", "lynx"], ["A striped cat.", None, "A wild cat."]
+        [("tabby cat", 0.5), ("Egyptian Mau", 0.2), ("lynx", 0.1)],
+        ["A striped cat.", None, "A wild cat."],
+        CaptionStyle(described_labels=2),
     )
+    # the second label has no description; the third is past the two described
     assert caption == "A photo of a tabby cat, an Egyptian Mau, a lynx. A striped cat."
-    assert DESCRIBED_LABELS == 2  # the third label's description is left out
 
 
 def test_vocabulary_merges_classes_that_share_a_name() -> None:

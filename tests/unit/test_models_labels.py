@@ -50,7 +50,6 @@ def test_the_cat_photo_is_a_cat(analyses: dict[str, ImageAnalysis]) -> None:
     assert cat.labels[0][0] in CATS
     assert names(cat) <= CATS
     assert cat.caption.startswith(f"A photo of {with_article(cat.labels[0][0])}")
-    assert "domestic cat" in cat.caption  # from the descriptions: what people type
 
 
 def test_the_coffee_photo_is_an_espresso(analyses: dict[str, ImageAnalysis]) -> None:
@@ -72,12 +71,36 @@ def test_label_scores(analyses: dict[str, ImageAnalysis]) -> None:
         assert len(names(analysis)) == len(scores)  # duplicate class names merged
 
 
-def test_caption_reads_as_a_sentence_then_descriptions(analyses: dict[str, ImageAnalysis]) -> None:
-    caption = analyses["rocket"].caption
-    first_sentence, rest = caption.split(". ", 1)
-    for label, _ in analyses["rocket"].labels:
+def test_caption_reads_as_a_sentence_then_descriptions(photos: dict[str, Image.Image]) -> None:
+    model = load_captioner(ModelSettings(labels_described_min_probability=0.0))
+    model.load()
+    [cat] = model.predict([photos["cat"]])
+    first_sentence, rest = cat.caption.split(". ", 1)
+    for label, _ in cat.labels:
         assert label in first_sentence
-    assert rest  # descriptions follow
+    assert "domestic cat" in rest  # from the description: the words people type
+
+
+def test_a_guess_lends_no_description(photos: dict[str, Image.Image]) -> None:
+    # No label is ever this sure: the caption is the label sentence alone.
+    model = load_captioner(ModelSettings(labels_described_min_probability=1.01))
+    model.load()
+    for analysis in model.predict(list(photos.values())):
+        assert analysis.caption.count(".") == 1
+        assert analysis.caption.startswith("A photo of ")
+
+
+def test_descriptions_are_cut_to_their_first_sentences(
+    photos: dict[str, Image.Image], analyses: dict[str, ImageAnalysis]
+) -> None:
+    whole = load_captioner(ModelSettings(labels_description_chars=0))
+    whole.load()
+    paragraphs = whole.predict(list(photos.values()))
+    for cut, paragraph in zip(analyses.values(), paragraphs, strict=True):
+        assert paragraph.caption.startswith(cut.caption.split(". ", 1)[0])
+        assert len(cut.caption) <= len(paragraph.caption)
+    total_cut = sum(len(a.caption) for a in analyses.values())
+    assert total_cut < 0.75 * sum(len(p.caption) for p in paragraphs)
 
 
 def test_top_label_is_kept_below_the_minimum(photos: dict[str, Image.Image]) -> None:

@@ -7,7 +7,7 @@ import pytest
 
 from glimpse.config import ModelSettings
 from glimpse.models import ModelNotLoadedError, TextEmbedder, load_text_embedder
-from glimpse.models.imagenet import ImageNetVocabulary, compose_caption
+from glimpse.models.imagenet import CaptionStyle, ImageNetVocabulary, compose_caption
 from glimpse.models.text import BATCH_SIZE, DEFAULT_MODEL_ID, ranking_agreement, top_k_overlap
 
 CAT = "A photo of a tabby cat. A domestic cat with a striped coat, sleeping on a sofa."
@@ -34,9 +34,10 @@ def captions() -> list[str]:
     """150 caption-like texts of the kind the labels captioner writes."""
     vocabulary = ImageNetVocabulary.load()
     picked = range(0, len(vocabulary.names), len(vocabulary.names) // 150)
-    return [compose_caption([vocabulary.names[i]], [vocabulary.descriptions[i]]) for i in picked][
-        :150
-    ]
+    return [
+        compose_caption([(vocabulary.names[i], 0.9)], [vocabulary.descriptions[i]], CaptionStyle())
+        for i in picked
+    ][:150]
 
 
 def test_identity(embedder: TextEmbedder, quantized: TextEmbedder) -> None:

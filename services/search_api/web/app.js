@@ -10,7 +10,7 @@ const MEDIA_POLL_MS = 1000;
 const MEDIA_POLL_LIMIT_MS = 5 * 60 * 1000;
 const VOICE_POLL_MS = 500;
 const VOICE_POLL_LIMIT_MS = 2 * 60 * 1000;
-const EXAMPLES = ["a cup of coffee", "a cat", "a rocket launch", "a horse", "a motorcycle"];
+const EXAMPLE_COUNT = 5;
 const RECORDING_TYPES = ["audio/webm;codecs=opus", "audio/ogg;codecs=opus", "audio/webm"];
 
 const $ = (id) => document.getElementById(id);
@@ -240,8 +240,9 @@ function thumbnailFor(hit, name, lead) {
 }
 
 function scoreText(hit) {
-  if (typeof hit.similarity === "number") return `${Math.round(hit.similarity * 100)}% match`;
-  return "word match";
+  const kind = hit.weak ? "weak match" : "match";
+  if (typeof hit.similarity === "number") return `${Math.round(hit.similarity * 100)}% ${kind}`;
+  return hit.weak ? "weak word match" : "word match";
 }
 
 function captionBlock(text, fallback) {
@@ -258,7 +259,13 @@ function resultCard(hit) {
   const name = displayName(hit.key || "");
   const text = hit.transcript || hit.caption || "";
   const { lead } = splitCaption(text);
-  const card = el("li", { class: "card", "data-media-id": hit.id, "data-kind": hit.kind });
+  // Weak matches (nearer the query than most of the library, but not standing out) are
+  // shown apart: a guess should not look like an answer.
+  const card = el("li", {
+    class: hit.weak ? "card weak" : "card",
+    "data-media-id": hit.id,
+    "data-kind": hit.kind,
+  });
   card.append(thumbnailFor(hit, name, lead));
   const body = el("div", { class: "card-body" });
   body.append(captionBlock(text, hit.kind === "audio" ? "Voice note" : "No caption yet"));
@@ -268,7 +275,9 @@ function resultCard(hit) {
     body.append(player);
   }
   const score = el("span", { class: "score", text: scoreText(hit) });
-  score.title = `rank score ${Number(hit.score).toFixed(4)}`;
+  score.title = hit.weak
+    ? "A guess: closer to your words than most of the library, but nothing to be sure of"
+    : `rank score ${Number(hit.score).toFixed(4)}`;
   const nameNode = el("span", { class: "name", text: name });
   nameNode.title = hit.key || "";
   body.append(el("p", { class: "meta" }, nameNode, score));
@@ -291,10 +300,11 @@ function renderHits(list, hits, { append = false } = {}) {
 
 const search = { q: "", cursor: null, token: 0 };
 
-function describeCount(count, q, more) {
+function describeCount(count, q, more, weak = 0) {
   if (count === 0) return `No matches for “${q}”. Try other words, or one of the examples.`;
   const plural = count === 1 ? "result" : "results";
-  return `${count}${more ? "+" : ""} ${plural} for “${q}”.`;
+  const guesses = weak === 0 ? "" : weak === count ? " (all weak matches)" : ` (${weak} weak)`;
+  return `${count}${more ? "+" : ""} ${plural} for “${q}”${guesses}.`;
 }
 
 function showResults(q, body, { append = false, heard = null } = {}) {
@@ -304,7 +314,8 @@ function showResults(q, body, { append = false, heard = null } = {}) {
   search.cursor = body.next_cursor || null;
   $("more-results").hidden = !search.cursor;
   const count = list.children.length;
-  setStatus($("search-status"), describeCount(count, q, Boolean(search.cursor)));
+  const weak = list.querySelectorAll(".card.weak").length;
+  setStatus($("search-status"), describeCount(count, q, Boolean(search.cursor), weak));
   list.classList.toggle("empty", count === 0);
   const said = $("you-said");
   said.hidden = heard === null;
@@ -339,9 +350,19 @@ function showSearchError(error) {
   setStatus($("search-status"), `Search failed: ${error.message}`, "error");
 }
 
-function renderExamples() {
+// "Try:" chips name what this library holds (its most frequent confident labels); an
+// empty library, or one the page may not read yet, shows none.
+async function renderExamples() {
   const list = $("examples");
-  for (const example of EXAMPLES) {
+  let examples = [];
+  try {
+    const { body } = await request(`/v1/search/suggestions?limit=${EXAMPLE_COUNT}`);
+    examples = body.suggestions || [];
+  } catch {
+    examples = [];
+  }
+  list.replaceChildren();
+  for (const example of examples) {
     const chip = el("button", { type: "button", class: "chip", text: example });
     chip.addEventListener("click", () => {
       $("search-input").value = example;
@@ -349,6 +370,7 @@ function renderExamples() {
     });
     list.append(el("li", {}, chip));
   }
+  list.closest(".examples").hidden = examples.length === 0;
 }
 
 // ---------------------------------------------------------------- similar images

@@ -1,0 +1,329 @@
+"""Search quality on glimpse's own evaluation set (bench/quality_set.toml).
+
+    python -m bench.quality [--no-spoken] [--no-record]
+
+Every photo goes through what the services run: ingest's 512-px thumbnail, the labels
+captioner (one forward pass, labels with their probabilities), a caption composed in
+each caption *style* measured here, MiniLM text vectors, media/captions/embeddings rows
+in a private embedded Postgres (one database per style), and the search the API runs
+(``glimpse.relevance.search``: hybrid kNN + full text + RRF, then the relevance policy).
+For each style x policy it prints R@1, R@5 and MRR of the typed queries, how many typed
+queries got nothing, and how many hits queries for absent things got. Spoken phrases
+are said by espeak-ng, transcribed by whisper as voice queries are, and searched with
+the default style and policy. Appends a dated Markdown section to bench/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import subprocess
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import psycopg
+
+from bench.common.quality_set import QualitySet, Scores, load_set, score
+from bench.ingest import add_output_args, machine_info, publish, say
+from bench.search import connect, fresh_database, private_postgres
+from glimpse.config import ModelSettings, SearchSettings
+from glimpse.db import captions, media, vectors
+from glimpse.db.captions import CaptionRow
+from glimpse.db.media import MediaRow, MediaStatus
+from glimpse.models.captioning import load_captioner
+from glimpse.models.device import limit_cpu_threads
+from glimpse.models.imagenet import CaptionStyle, ImageNetVocabulary, compose_caption
+from glimpse.models.text import TextEmbedder, load_text_embedder
+from glimpse.relevance import RelevanceSettings
+from glimpse.relevance import search as judged_search
+from glimpse.search import SearchFilters
+
+# The labels the captioner would keep: top 3 classes, the best always, the others from
+# 5 % (glimpse's defaults, unchanged by the styles below).
+TOP_K = 3
+MIN_PROBABILITY = 0.05
+
+
+@dataclass(frozen=True, slots=True)
+class Style:
+    name: str
+    style: CaptionStyle
+
+
+STYLES = [
+    Style("before: 3 labels + 2 whole descriptions", CaptionStyle(0.0, 2, None)),
+    Style("label names only", CaptionStyle(described_labels=0)),
+    Style("2 descriptions cut to <=200 chars (new default)", CaptionStyle(0.0, 2, 200)),
+    Style("2 descriptions if p>=0.2, <=200 chars", CaptionStyle(0.2, 2, 200)),
+    Style("2 descriptions, first sentence only", CaptionStyle(0.0, 2, 1)),
+    Style("1 description if p>=0.5, <=200 chars", CaptionStyle(0.5, 1, 200)),
+    Style("1 description if p>=0.3, <=200 chars", CaptionStyle(0.3, 1, 200)),
+    Style("1 description if p>=0.5, whole", CaptionStyle(0.5, 1, None)),
+]
+POLICIES = {
+    "fixed 0.25 (before)": RelevanceSettings(policy="fixed", min_similarity=0.25),
+    "no cutoff": RelevanceSettings(policy="fixed", min_similarity=-1.0),
+    "standout 3, weak 1.5 (<=4) (new default)": RelevanceSettings(),
+    "standout 3, weak 1.5 (<=2)": RelevanceSettings(weak_limit=2),
+    "standout 3, weak 1 (<=4)": RelevanceSettings(weak=1.0),
+    "standout 3, weak 2 (<=4)": RelevanceSettings(weak=2.0),
+    "standout 2.5, weak 1.5 (<=4)": RelevanceSettings(strong=2.5),
+}
+ROUNDS = 5
+MODEL = vectors.VectorModel("minilm/all-MiniLM-L6-v2", "text", 384)
+BUCKET = "quality"
+
+
+@dataclass(frozen=True, slots=True)
+class Captioned:
+    photo_id: str
+    labels: list[tuple[str, float]]  # the captioner's kept labels, best first
+
+
+def caption_photos(quality: QualitySet) -> tuple[list[Captioned], float]:
+    """Labels of every photo through the real captioner; mean ms per photo."""
+    captioner = load_captioner(
+        ModelSettings(labels_top_k=TOP_K, labels_min_probability=MIN_PROBABILITY)
+    )
+    captioner.load()
+    thumbnails = [photo.thumbnail() for photo in quality.photos]
+    captioner.predict(thumbnails[:1])  # warm-up
+    started = time.perf_counter()
+    analyses = captioner.predict(thumbnails)
+    ms = (time.perf_counter() - started) * 1000 / len(thumbnails)
+    return [
+        Captioned(photo.id, analysis.labels)
+        for photo, analysis in zip(quality.photos, analyses, strict=True)
+    ], ms
+
+
+def compose(captioned: Captioned, vocabulary: ImageNetVocabulary, style: CaptionStyle) -> str:
+    descriptions = [vocabulary.descriptions[vocabulary.names.index(n)] for n, _ in captioned.labels]
+    return compose_caption(captioned.labels, descriptions, style)
+
+
+def embed_ms(embedder: TextEmbedder, captions_by_style: dict[str, list[str]]) -> dict[str, float]:
+    """CPU ms (this process, one torch thread) to embed one caption of each style, one at
+    a time as a lightly loaded embed worker does: per caption the least of ROUNDS rounds
+    (what it costs when nothing else gets in the way), averaged over the captions. CPU
+    time, not wall time, and the least of several: the machine is shared, and waiting
+    for a core or a cache is not the model's cost. The styles take turns each round."""
+    times: dict[str, list[list[float]]] = {
+        name: [[] for _ in texts] for name, texts in captions_by_style.items()
+    }
+    for _ in range(ROUNDS):
+        for name, texts in captions_by_style.items():
+            for index, text in enumerate(texts):
+                started = time.process_time()
+                embedder.embed([text])
+                times[name][index].append((time.process_time() - started) * 1000)
+    return {name: statistics.mean(min(t) for t in per) for name, per in times.items()}
+
+
+def load_library(
+    conn: psycopg.Connection[Any], captions_: dict[str, str], vecs: np.ndarray
+) -> dict[Any, str]:
+    """Rows as the services write them; returns media id -> photo id."""
+    vectors.register_model(conn, MODEL)
+    ids = {}
+    for (photo_id, text), vec in zip(captions_.items(), vecs, strict=True):
+        row = MediaRow(
+            bucket=BUCKET,
+            key=f"photos/{photo_id}.jpg",
+            status=MediaStatus.ACCEPTED,
+            kind="image",
+            mime="image/jpeg",
+            sha256=photo_id,
+        )
+        media.save(conn, row)
+        captions.save(conn, [CaptionRow(row.id, "labels/efficientnet-lite0", "q", text, [])])
+        vectors.save(conn, [row.id], MODEL, ["caption"], vec[None, :])
+        ids[row.id] = photo_id
+    conn.commit()
+    return ids
+
+
+def shown_for(
+    conn: psycopg.Connection[Any],
+    text: str,
+    vec: np.ndarray,
+    policy: RelevanceSettings,
+    ids: dict[Any, str],
+) -> list[tuple[str, bool]]:
+    """(photo id, weak) of what the API would show for ``text``, in order."""
+    search = SearchSettings()
+    judged = judged_search(
+        conn,
+        text,
+        vec,
+        MODEL,
+        SearchFilters(),
+        policy,
+        search.candidates,
+        ef_search=search.ef_search,
+        keyword_timeout_ms=search.keyword_timeout_ms,
+    )
+    conn.rollback()  # SET LOCAL settings end with the transaction, as in the API
+    return [(ids[j.candidate.media_id], j.weak) for j in judged]
+
+
+def evaluate(
+    conn: psycopg.Connection[Any],
+    quality: QualitySet,
+    query_vecs: dict[str, np.ndarray],
+    policy: RelevanceSettings,
+    ids: dict[Any, str],
+) -> tuple[Scores, list[str]]:
+    typed = []
+    misses = []
+    for query, target in quality.typed():
+        shown = [pid for pid, _ in shown_for(conn, query, query_vecs[query], policy, ids)]
+        typed.append((target, shown))
+        if shown[:1] != [target]:
+            misses.append(f"{query!r} -> {target}: got {shown[:3]}")
+    absent = []
+    for query in quality.absent:
+        shown_absent = shown_for(conn, query, query_vecs[query], policy, ids)
+        absent.append((len(shown_absent), sum(1 for _, weak in shown_absent if not weak)))
+    return score(typed, absent), misses
+
+
+def spoken_transcripts(quality: QualitySet, workdir: Path) -> dict[str, str]:
+    """Each spoken phrase said by espeak-ng and heard by whisper as voice queries are."""
+    from glimpse.config import Settings
+    from glimpse.models.speech import load_transcriber
+
+    espeak = shutil.which("espeak-ng")
+    if espeak is None:
+        say("espeak-ng is not installed: no spoken queries")
+        return {}
+    settings = Settings()
+    transcriber = load_transcriber(settings.models, workdir)
+    transcriber.load()
+    heard = {}
+    for spoken in quality.spoken:
+        wav = workdir / "clip.wav"
+        subprocess.run(
+            [espeak, "-v", "en-us", "-s", "150", "-w", str(wav), spoken.text], check=True
+        )
+        transcript = transcriber.transcribe(
+            wav.read_bytes(),
+            max_seconds=settings.voice.max_seconds,
+            language=settings.voice.language,
+        )
+        heard[spoken.text] = transcript.text
+    return heard
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--no-spoken", action="store_true", help="skip espeak-ng + whisper")
+    parser.add_argument("--misses", action="store_true", help="print every query not first")
+    add_output_args(parser)
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_args(argv)
+    machine = machine_info()
+    quality = load_set()
+    say(f"{len(quality.photos)} photos, {len(quality.typed())} typed, {len(quality.absent)} absent")
+    captioned, caption_ms = caption_photos(quality)
+    vocabulary = ImageNetVocabulary.load()
+    # One thread, as glimpse up gives each model process on 2 cores: stabler timings.
+    limit_cpu_threads(1)
+    embedder = load_text_embedder(ModelSettings())
+    embedder.load()
+    queries = [q for q, _ in quality.typed()] + list(quality.absent)
+    workdir = Path(tempfile.mkdtemp(prefix="glimpse-quality-"))
+    heard = {} if args.no_spoken else spoken_transcripts(quality, workdir)
+    query_vecs = dict(zip(queries, embedder.embed(queries), strict=True))
+    heard_vecs = dict(zip(heard.values(), embedder.embed(list(heard.values())), strict=True))
+
+    lines = [
+        f"## Search quality ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
+        "`python -m bench.quality`)",
+        "",
+        *(f"- {key}: {value}" for key, value in machine.items()),
+        f"- set: {len(quality.photos)} photos from scikit-image and scikit-learn, "
+        f"{len(quality.typed())} typed queries, {len(quality.absent)} absent things, "
+        f"{len(heard)} spoken (bench/quality_set.toml); labels: top {TOP_K}, "
+        f"p >= {MIN_PROBABILITY}; caption {caption_ms:.0f} ms/photo",
+        "",
+        "| caption style | chars/caption | embed CPU ms/caption | policy | R@1 | R@5 | MRR "
+        "| typed with nothing | hits for absent things | of them not weak |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    captions_by_style = {
+        style.name: {c.photo_id: compose(c, vocabulary, style.style) for c in captioned}
+        for style in STYLES
+    }
+    say("timing the embedder on each style's captions …")
+    ms_by_style = embed_ms(
+        embedder, {name: list(texts.values()) for name, texts in captions_by_style.items()}
+    )
+    spoken_lines: list[str] = []
+    with private_postgres(workdir) as port:
+        for index, style in enumerate(STYLES):
+            texts = captions_by_style[style.name]
+            vecs = embedder.embed(list(texts.values()))
+            embed_ms_ = ms_by_style[style.name]
+            chars = statistics.mean(len(t) for t in texts.values())
+            url = fresh_database(port, f"quality_{index}")
+            with connect(url) as conn:
+                ids = load_library(conn, texts, vecs)
+                for policy_name, policy in POLICIES.items():
+                    scores, misses = evaluate(conn, quality, query_vecs, policy, ids)
+                    say(f"{style.name} | {policy_name}: {scores.row()}")
+                    if args.misses:
+                        for miss in misses:
+                            print("   ", miss)
+                    lines.append(
+                        f"| {style.name} | {chars:.0f} | {embed_ms_:.1f} | {policy_name} | "
+                        + " | ".join(scores.row())
+                        + " |"
+                    )
+                if heard and style.style == CaptionStyle():
+                    spoken_lines = spoken_results(conn, quality, heard, heard_vecs, ids)
+    shutil.rmtree(workdir, ignore_errors=True)
+    lines += ["", *spoken_lines, "", "Captions of the default style:", ""]
+    lines += [f"- {pid}: {text}" for pid, text in captions_by_style[_default_name()].items()]
+    publish("\n".join(lines) + "\n", args)
+
+
+def spoken_results(
+    conn: psycopg.Connection[Any],
+    quality: QualitySet,
+    heard: dict[str, str],
+    heard_vecs: dict[str, np.ndarray],
+    ids: dict[Any, str],
+) -> list[str]:
+    policy = RelevanceSettings()
+    found = 0
+    rows = ["| said | heard | right photo's rank |", "|---|---|---|"]
+    for spoken in quality.spoken:
+        text = heard[spoken.text]
+        shown = [pid for pid, _ in shown_for(conn, text, heard_vecs[text], policy, ids)]
+        rank = shown.index(spoken.target) + 1 if spoken.target in shown else None
+        found += rank is not None and rank <= 5
+        rows.append(f"| {spoken.text} | {text} | {rank or '-'} |")
+    return [
+        f"Spoken (default style and policy): right photo in the top 5 for {found}/"
+        f"{len(quality.spoken)}",
+        "",
+        *rows,
+    ]
+
+
+def _default_name() -> str:
+    return next(s.name for s in STYLES if s.style == CaptionStyle())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,192 @@
+"""Which hybrid-search candidates to show, judged from the query's own scores.
+
+A fixed cosine cutoff fails both ways: some queries sit close to every caption (a
+query about "photos" matches them all at 0.3) and others reach the right photo only at
+0.2. What tells a match from the rest is how far it stands out from the *library's*
+typical similarity to that same query. So each query is also compared with a fixed
+pseudo-random sample of the library's vectors (the first rows in media-id order: ids
+are uuid5 hashes, unrelated to content), and a candidate's standout is its similarity
+in robust standard deviations above that sample's median:
+
+    standout = (similarity - median) / (IQR / 1.349)
+
+A candidate whose standout reaches ``strong`` (or whose similarity is ``sure``) is a
+match, and so is a full-text match whose vector reaches ``weak``: two signals agree. A
+few more that reach ``weak``, or match the words only, are shown marked as weak
+matches: with captions made of ImageNet labels the right photo is often among them.
+When nothing stands out the answer is empty. A library too small to have a typical
+score falls back to the fixed cutoff.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import psycopg
+from pgvector import HalfVector
+from psycopg import sql
+
+from glimpse.db.vectors import VectorModel
+from glimpse.search import DEFAULT_EF_SEARCH, Candidate, SearchFilters, hybrid
+
+Policy = Literal["standout", "fixed"]
+# A robust spread (IQR / 1.349) estimates one standard deviation of a normal sample.
+_IQR_TO_SIGMA = 1.349
+
+
+@dataclass(frozen=True, slots=True)
+class Background:
+    """The query's similarity to a sample of the library: its typical score."""
+
+    median: float
+    spread: float  # robust standard deviation, never below the settings' floor
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class RelevanceSettings:
+    policy: Policy = "standout"
+    strong: float = 3.0  # standouts this high are matches
+    # Standouts this high are shown in rank order marked weak, and so are full-text
+    # matches whose vector does not stand out. At most weak_limit of them:
+    # a few guesses help when the caption missed, a page of them does not.
+    weak: float = 1.5
+    weak_limit: int = 4
+    # Never shown below this similarity, whatever the standout (a library of near-
+    # identical captions has a tiny spread; nonsense is near nothing).
+    floor: float = 0.1
+    # Always a match from this similarity on (for MiniLM, the query says what the
+    # caption says).
+    sure: float = 0.5
+    min_spread: float = 0.02
+    # Fewer sampled vectors than this: no typical score to speak of, fixed cutoff.
+    min_sample: int = 8
+    sample: int = 256  # library vectors the query is compared with
+    min_similarity: float = 0.25  # the fixed cutoff
+
+
+@dataclass(frozen=True, slots=True)
+class Judged:
+    candidate: Candidate
+    weak: bool
+    standout: float | None  # None: no vector similarity, or no background
+
+
+def search(
+    conn: psycopg.Connection[Any],
+    text: str,
+    query: np.ndarray,
+    model: VectorModel,
+    filters: SearchFilters,
+    settings: RelevanceSettings,
+    candidates: int,
+    *,
+    ef_search: int = DEFAULT_EF_SEARCH,
+    keyword_timeout_ms: int | None = None,
+) -> list[Judged]:
+    """Hybrid search for ``text`` (``query`` is its vector), judged: what to show, best
+    first, weak matches marked."""
+    # The standout policy judges every candidate itself; the fixed one drops vector
+    # matches below the cutoff before fusion, as search always did.
+    cutoff = settings.min_similarity if settings.policy == "fixed" else -1.0
+    fused = hybrid(
+        conn,
+        text,
+        query,
+        model,
+        filters,
+        cutoff,
+        candidates,
+        ef_search=ef_search,
+        keyword_timeout_ms=keyword_timeout_ms,
+    )
+    typical = None
+    if settings.policy == "standout" and fused:
+        typical = background(conn, model, query, settings.sample, settings.min_spread)
+    return judge(fused, typical, settings)
+
+
+def background(
+    conn: psycopg.Connection[Any],
+    model: VectorModel,
+    query: np.ndarray,
+    sample: int,
+    min_spread: float,
+) -> Background | None:
+    """The query's similarity to up to ``sample`` library vectors; None without any."""
+    cast = sql.SQL("halfvec({})").format(sql.Literal(model.dim))
+    # Model and kind as literals, as in glimpse.search.nearest; the primary key
+    # (media_id, model, kind) serves the media-id order.
+    rows = conn.execute(
+        sql.SQL(
+            "SELECT 1 - (e.embedding::{cast} <=> %(q)s::{cast}) AS similarity "
+            "FROM embeddings e JOIN media m ON m.id = e.media_id "
+            "WHERE e.model = {model} AND e.kind = {kind} AND m.status = 'accepted' "
+            "ORDER BY e.media_id LIMIT %(sample)s"
+        ).format(cast=cast, model=sql.Literal(model.model), kind=sql.Literal(model.kind)),
+        {"q": HalfVector(query), "sample": sample},
+    ).fetchall()
+    if not rows:
+        return None
+    return summarise([float(r["similarity"]) for r in rows], min_spread)
+
+
+def summarise(similarities: list[float], min_spread: float) -> Background:
+    values = np.asarray(similarities, dtype=np.float64)
+    q25, median, q75 = np.percentile(values, [25, 50, 75])
+    spread = max(float(q75 - q25) / _IQR_TO_SIGMA, min_spread)
+    return Background(float(median), spread, len(similarities))
+
+
+def judge(
+    candidates: list[Candidate], typical: Background | None, settings: RelevanceSettings
+) -> list[Judged]:
+    """The candidates to show, in their fused order, each marked weak or not."""
+    if settings.policy == "fixed" or typical is None or typical.size < settings.min_sample:
+        return _fixed(candidates, settings.min_similarity)
+    shown = []
+    weak_left = settings.weak_limit
+    for candidate in candidates:
+        standout = _standout(candidate, typical)
+        if _is_strong(candidate, standout, settings):
+            shown.append(Judged(candidate, False, standout))
+        elif weak_left > 0 and (
+            candidate.keyword_rank is not None or _stands_out(candidate, standout, settings)
+        ):
+            shown.append(Judged(candidate, True, standout))
+            weak_left -= 1
+    return shown
+
+
+def _standout(candidate: Candidate, typical: Background) -> float | None:
+    if candidate.similarity is None:
+        return None
+    return (candidate.similarity - typical.median) / typical.spread
+
+
+def _stands_out(candidate: Candidate, standout: float | None, settings: RelevanceSettings) -> bool:
+    similarity = candidate.similarity
+    if similarity is None or standout is None or similarity < settings.floor:
+        return False
+    return standout >= settings.weak
+
+
+def _is_strong(candidate: Candidate, standout: float | None, settings: RelevanceSettings) -> bool:
+    if not _stands_out(candidate, standout, settings):
+        return False
+    assert candidate.similarity is not None and standout is not None
+    if candidate.keyword_rank is not None:
+        return True  # the query's words are in its text and its vector agrees
+    return candidate.similarity >= settings.sure or standout >= settings.strong
+
+
+def _fixed(candidates: list[Candidate], min_similarity: float) -> list[Judged]:
+    """The old rule: vector matches from ``min_similarity`` on, and full-text matches."""
+    return [
+        Judged(c, False, None)
+        for c in candidates
+        if c.keyword_rank is not None
+        or (c.similarity is not None and c.similarity >= min_similarity)
+    ]

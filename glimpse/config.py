@@ -167,6 +167,12 @@ class StackSettings(BaseModel):
     # a soft Go memory limit; below the live heap (~120 MB idle, 240-340 MB under load)
     # weed spends its time collecting garbage (96MiB made ingest 2x slower, bench/)
     weed_memory_limit: str = "512MiB"
+    # a part whose liveness probe (/healthz, or a request to the server) fails this long
+    # is killed and restarted; workers report not-live once a batch overruns its bound
+    liveness_timeout_s: float = 30.0
+    # reconcile (bucket vs media rows) also runs this often, besides after restarts of
+    # the broker or an S3 store; 0 turns the periodic pass off
+    reconcile_interval_s: float = 300.0
 
 
 class Settings(BaseSettings):

@@ -35,6 +35,7 @@ from kafka.structs import OffsetAndMetadata
 
 from glimpse.bus import InboundMessage, OutboundMessage, make_consumer, make_producer, send_all
 from glimpse.config import KafkaSettings, WorkerSettings
+from glimpse.dependencies import Dependency, wait_for
 from glimpse.errors import backoff_delay, is_transient
 from glimpse.health import HealthServer
 from glimpse.metrics import WorkerMetrics
@@ -368,13 +369,17 @@ def run_service(
     kafka: KafkaSettings,
     settings: WorkerSettings,
     metrics: WorkerMetrics,
+    dependencies: Sequence[Dependency] = (),
 ) -> None:
     """Run ``spec`` until SIGTERM/SIGINT: health server, consumer, producer, loop.
 
-    ``make_handler`` loads models and opens clients; readiness waits for it.
+    ``make_handler`` loads models and opens clients; then the worker waits (with
+    backoff, never exiting) until every one of ``dependencies`` answers. Readiness
+    waits for both; ``/readyz`` says which phase the worker is in.
     """
     with contextlib.ExitStack() as resources:
         state: dict[str, Worker] = {}
+        phase = ["loading models"]
         stop_requested = threading.Event()
 
         def on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -386,6 +391,11 @@ def run_service(
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
 
+        def readiness() -> str:
+            if "worker" not in state:
+                return phase[0]
+            return "ready" if state["worker"].is_ready() else "infrastructure failing"
+
         if settings.health_port:
             health = HealthServer(
                 settings.health_host,
@@ -393,21 +403,37 @@ def run_service(
                 metrics.registry,
                 live=lambda: "worker" not in state or state["worker"].is_live(),
                 ready=lambda: "worker" in state and state["worker"].is_ready(),
+                detail=readiness,
             )
             health.start()
             resources.callback(health.stop)
 
         handler = make_handler()
         resources.callback(handler.close)
-        producer = make_producer(kafka)
+
+        def waiting(names: list[str]) -> None:
+            phase[0] = f"waiting for {', '.join(names)}" if names else "connecting"
+
+        if not wait_for(dependencies, stop_requested, waiting):
+            return
+        # The broker may die between the check and here: retry, don't exit.
+        producer = _until_connected(lambda: make_producer(kafka), stop_requested, settings)
+        if producer is None:
+            return
         resources.callback(producer.close, 10)
-        consumer = make_consumer(
-            kafka,
-            spec.group,
-            spec.input_topics,
-            # a minute more than the longest batch, and never below kafka-python's default
-            max_poll_interval_ms=max(300_000, int(spec.max_batch_seconds * 1000) + 60_000),
+        consumer = _until_connected(
+            lambda: make_consumer(
+                kafka,
+                spec.group,
+                spec.input_topics,
+                # a minute more than the longest batch, and never below kafka-python's default
+                max_poll_interval_ms=max(300_000, int(spec.max_batch_seconds * 1000) + 60_000),
+            ),
+            stop_requested,
+            settings,
         )
+        if consumer is None:
+            return
         # close(autocommit=False): never commit on the way out, whatever was consumed.
         resources.callback(consumer.close, False)
         worker = Worker(spec, handler, consumer, producer, kafka, settings, metrics)
@@ -415,3 +441,21 @@ def run_service(
         if stop_requested.is_set():
             return
         worker.run()
+
+
+def _until_connected(
+    connect: Callable[[], T], stop: threading.Event, settings: WorkerSettings
+) -> T | None:
+    """``connect()`` retried with backoff on infrastructure errors; None if stopped."""
+    attempt = 0
+    while not stop.is_set():
+        try:
+            return connect()
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            attempt += 1
+            delay = backoff_delay(attempt, settings.backoff_initial_s, settings.backoff_max_s)
+            log.warning("connecting failed (%r); retry %d in %.1fs", exc, attempt, delay)
+            stop.wait(delay)
+    return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from glimpse import dependencies
 from glimpse.config import Settings
 from glimpse.db.pool import open_pool
 from glimpse.logs import configure_logging
@@ -27,7 +28,14 @@ def main() -> None:
             kafka=settings.kafka,
         )
 
-    run_service(spec, make_handler, settings.kafka, settings.worker, WorkerMetrics())
+    run_service(
+        spec,
+        make_handler,
+        settings.kafka,
+        settings.worker,
+        WorkerMetrics(),
+        dependencies=dependencies.of(settings),
+    )
 
 
 if __name__ == "__main__":

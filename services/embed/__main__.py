@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from glimpse import dependencies
 from glimpse.config import Settings
 from glimpse.db.pool import open_pool
 from glimpse.logs import configure_logging
@@ -25,7 +26,14 @@ def main() -> None:
             embedder=load_text_embedder(settings.models),
         )
 
-    run_service(spec, make_handler, settings.kafka, settings.worker, WorkerMetrics())
+    run_service(
+        spec,
+        make_handler,
+        settings.kafka,
+        settings.worker,
+        WorkerMetrics(),
+        dependencies=dependencies.of(settings, needs_s3=False),
+    )
 
 
 if __name__ == "__main__":

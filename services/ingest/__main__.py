@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from glimpse import dependencies
 from glimpse.config import Settings
 from glimpse.db.pool import open_pool
 from glimpse.logs import configure_logging
@@ -28,7 +29,14 @@ def main() -> None:
             concurrency=settings.worker.concurrency,
         )
 
-    run_service(spec, make_handler, settings.kafka, settings.worker, metrics)
+    run_service(
+        spec,
+        make_handler,
+        settings.kafka,
+        settings.worker,
+        metrics,
+        dependencies=dependencies.of(settings),
+    )
 
 
 if __name__ == "__main__":

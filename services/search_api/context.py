@@ -11,9 +11,9 @@ from psycopg_pool import ConnectionPool
 
 from glimpse.bus import LazyProducer
 from glimpse.config import Settings
-from glimpse.models.text import TextEmbedder
 from glimpse.storage import ObjectStore
 from services.search_api.notifications import QueryNotifications
+from services.search_api.query_model import QueryModel
 
 
 @dataclass
@@ -21,7 +21,7 @@ class ApiContext:
     settings: Settings
     pool: ConnectionPool[psycopg.Connection[Any]]
     store: ObjectStore
-    embedder: TextEmbedder
+    embedder: QueryModel
     producer: LazyProducer
     notifications: QueryNotifications
 

@@ -135,7 +135,9 @@ class WorkerSettings(BaseModel):
     # items of one batch a handler may work on at once (I/O waits overlap decoding)
     concurrency: int = 4
     backoff_initial_s: float = 0.2
-    backoff_max_s: float = 10.0
+    # the longest wait between retries while a server is down: after it returns, work
+    # resumes within this (10 s made recovery from a Postgres crash take ~25 s)
+    backoff_max_s: float = 3.0
     health_host: str = "127.0.0.1"
     health_port: int = 0  # 0: no health server
 

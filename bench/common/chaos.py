@@ -88,6 +88,7 @@ SHORT_FAULTS = (
 @dataclass
 class Recovery:
     fault: Fault
+    killed_at: float  # time.time()
     # seconds from the kill to each watched worker's next committed batch (None: not
     # within the timeout)
     per_worker: dict[str, float | None]
@@ -149,6 +150,7 @@ class SteadyLoad(threading.Thread):
         self.api_key = api_key
         self.images: list[str] = []
         self.clips: list[str] = []
+        self.uploaded_at: dict[str, float] = {}  # key → time.time() of its PUT
         self.voice_queries = 0
         self.failed_puts = 0
         self._halt = threading.Event()
@@ -164,11 +166,13 @@ class SteadyLoad(threading.Thread):
             key = f"{self.prefix}img-{n:05}.png"
             if self._put(key, unique_png(n + 7_000_000), "image/png"):
                 self.images.append(key)
+                self.uploaded_at[key] = time.time()
             if self.audio_every and n % self.audio_every == 0:
                 clip = tone_wav(n)
                 key = f"{self.prefix}clip-{n:05}.wav"
                 if self._put(key, clip, "audio/wav"):
                     self.clips.append(key)
+                    self.uploaded_at[key] = time.time()
                 self._voice_query(clip)
 
     def _put(self, key: str, data: bytes, mime: str) -> bool:
@@ -290,7 +294,7 @@ class ChaosRun:
                     seen = watch.first_after(name, killed_at + NOT_BEFORE_S)
                     per_worker[name] = None if seen is None else seen - killed_at
             time.sleep(0.1)
-        return Recovery(fault, per_worker)
+        return Recovery(fault, killed_at, per_worker)
 
     def _all_ready(self, timeout_s: float = 120) -> None:
         deadline = time.monotonic() + timeout_s
@@ -366,3 +370,12 @@ def wait_complete(
         if not found.problems or time.monotonic() > deadline:
             return found
         time.sleep(1.0)
+
+
+def during(recoveries: Sequence[Recovery], moment: float) -> str:
+    """Which fault a moment (e.g. an upload) followed, in words, for failure messages."""
+    before = [r for r in recoveries if r.killed_at <= moment]
+    if not before:
+        return "before the first kill"
+    last = before[-1]
+    return f"{moment - last.killed_at:.1f}s after kill -9 {last.fault.name}"

@@ -19,6 +19,7 @@ from bench.common.chaos import (
     ChaosRun,
     CommitWatch,
     SteadyLoad,
+    during,
     wait_complete,
     worker_ports,
 )
@@ -50,5 +51,8 @@ def test_every_kill_recovers_and_every_upload_ends_complete(tmp_path: Path) -> N
     print("recovery seconds per fault:", seconds)
     assert all(v is not None and v <= RECOVERY_BOUND_S for v in seconds.values()), seconds
     assert len(load.images) > 100
-    assert done.problems == []
+    assert done.problems == [], [
+        f"{problem} (uploaded {during(recoveries, load.uploaded_at[problem.split(':')[0]])})"
+        for problem in done.problems
+    ]
     assert done.images_complete == len(load.images)

@@ -226,14 +226,33 @@ class EmbeddedStack:
         threading.Thread(target=self._report_workers_ready, daemon=True).start()
 
     def loading(self) -> list[str]:
-        """Workers that have not been ready yet since ``start()``."""
-        return [p.name for p in self.parts if p.name in WORKERS and not p.ready_once.is_set()]
+        """Workers that have not been ready yet since ``start()``, and the API while its
+        query model loads (searches answer 503 until then)."""
+        names = [p.name for p in self.parts if p.name in WORKERS and not p.ready_once.is_set()]
+        if not self._query_model_loaded():
+            names.append("search-api (query model)")
+        return names
 
     def wait_all_ready(self, timeout_s: float = 300.0) -> None:
-        """Block until every part (the workers too) was ready once."""
+        """Block until every part (the workers too) was ready once and the API can search."""
         deadline = time.monotonic() + timeout_s
         for part in list(self.parts):
             self.supervisor.wait_ready(part, max(0.0, deadline - time.monotonic()))
+        while not self._query_model_loaded():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the API's query model not loaded after {timeout_s:.0f}s")
+            time.sleep(0.2)
+
+    def _query_model_loaded(self) -> bool:
+        """True when this stack runs no API, or its /readyz says the query model is in."""
+        if not any(p.name == "search-api" for p in self.parts):
+            return True
+        api = self.resolved.api
+        try:
+            checks = httpx.get(f"http://{api.host}:{api.port}/readyz", timeout=2).json()
+        except (httpx.HTTPError, ValueError):
+            return False
+        return isinstance(checks, dict) and checks.get("query_model") == "ok"
 
     def _report_workers_ready(self) -> None:
         try:

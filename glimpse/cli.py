@@ -256,11 +256,13 @@ def status(
         _check("s3", lambda: store.client.head_bucket(Bucket=store.bucket) and "ok"),
         _check("kafka", broker),
         _check("database", database),
-        _check("api", partial(_http_ok, f"{api_url}/readyz")),
+        _check("api", partial(_api_ready, f"{api_url}/readyz")),
     ]
     workers = _worker_states(settings)
     states = {name: "ok" if ok else "down" for name, ok, _ in checks}
     details = {name: detail for name, _, detail in checks}
+    if details["api"] == _QUERY_MODEL_LOADING:
+        states["api"] = "loading"  # uploads work already; searches wait for the model
     for name, (state, detail) in workers.items():
         states[name], details[name] = state, detail
     endpoint_info = {
@@ -302,6 +304,16 @@ def status(
 def _http_ok(url: str) -> str:
     httpx.get(url, timeout=3).raise_for_status()
     return "ok"
+
+
+_QUERY_MODEL_LOADING = "ready for uploads; query model loading"
+
+
+def _api_ready(url: str) -> str:
+    response = httpx.get(url, timeout=3)
+    response.raise_for_status()
+    checks = response.json()
+    return _QUERY_MODEL_LOADING if checks.get("query_model") == "loading" else "ok"
 
 
 #: what a starting worker's /readyz says before it is ready (glimpse/runtime.py)

@@ -125,6 +125,14 @@ class Supervisor:
     def part(self, name: str) -> Part:
         return next(p for p in self.parts if p.name == name)
 
+    def restart(self, name: str) -> None:
+        """Kill a part so its thread starts it again at once (e.g. a server that does
+        not recover by itself when something it depends on restarted)."""
+        part = self.part(name)
+        log.info("restarting %s on request", part.name)
+        self._progress(f"! restarting {part.name}")
+        part.process.kill()
+
     def stop(self) -> None:
         """Stop every part, last added first, each by its own thread."""
         with self._lock:

@@ -147,8 +147,15 @@ class EmbeddedStack:
         ports = s.stack
         assert self._s3_creds
         store_url = f"http://127.0.0.1:{ports.broker_store_s3_port}"
+        # tansu does not recover by itself when its store restarts (every produce fails
+        # with UnknownError until it is restarted, seen in bench/chaos.py): restart it too;
+        # its own restart then reconciles.
         store = self._weed_part(
-            "s3-broker", self.layout.broker_store, BROKER_BUCKET, seaweed.broker_store_ports(ports)
+            "s3-broker",
+            self.layout.broker_store,
+            BROKER_BUCKET,
+            seaweed.broker_store_ports(ports),
+            after_restart=lambda: self.supervisor.restart("broker"),
         )
         self._step("S3 store s3-broker (SeaweedFS)", lambda: self.supervisor.wait_ready(store))
         s.kafka.bootstrap = f"127.0.0.1:{ports.kafka_port}"
@@ -179,7 +186,13 @@ class EmbeddedStack:
         (workdir / "notification.toml").write_text(
             seaweed.notification_toml(s.kafka.bootstrap, s.kafka.objects_topic)
         )
-        part = self._weed_part("s3-media", workdir, s.s3.bucket, seaweed.media_store_ports(ports))
+        part = self._weed_part(
+            "s3-media",
+            workdir,
+            s.s3.bucket,
+            seaweed.media_store_ports(ports),
+            after_restart=self._reconcile_soon,
+        )
         s.s3.endpoint = f"http://127.0.0.1:{ports.s3_port}"
         s.s3.access_key, s.s3.secret_key = self._s3_creds.access_key, self._s3_creds.secret_key
         return part
@@ -274,9 +287,15 @@ class EmbeddedStack:
         write_private(path, key + "\n")
         self.progress(f"  created an admin API key in {path}")
 
-    def _weed_part(self, name: str, workdir: Path, bucket: str, ports: seaweed.WeedPorts) -> Part:
-        """A SeaweedFS S3 store, supervised; a restart of either store reconciles (the
-        broker loses its data path with its store; the media store drops notifications)."""
+    def _weed_part(
+        self,
+        name: str,
+        workdir: Path,
+        bucket: str,
+        ports: seaweed.WeedPorts,
+        after_restart: Callable[[], None],
+    ) -> Part:
+        """A SeaweedFS S3 store, supervised; ``after_restart`` runs once a restart is ready."""
         assert self._s3_creds
         creds = self._s3_creds
         spec = seaweed.weed_spec(
@@ -294,7 +313,7 @@ class EmbeddedStack:
                 ManagedProcess(spec),
                 wait_ready=lambda: seaweed.wait_ready(endpoint, creds, bucket),
                 is_live=lambda: probes.http_answers(endpoint),
-                after_restart=self._reconcile_soon,
+                after_restart=after_restart,
             )
         )
 
@@ -337,7 +356,7 @@ class EmbeddedStack:
         return result
 
     # --- reconcile -----------------------------------------------------------------
-    def reconcile(self, s: Settings | None = None) -> ReconcileReport:
+    def reconcile(self) -> ReconcileReport:
         assert self._reconciler, "the stack is not started"
         return self._reconciler.run_once()
 

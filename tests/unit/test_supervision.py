@@ -142,3 +142,16 @@ def _not_stopped(process: ManagedProcess) -> bool:
     """A stand-in for an HTTP liveness probe: a SIGSTOPped process answers nothing."""
     state = Path(f"/proc/{process.pid}/stat").read_text().split()[2]
     return state != "T"
+
+
+def test_restart_on_request_starts_the_part_again_at_once(
+    supervisor: Supervisor, tmp_path: Path
+) -> None:
+    """What the recipe does to the broker when its S3 store came back."""
+    part = supervisor.add(Part(sleeper(tmp_path, "broker"), wait_ready=lambda: None))
+    supervisor.wait_ready(part, 10)
+    first_pid = part.process.pid
+
+    supervisor.restart("broker")
+
+    eventually(lambda: part.process.pid != first_pid and part.state is PartState.READY, 3)

@@ -111,7 +111,7 @@ def unique_png(seed: int) -> bytes:
 def tone_wav(seed: int, seconds: float = 1.5, rate: int = 16_000) -> bytes:
     """A short WAV of a warbling tone, different per seed. Whisper's VAD may hear no
     speech in it (``rejected: no_speech``): either way the transcribe worker commits."""
-    base = 180 + seed % 50
+    base = 150 + (seed % 5000) / 20  # a different pitch per seed: no two clips alike
     frames = b"".join(
         struct.pack(
             "<h",
@@ -350,7 +350,7 @@ def completeness(settings: Settings, images: Sequence[str], clips: Sequence[str]
     final = 0
     for mid, key in zip(clip_ids, clips, strict=True):
         row = by_id.get(mid)
-        if row is None or row["status"] not in {"accepted", "rejected"}:
+        if row is None or row["status"] not in {"accepted", "rejected", "duplicate"}:
             problems.append(f"{key}: {row['status'] if row else 'no media row'}")
         elif row["status"] == "accepted" and (
             row["transcripts"] != 1 or not text_vectors <= set(row["vectors"])

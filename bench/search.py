@@ -63,7 +63,7 @@ from glimpse.db.pool import open_pool
 from glimpse.db.vectors import EF_CONSTRUCTION
 from glimpse.models.text import TextEmbedder, load_text_embedder
 from glimpse.search import _FILTERS, SearchFilters, _filter_params, fuse, keyword, nearest
-from glimpse.stack import postgres
+from glimpse.stack import pg_access, postgres
 from glimpse.stack.process import ManagedProcess
 from services.search_api.hits import hits_for
 
@@ -234,19 +234,31 @@ def free_port() -> int:
         return port
 
 
+@dataclass(frozen=True)
+class BenchPostgres:
+    """A private embedded Postgres; the bench makes and drops databases as its superuser."""
+
+    port: int
+    creds: pg_access.PostgresCredentials
+
+    def admin_url(self, database: str = "postgres") -> str:
+        return pg_access.superuser_conninfo(self.port, self.creds, database)
+
+
 @contextlib.contextmanager
-def private_postgres(directory: Path) -> Iterator[int]:
+def private_postgres(directory: Path) -> Iterator[BenchPostgres]:
     """The embedded Postgres as glimpse runs it (glimpse.stack.postgres), on a free port;
-    yields the port, stops the server on the way out."""
+    stops the server on the way out."""
     port = free_port()
+    creds, fresh = pg_access.load_or_create(directory / "postgres.json")
     spec = postgres.postgres_spec(
-        directory / "pgdata", directory / "sockets", port, directory / "postgres.log"
+        directory / "pgdata", directory / "sockets", port, directory / "postgres.log", creds, fresh
     )
     process = ManagedProcess(spec)
     process.start()
     try:
-        postgres.wait_ready_and_create_db(port, timeout_s=60)
-        yield port
+        pg_access.set_up_roles(port, creds, timeout_s=60)
+        yield BenchPostgres(port, creds)
     finally:
         process.stop()
 
@@ -259,17 +271,17 @@ def connect(url: str) -> psycopg.Connection[Any]:
     return conn
 
 
-def fresh_database(port: int, name: str) -> str:
-    with psycopg.connect(postgres.admin_url(port), autocommit=True) as admin:
+def fresh_database(pg: BenchPostgres, name: str) -> str:
+    with psycopg.connect(pg.admin_url(), autocommit=True) as admin:
         admin.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
         admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    url = postgres.admin_url(port, name)
+    url = pg.admin_url(name)
     migrate(url)
     return url
 
 
-def drop_database(port: int, name: str) -> None:
-    with psycopg.connect(postgres.admin_url(port), autocommit=True) as admin:
+def drop_database(pg: BenchPostgres, name: str) -> None:
+    with psycopg.connect(pg.admin_url(), autocommit=True) as admin:
         admin.execute(
             sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
         )
@@ -890,13 +902,13 @@ def insert_live(url: str, data: Dataset, count: int, seed: int) -> float:
 
 
 def run_size(
-    port: int, n: int, args: argparse.Namespace, say: Callable[[str], None], home: Path
+    pg: BenchPostgres, n: int, args: argparse.Namespace, say: Callable[[str], None], home: Path
 ) -> SizeResult:
     say(f"N = {n:,}: generating clustered vectors and exact neighbours …")
     data = make_dataset(n, args.queries, args.clusters, args.intrinsic_dim, args.seed)
     say(f"  generated in {data.generate_s:.1f}s, exact top-{K} in {data.exact_s:.1f}s")
     name = f"bench_search_{n}"
-    url = fresh_database(port, name)
+    url = fresh_database(pg, name)
     try:
         with connect(url) as conn:
             half = load_and_build(conn, data, args.maintenance_work_mem, say, args.ef_construction)
@@ -941,7 +953,7 @@ def run_size(
         inserts = insert_live(url, data, args.inserts, args.seed)
         return SizeResult(n, data, half, f32, latencies, api, inserts, args.inserts)
     finally:
-        drop_database(port, name)
+        drop_database(pg, name)
 
 
 # --- machine -------------------------------------------------------------------------
@@ -1013,8 +1025,8 @@ def machine_info(extra: dict[str, str] | None = None) -> dict[str, str]:
     return ingest_machine_info({"torch": threads, **(extra or {})})
 
 
-def server_versions(port: int) -> dict[str, str]:
-    with psycopg.connect(postgres.admin_url(port, postgres.DB_NAME)) as conn:
+def server_versions(pg: BenchPostgres) -> dict[str, str]:
+    with psycopg.connect(pg.admin_url(postgres.DB_NAME)) as conn:
         conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
         version = conn.execute("SHOW server_version").fetchone()
         ext = conn.execute(
@@ -1236,10 +1248,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     directory = Path(tempfile.mkdtemp(prefix="glimpse-bench-search-"))
     results: list[SizeResult] = []
     try:
-        with private_postgres(directory) as port, OtherLoad() as others:
-            machine = machine_info(server_versions(port))
-            say(f"Postgres on 127.0.0.1:{port} in {directory}")
-            results = [run_size(port, n, args, say, directory) for n in args.sizes]
+        with private_postgres(directory) as pg, OtherLoad() as others:
+            machine = machine_info(server_versions(pg))
+            say(f"Postgres on 127.0.0.1:{pg.port} in {directory}")
+            results = [run_size(pg, n, args, say, directory) for n in args.sizes]
     finally:
         shutil.rmtree(directory, ignore_errors=True)
     machine["during the run"] = (

@@ -27,6 +27,7 @@ from rich.table import Table
 from glimpse.cli_models import models_app
 from glimpse.config import Settings
 from glimpse.db import media
+from glimpse.redact import redact_url
 from glimpse.stack.connect import StackNotRunning, resolve, running_endpoints
 from glimpse.stack.layout import HomeLayout, read_part_states
 from glimpse.storage import ObjectStore
@@ -64,8 +65,7 @@ def up(
 ) -> None:
     """Start glimpse on the embedded stack (or on the external endpoints you configured)."""
     settings = _settings()
-    layout = HomeLayout.at(settings.home)
-    layout.ensure()
+    layout = _private_home(settings)
     if detach:
         _up_detached(layout)
         return
@@ -122,11 +122,27 @@ def up(
             raise typer.Exit(1)
 
 
+def _private_home(settings: Settings) -> HomeLayout:
+    """Everything `up` and its children write (logs, pid and endpoint files, data) is
+    the owner's alone: logs can name credentials, and the data is the user's media."""
+    os.umask(0o077)
+    layout = HomeLayout.at(settings.home)
+    layout.ensure()
+    return layout
+
+
 def _page_link(api_url: str, layout: HomeLayout) -> str:
     """The web page, with the admin key in the fragment, like a notebook's token link:
-    the page keeps it for uploads, and a fragment never reaches the server's logs."""
+    the page keeps it for uploads, and a fragment never reaches the server's logs.
+
+    Only a terminal gets the key: printed elsewhere (`up --detach`'s log, a CI log,
+    a pipe) it would outlive the moment; there the line says where the key is."""
     key = layout.api_key.read_text().strip() if layout.api_key.exists() else ""
-    return f"{api_url}/#key={key}" if key else f"{api_url}/"
+    if key and console.is_terminal:
+        return f"{api_url}/#key={key}"
+    if key:
+        return f"{api_url}/  (admin key for uploads: {layout.api_key})"
+    return f"{api_url}/"
 
 
 def _print_endpoints(s: Settings, layout: HomeLayout, loading: list[str]) -> None:
@@ -139,7 +155,7 @@ def _print_endpoints(s: Settings, layout: HomeLayout, loading: list[str]) -> Non
     table.add_row("S3", f"{s.s3.endpoint}  bucket [bold]{s.s3.bucket}[/bold]")
     table.add_row("S3 credentials", str(layout.s3_credentials))
     table.add_row("Kafka", str(s.kafka.bootstrap))
-    table.add_row("Postgres", str(s.database.url))
+    table.add_row("Postgres", redact_url(s.database.url or ""))
     table.add_row("logs", str(layout.logs))
     console.print(table)
     link = _page_link(base, layout)
@@ -271,7 +287,7 @@ def status(
         "s3_credentials_file": endpoints.s3_credentials_file if endpoints else None,
         "api_key_file": endpoints.api_key_file if endpoints else None,
         "kafka_bootstrap": settings.kafka.bootstrap,
-        "database_url": settings.database.url,
+        "database_url": redact_url(settings.database.url or ""),
         "api_url": api_url,
         "logs": str(layout.logs),
     }

@@ -6,6 +6,7 @@ environment at import time. Example: ``GLIMPSE_S3__ENDPOINT=http://minio:9000``.
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Literal
 
@@ -51,9 +52,27 @@ class DatabaseSettings(BaseModel):
     pool_max: int = 4
 
 
+class RateLimit(BaseModel):
+    """A token bucket per client (API key, else address): ``per_second`` on average,
+    ``burst`` at once; 0 per second turns the limit off."""
+
+    per_second: float
+    burst: int
+
+
 class ApiSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = 8080
+    # Host headers answered (DNS rebinding: a foreign page's name resolving to 127.0.0.1
+    # must not read the library). "*" answers any: only behind a proxy that checks Host.
+    allowed_hosts: list[str] = ["127.0.0.1", "localhost", "::1"]
+    # Origins besides the API's own whose browsers may POST (uploads, voice).
+    allowed_origins: list[str] = []
+    # request bodies on routes that take none of their own size (JSON, forms)
+    max_body_bytes: int = 64 * 1024
+    max_presign_body_bytes: int = 16 * 1024
+    upload_rate: RateLimit = RateLimit(per_second=10, burst=50)
+    voice_rate: RateLimit = RateLimit(per_second=0.5, burst=10)
 
 
 class SearchSettings(BaseModel):
@@ -66,7 +85,9 @@ class SearchSettings(BaseModel):
     # full text gives up after this (a word in nearly every caption ranks half the
     # table); the vector hits still answer
     keyword_timeout_ms: int = 150
-    open_without_key: bool = True
+    # Reads (search, media, originals, voice) without a key. None: open only while the
+    # API listens on a loopback address (the embedded default); keys otherwise.
+    open_without_key: bool | None = None
 
 
 class VoiceSettings(BaseModel):
@@ -84,6 +105,11 @@ class VoiceSettings(BaseModel):
     # recorded clips (and their queries) are deleted after this
     retention_hours: float = 24.0
     sweep_interval_s: float = 600.0
+    # voice searches waiting for their transcript at once; past it: 429 + Retry-After
+    max_waiting: int = 16
+    # A query nobody has waited for or polled during this long is dropped, not
+    # transcribed (after an outage, answers to callers who left would come first).
+    abandon_after_s: float = 30.0
 
 
 class LimitsSettings(BaseModel):
@@ -132,6 +158,8 @@ class WorkerSettings(BaseModel):
     max_batch: int = 16
     max_wait_ms: int = 200
     max_attempts: int = 3
+    # Process deaths (OOM, SIGKILL) on one item before it is dead-lettered (crashed_worker).
+    max_crashes: int = 3
     # items of one batch a handler may work on at once (I/O waits overlap decoding)
     concurrency: int = 4
     backoff_initial_s: float = 0.2
@@ -199,3 +227,19 @@ class Settings(BaseSettings):
     def uses_external_services(self) -> bool:
         """True when every server is given: ``up`` then starts none of its own."""
         return bool(self.s3.endpoint and self.kafka.bootstrap and self.database.url)
+
+    @property
+    def reads_open_without_key(self) -> bool:
+        """Whether reads may come without a key: as set, else only on a loopback API."""
+        if self.search.open_without_key is not None:
+            return self.search.open_without_key
+        return _is_loopback(self.api.host)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a name other than localhost: it may resolve anywhere
+        return False

@@ -95,11 +95,19 @@ def parse_object_events(
     """
     if not value:
         raise MalformedEvent("empty message")
-    document = _json_document(value)
-    if document is not None:
-        events = _events_from_json(document)
-    else:
-        events = _events_from_seaweed(key, value)
+    try:
+        document = _json_document(value)
+        if document is not None:
+            events = _events_from_json(document)
+        else:
+            events = _events_from_seaweed(key, value)
+    except MalformedEvent:
+        raise
+    except Exception as exc:
+        # Parsing touches nothing outside ``value``, so any other error is the input's
+        # fault too (RecursionError on deeply nested JSON, a record of the wrong shape),
+        # and callers — record_failure among them — must be able to rely on one type.
+        raise MalformedEvent(f"unreadable event ({type(exc).__name__}: {exc})") from None
     return [e for e in events if _wanted(e.key, ignored_prefixes)]
 
 

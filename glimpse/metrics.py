@@ -44,6 +44,18 @@ class WorkerMetrics:
             ["service", "error"],
             registry=r,
         )
+        self.record_failure_errors = Counter(
+            "glimpse_worker_record_failure_errors",
+            "Dead letters sent without being recorded, because recording them failed",
+            ["service", "error"],
+            registry=r,
+        )
+        self.crashed_items = Counter(
+            "glimpse_worker_crashed_items",
+            "Items dead-lettered because the worker died on them worker.max_crashes times",
+            ["service"],
+            registry=r,
+        )
         self.retries = Counter(
             "glimpse_worker_retries", "Batch or item retries", ["service"], registry=r
         )

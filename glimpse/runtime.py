@@ -9,7 +9,11 @@ batch, and handlers are idempotent so re-delivery changes nothing.
   exponential backoff and jitter, forever; nothing is committed past them.
 - An item that fails ``max_attempts`` times, or that the handler marks as
   permanently failed, is recorded by the handler and sent to the DLQ; its
-  partition keeps moving.
+  partition keeps moving. The DLQ message goes out even when recording fails.
+- An item that kills the process (OOM, SIGKILL) is counted in an ``AttemptLog``
+  (Postgres) before each handler call; after ``max_crashes`` deaths it is
+  dead-lettered (``crashed_worker``) without being run again. An item that died once
+  before is run alone, so it cannot take others down with it.
 - SIGTERM sets a stop flag: no new batch is taken, an unfinished batch is not
   committed.
 """
@@ -22,7 +26,7 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -34,14 +38,19 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.structs import OffsetAndMetadata
 
 from glimpse.bus import InboundMessage, OutboundMessage, make_consumer, make_producer, send_all
-from glimpse.config import KafkaSettings, WorkerSettings
+from glimpse.config import DatabaseSettings, KafkaSettings, WorkerSettings
+from glimpse.db.attempts import PostgresAttemptLog
+from glimpse.db.pool import open_pool
 from glimpse.dependencies import Dependency, wait_for
-from glimpse.errors import backoff_delay, is_transient
+from glimpse.errors import WorkerCrashed, backoff_delay, failure_reason, is_transient
 from glimpse.health import HealthServer
 from glimpse.metrics import WorkerMetrics
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+# A dead letter carries the message's value for people to read; bounded so the letter
+# itself always fits under the broker's message size limit (hex doubles binary).
+_MAX_LETTER_VALUE_CHARS = 256 * 1024
 
 
 class Outcome(StrEnum):
@@ -74,6 +83,7 @@ ItemResult = Done | Failed
 @dataclass(frozen=True, slots=True)
 class DeadLetter:
     stage: str
+    reason: str  # machine-readable: processing_error, crashed_worker, thumbnail_missing...
     error_type: str
     message: str
     attempts: int
@@ -96,6 +106,7 @@ class DeadLetter:
     ) -> DeadLetter:
         return cls(
             stage=stage,
+            reason=failure_reason(error),
             error_type=type(error).__name__,
             message=str(error) or repr(error),
             attempts=attempts,
@@ -113,9 +124,12 @@ class DeadLetter:
 
 def _printable(value: bytes) -> str:
     try:
-        return value.decode("utf-8")
+        text = value.decode("utf-8")
     except UnicodeDecodeError:
-        return "hex:" + value.hex()
+        text = "hex:" + value[: _MAX_LETTER_VALUE_CHARS // 2].hex()
+    if len(text) > _MAX_LETTER_VALUE_CHARS:
+        return text[:_MAX_LETTER_VALUE_CHARS] + f"... ({len(value):,} bytes in all)"
+    return text
 
 
 class Handler(Protocol):
@@ -130,6 +144,43 @@ class Handler(Protocol):
     def close(self) -> None:
         """Release what the handler opened (pools, threads); called once at shutdown."""
         ...
+
+
+class AttemptLog(Protocol):
+    """Handler calls started and not finished, per message, kept where a process
+    death cannot lose them. A count left over when a message comes again is the
+    number of times a worker died while processing it."""
+
+    def crashes(self, group: str, messages: Sequence[InboundMessage]) -> list[int]: ...
+
+    def started(self, group: str, messages: Sequence[InboundMessage]) -> None: ...
+
+    def finished(self, group: str, messages: Sequence[InboundMessage]) -> None: ...
+
+    def committed(self, group: str, next_offsets: Mapping[tuple[str, int], int]) -> None:
+        """Forget every message below the committed offsets."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class NoAttemptLog:
+    """Remembers nothing: a crash-looping item is not detected (for tests of other things)."""
+
+    def crashes(self, group: str, messages: Sequence[InboundMessage]) -> list[int]:
+        return [0] * len(messages)
+
+    def started(self, group: str, messages: Sequence[InboundMessage]) -> None:
+        return
+
+    def finished(self, group: str, messages: Sequence[InboundMessage]) -> None:
+        return
+
+    def committed(self, group: str, next_offsets: Mapping[tuple[str, int], int]) -> None:
+        return
+
+    def close(self) -> None:
+        return
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,8 +199,9 @@ class ServiceSpec:
         return f"glimpse-{self.name}"
 
 
-class _Stopping(Exception):
-    """Raised inside the loop when a stop was requested during a retry wait."""
+class _Stopping(BaseException):
+    """Raised inside the loop when a stop was requested during a retry wait; a
+    BaseException so that no ``except Exception`` on the way swallows it."""
 
 
 class Worker:
@@ -162,6 +214,7 @@ class Worker:
         kafka: KafkaSettings,
         settings: WorkerSettings,
         metrics: WorkerMetrics,
+        attempts: AttemptLog | None = None,
     ) -> None:
         self.spec = spec
         self.handler = handler
@@ -170,6 +223,7 @@ class Worker:
         self.kafka = kafka
         self.settings = settings
         self.metrics = metrics
+        self.attempts: AttemptLog = attempts or NoAttemptLog()
         self._stop = threading.Event()
         self._last_beat = time.monotonic()
         self._infra_failing = False
@@ -231,58 +285,91 @@ class Worker:
         name = self.spec.name
         self.metrics.inflight.labels(name).set(len(batch))
         finished = self._with_infra_retry(lambda: self._results(batch))
-        outputs: list[OutboundMessage] = []
+        deliveries: list[tuple[InboundMessage, list[OutboundMessage]]] = []
         for message, (result, attempts) in zip(batch, finished, strict=True):
             if isinstance(result, Done):
-                outputs.extend(result.outputs)
+                deliveries.append((message, list(result.outputs)))
                 self.metrics.messages.labels(name, result.outcome.value).inc()
                 continue
-            letter = DeadLetter.of(name, message, result.error, attempts)
-            log.error(
-                "%s: dead-lettering %s/%d@%d after %d attempt(s): %s: %s",
-                name,
-                message.topic,
-                message.partition,
-                message.offset,
-                attempts,
-                letter.error_type,
-                letter.message,
-            )
-            self._with_infra_retry(partial(self.handler.record_failure, message, letter))
-            outputs.append(OutboundMessage(self.kafka.dlq_topic, message.key, letter.to_json()))
+            deliveries.append((message, [self._dead_letter(message, result.error, attempts)]))
             self.metrics.messages.labels(name, Outcome.DLQ.value).inc()
-        if outputs:
-            self._with_infra_retry(lambda: send_all(self.producer, outputs, timeout_s=30))
+        self._deliver(deliveries)
         self._commit(batch)
         self.metrics.inflight.labels(name).set(0)
         self.metrics.batch_size.labels(name).observe(len(batch))
         self.metrics.batch_seconds.labels(name).observe(time.perf_counter() - started)
 
+    def _dead_letter(
+        self, message: InboundMessage, error: BaseException, attempts: int
+    ) -> OutboundMessage:
+        """Record the failure through the handler and build its DLQ message. The DLQ
+        message is the record of last resort: it goes out even if recording fails."""
+        name = self.spec.name
+        letter = DeadLetter.of(name, message, error, attempts)
+        log.error(
+            "%s: dead-lettering %s/%d@%d after %d attempt(s): %s (%s: %s)",
+            name,
+            message.topic,
+            message.partition,
+            message.offset,
+            attempts,
+            letter.reason,
+            letter.error_type,
+            letter.message,
+        )
+        try:
+            self._with_infra_retry(partial(self.handler.record_failure, message, letter))
+        except Exception as exc:
+            # Raising here would re-deliver the batch and fail the same way forever.
+            log.exception("%s: could not record the failure of %s", name, letter.origin)
+            self.metrics.record_failure_errors.labels(name, type(exc).__name__).inc()
+        return OutboundMessage(self.kafka.dlq_topic, message.key, letter.to_json())
+
+    def _deliver(self, deliveries: Sequence[tuple[InboundMessage, list[OutboundMessage]]]) -> None:
+        """Produce every item's outputs (or dead letter), waiting for the acks."""
+        everything = [out for _, outs in deliveries for out in outs]
+        if not everything:
+            return
+        try:
+            self._with_infra_retry(lambda: send_all(self.producer, everything, timeout_s=30))
+            return
+        except Exception as exc:
+            # The broker refuses something (e.g. a message over its size limit): find
+            # whose, and dead-letter that item; re-sent outputs are harmless downstream.
+            log.warning(
+                "%s: sending the batch's outputs failed (%r); item by item", self.spec.name, exc
+            )
+        for message, outs in deliveries:
+            try:
+                self._with_infra_retry(partial(send_all, self.producer, outs, timeout_s=30))
+            except Exception as exc:
+                if outs and outs[0].topic == self.kafka.dlq_topic:
+                    log.error("%s: the DLQ refused the letter for %s@%d: %r",
+                              self.spec.name, message.topic, message.offset, exc)  # fmt: skip
+                    continue
+                letter = self._dead_letter(message, exc, attempts=1)
+                self._with_infra_retry(partial(send_all, self.producer, [letter], timeout_s=30))
+
     def _results(self, batch: Sequence[InboundMessage]) -> list[tuple[ItemResult, int]]:
         """One final result per message with its attempt count. Transient errors propagate."""
-        try:
-            first = list(self.handler.handle(batch))
-        except Exception as exc:
-            if is_transient(exc):
-                raise
-            if len(batch) == 1:
-                first = [Failed(exc)]
+        crashes = self.attempts.crashes(self.spec.group, batch)
+        first: dict[int, ItemResult] = {}
+        fresh: list[int] = []
+        for i, died in enumerate(crashes):
+            if died >= self.settings.max_crashes:
+                self.metrics.crashed_items.labels(self.spec.name).inc()
+                first[i] = Failed(WorkerCrashed(died), permanent=True)
+            elif died:
+                first[i] = self._single(batch[i])  # alone: it may kill the process again
             else:
-                # Isolate the poison item: the rest of the batch must still succeed.
-                log.warning(
-                    "%s: batch of %d failed (%r); retrying items one by one",
-                    self.spec.name,
-                    len(batch),
-                    exc,
-                )
-                first = [self._single(m) for m in batch]
-        if len(first) != len(batch):
-            raise RuntimeError(
-                f"{self.spec.name}: handler returned {len(first)} results for {len(batch)} messages"
-            )
+                fresh.append(i)
+        if fresh:
+            first.update(zip(fresh, self._batch([batch[i] for i in fresh]), strict=True))
         finished: list[tuple[ItemResult, int]] = []
-        for message, first_result in zip(batch, first, strict=True):
-            result, attempts = first_result, 1
+        for i, message in enumerate(batch):
+            # A crashed item's letter counts its deaths; others count handler attempts.
+            result = first[i]
+            attempts = crashes[i] if crashes[i] >= self.settings.max_crashes else 1
             while (
                 isinstance(result, Failed)
                 and not result.permanent
@@ -299,13 +386,49 @@ class Worker:
             finished.append((result, attempts))
         return finished
 
+    def _batch(self, batch: Sequence[InboundMessage]) -> list[ItemResult]:
+        try:
+            results = self._call(batch)
+        except Exception as exc:
+            if is_transient(exc):
+                raise
+            if len(batch) == 1:
+                return [Failed(exc)]
+            # Isolate the poison item: the rest of the batch must still succeed.
+            log.warning(
+                "%s: batch of %d failed (%r); retrying items one by one",
+                self.spec.name,
+                len(batch),
+                exc,
+            )
+            return [self._single(m) for m in batch]
+        if len(results) != len(batch):
+            raise RuntimeError(
+                f"{self.spec.name}: handler returned {len(results)} results "
+                f"for {len(batch)} messages"
+            )
+        return results
+
     def _single(self, message: InboundMessage) -> ItemResult:
         try:
-            return self.handler.handle([message])[0]
+            return self._call([message])[0]
         except Exception as exc:
             if is_transient(exc):
                 raise
             return Failed(exc)
+
+    def _call(self, messages: Sequence[InboundMessage]) -> list[ItemResult]:
+        """``handler.handle`` between two committed marks: a mark left behind says the
+        process died inside (only a return or an ``Exception`` clears it)."""
+        group = self.spec.group
+        self.attempts.started(group, messages)
+        try:
+            results = list(self.handler.handle(messages))
+        except Exception:
+            self.attempts.finished(group, messages)
+            raise
+        self.attempts.finished(group, messages)
+        return results
 
     def _with_infra_retry(self, action: Callable[[], T]) -> T:
         """Run ``action``; on infrastructure errors back off and retry until it works."""
@@ -361,6 +484,14 @@ class Worker:
             for tp, offset in first_offsets.items():
                 if tp in owned:
                     self.consumer.seek(tp, offset)
+            return
+        try:
+            self.attempts.committed(
+                self.spec.group, {(tp.topic, tp.partition): o for tp, o in next_offsets.items()}
+            )
+        except Exception as exc:
+            # Only bookkeeping: the next commit on the partition deletes these rows too.
+            log.warning("%s: could not forget committed attempts (%r)", self.spec.name, exc)
 
 
 def run_service(
@@ -369,6 +500,7 @@ def run_service(
     kafka: KafkaSettings,
     settings: WorkerSettings,
     metrics: WorkerMetrics,
+    database: DatabaseSettings,
     dependencies: Sequence[Dependency] = (),
 ) -> None:
     """Run ``spec`` until SIGTERM/SIGINT: health server, consumer, producer, loop.
@@ -376,6 +508,7 @@ def run_service(
     ``make_handler`` loads models and opens clients; then the worker waits (with
     backoff, never exiting) until every one of ``dependencies`` answers. Readiness
     waits for both; ``/readyz`` says which phase the worker is in.
+    ``database`` keeps the attempt log that finds items which kill the worker.
     """
     with contextlib.ExitStack() as resources:
         state: dict[str, Worker] = {}
@@ -410,6 +543,8 @@ def run_service(
 
         handler = make_handler()
         resources.callback(handler.close)
+        attempts = PostgresAttemptLog(open_pool(database, f"{spec.name}-attempts"))
+        resources.callback(attempts.close)
 
         def waiting(names: list[str]) -> None:
             phase[0] = f"waiting for {', '.join(names)}" if names else "connecting"
@@ -436,7 +571,7 @@ def run_service(
             return
         # close(autocommit=False): never commit on the way out, whatever was consumed.
         resources.callback(consumer.close, False)
-        worker = Worker(spec, handler, consumer, producer, kafka, settings, metrics)
+        worker = Worker(spec, handler, consumer, producer, kafka, settings, metrics, attempts)
         state["worker"] = worker
         if stop_requested.is_set():
             return

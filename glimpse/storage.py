@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import boto3
 from botocore.config import Config
@@ -54,6 +54,13 @@ class OpenedObject:
             chunks.append(chunk)
         return b"".join(chunks)
 
+    def chunks(self, size: int = 256 * 1024) -> Iterator[bytes]:
+        """The body piece by piece (for streaming it on), closed at the end."""
+        try:
+            yield from self._body.iter_chunks(size)
+        finally:
+            self._body.close()
+
     def close(self) -> None:
         self._body.close()
 
@@ -70,6 +77,10 @@ def _strip_quotes(etag: str | None) -> str | None:
 
 def _is_missing(exc: ClientError) -> bool:
     return exc.response.get("Error", {}).get("Code") in {"404", "NoSuchKey", "NotFound"}
+
+
+def _is_changed(exc: ClientError) -> bool:
+    return exc.response.get("Error", {}).get("Code") in {"412", "PreconditionFailed"}
 
 
 class ObjectStore:
@@ -92,6 +103,8 @@ class ObjectStore:
                 # retry here only smooths over a dropped keep-alive connection.
                 retries={"max_attempts": 2, "mode": "standard"},
                 s3={"addressing_style": "path"},
+                # SigV4: presigned URLs then sign Content-Length and Content-Type too
+                signature_version="s3v4",
                 max_pool_connections=16,
             ),
         )
@@ -112,13 +125,15 @@ class ObjectStore:
             content_type=resp.get("ContentType"),
         )
 
-    def open(self, key: str) -> OpenedObject | None:
+    def open(self, key: str, if_match: str | None = None) -> OpenedObject | None:
         """One GET: the object's size and ETag before any of its bytes are read, so a
-        caller can skip or refuse it without downloading. None if missing."""
+        caller can skip or refuse it without downloading. None if missing, or if
+        ``if_match`` is given and the object is no longer the one with that ETag."""
+        extra: dict[str, Any] = {"IfMatch": f'"{if_match}"'} if if_match else {}
         try:
-            resp = self.client.get_object(Bucket=self.bucket, Key=key)
+            resp = self.client.get_object(Bucket=self.bucket, Key=key, **extra)
         except ClientError as exc:
-            if _is_missing(exc):
+            if _is_missing(exc) or _is_changed(exc):
                 return None
             raise
         info = ObjectInfo(
@@ -146,6 +161,12 @@ class ObjectStore:
             Bucket=self.bucket, Key=key, Body=data, ContentType=content_type, **extra
         )
 
+    def upload_file(self, key: str, fileobj: BinaryIO, content_type: str) -> None:
+        """Stream a file object into the bucket (multipart past boto3's threshold)."""
+        self.client.upload_fileobj(
+            fileobj, self.bucket, key, ExtraArgs={"ContentType": content_type}
+        )
+
     def delete(self, key: str) -> None:
         self.client.delete_object(Bucket=self.bucket, Key=key)
 
@@ -165,4 +186,18 @@ class ObjectStore:
             "get_object",
             Params={"Bucket": self.bucket, "Key": key},
             ExpiresIn=self._presign_seconds,
+        )
+
+    def presigned_put(self, key: str, content_type: str, size_bytes: int, seconds: int) -> str:
+        """A PUT URL signed for exactly this type and size: a client cannot use it to
+        store something else or something larger."""
+        return self.client.generate_presigned_url(
+            "put_object",
+            Params={
+                "Bucket": self.bucket,
+                "Key": key,
+                "ContentType": content_type,
+                "ContentLength": size_bytes,
+            },
+            ExpiresIn=seconds,
         )

@@ -1,4 +1,4 @@
-"""Shared fixtures: a real embedded stack, a real in-memory broker."""
+"""Shared fixtures: a real embedded stack, a real in-memory broker, a real Postgres."""
 
 from __future__ import annotations
 
@@ -31,5 +31,30 @@ def memory_broker(tmp_path: Path) -> Iterator[str]:
     try:
         broker.wait_ready(f"127.0.0.1:{port}")
         yield f"127.0.0.1:{port}"
+    finally:
+        process.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real Postgres + pgvector with glimpse's schema, for the whole session; yields
+    its URL. Tests share it: each uses its own ids, keys or consumer group."""
+    from glimpse.db.migrate import migrate
+    from glimpse.stack import postgres as pg
+    from glimpse.stack.pg_access import load_or_create
+    from glimpse.stack.process import ManagedProcess
+
+    home = tmp_path_factory.mktemp("postgres")
+    port = free_port()
+    creds, fresh = load_or_create(home / "postgres.json")
+    spec = pg.postgres_spec(
+        home / "data", home / "socket", port, home / "postgres.log", creds, fresh
+    )
+    process = ManagedProcess(spec)
+    process.start()
+    try:
+        url = pg.wait_ready_and_set_up(port, home / "socket", creds, home / "pgpass")
+        migrate(url)
+        yield url
     finally:
         process.stop()

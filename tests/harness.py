@@ -7,7 +7,7 @@ from pathlib import Path
 
 import httpx
 
-from glimpse.config import Settings
+from glimpse.config import RateLimit, Settings
 from glimpse.stack.ports import free_port
 from glimpse.stack.ports import private_settings as stack_settings_with_free_ports
 
@@ -19,6 +19,8 @@ def private_settings(home: Path) -> Settings:
     settings = stack_settings_with_free_ports(home)
     settings.worker.max_wait_ms = 50
     settings.limits.max_bytes = 12 * 1024 * 1024  # lets a test upload "too large" cheaply
+    # every test speaks from 127.0.0.1: one client to the rate limit, many tests' worth
+    settings.api.voice_rate = RateLimit(per_second=5, burst=100)
     return settings
 
 

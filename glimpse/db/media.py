@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 from psycopg.types.json import Jsonb
 
+from glimpse.errors import PROCESSING_ERROR
+
 if TYPE_CHECKING:
     from glimpse.runtime import DeadLetter
 
@@ -153,6 +155,7 @@ def record_failure(
     attempts: int,
     origin: str,
     fail_media: bool,
+    reason: str = PROCESSING_ERROR,
 ) -> None:
     """Record a dead-lettered stage failure; ``fail_media`` also marks the row failed
     (for ingest, where no other result exists)."""
@@ -161,24 +164,34 @@ def record_failure(
         conn.execute(
             """
             INSERT INTO media (id, bucket, key, status, reason, reason_detail)
-            VALUES (%(id)s, %(bucket)s, %(key)s, 'failed', 'processing_error', %(detail)s)
-            ON CONFLICT (id) DO UPDATE SET status = 'failed', reason = 'processing_error',
+            VALUES (%(id)s, %(bucket)s, %(key)s, 'failed', %(reason)s, %(detail)s)
+            ON CONFLICT (id) DO UPDATE SET status = 'failed', reason = EXCLUDED.reason,
                 reason_detail = EXCLUDED.reason_detail, updated_at = now()
             """,
-            {"id": id_, "bucket": bucket, "key": key, "detail": f"{stage}: {message}"},
+            {
+                "id": id_,
+                "bucket": bucket,
+                "key": key,
+                "reason": reason,
+                "detail": f"{stage}: {message}",
+            },
         )
     conn.execute(
         """
-        INSERT INTO media_failures (media_id, stage, error_type, message, attempts, origin)
-        SELECT %(id)s, %(stage)s, %(error_type)s, %(message)s, %(attempts)s, %(origin)s
+        INSERT INTO media_failures (media_id, stage, reason, error_type, message, attempts,
+                                    origin)
+        SELECT %(id)s, %(stage)s, %(reason)s, %(error_type)s, %(message)s, %(attempts)s,
+               %(origin)s
         WHERE EXISTS (SELECT 1 FROM media WHERE id = %(id)s)
-        ON CONFLICT (media_id, stage) DO UPDATE SET error_type = EXCLUDED.error_type,
+        ON CONFLICT (media_id, stage) DO UPDATE SET reason = EXCLUDED.reason,
+            error_type = EXCLUDED.error_type,
             message = EXCLUDED.message, attempts = EXCLUDED.attempts,
             origin = EXCLUDED.origin, failed_at = now()
         """,
         {
             "id": id_,
             "stage": stage,
+            "reason": reason,
             "error_type": error_type,
             "message": message,
             "attempts": attempts,
@@ -201,6 +214,7 @@ def record_dead_letter(
         letter.attempts,
         letter.origin,
         fail_media=fail_media,
+        reason=letter.reason,
     )
 
 

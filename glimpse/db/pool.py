@@ -31,6 +31,9 @@ def open_pool(database: DatabaseSettings, name: str) -> ConnectionPool[psycopg.C
             "connect_timeout": 5,
         },
         configure=_configure,
+        # A connection that died in the pool (Postgres restarted, an idle timeout) is
+        # replaced before a caller gets it, instead of failing the caller's first query.
+        check=ConnectionPool.check_connection,
         open=True,
         # Workers must keep running while Postgres restarts: don't fail at start.
         timeout=10,

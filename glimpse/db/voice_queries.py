@@ -26,24 +26,39 @@ class VoiceQueryRow:
     size_bytes: int
 
 
-def create(conn: psycopg.Connection[Any], row: VoiceQueryRow) -> None:
+def create(conn: psycopg.Connection[Any], row: VoiceQueryRow, awaited_for: timedelta) -> None:
+    """Record a pending query that its caller waits for during ``awaited_for``."""
     conn.execute(
-        "INSERT INTO voice_queries (id, bucket, clip_key, mime, size_bytes) "
-        "VALUES (%(id)s, %(bucket)s, %(key)s, %(mime)s, %(size)s) ON CONFLICT (id) DO NOTHING",
+        "INSERT INTO voice_queries (id, bucket, clip_key, mime, size_bytes, awaited_until) "
+        "VALUES (%(id)s, %(bucket)s, %(key)s, %(mime)s, %(size)s, now() + %(awaited)s) "
+        "ON CONFLICT (id) DO NOTHING",
         {
             "id": row.id,
             "bucket": row.bucket,
             "key": row.clip_key,
             "mime": row.mime,
             "size": row.size_bytes,
+            "awaited": awaited_for,
         },
     )
 
 
 def get(conn: psycopg.Connection[Any], query_id: uuid.UUID) -> dict[str, Any] | None:
+    """The row, plus ``abandoned``: pending and nobody known to wait for it any more."""
     return conn.execute(
-        "SELECT * FROM voice_queries WHERE id = %(id)s", {"id": query_id}
+        "SELECT *, (status = 'pending' AND awaited_until < now()) AS abandoned "
+        "FROM voice_queries WHERE id = %(id)s",
+        {"id": query_id},
     ).fetchone()
+
+
+def still_awaited(conn: psycopg.Connection[Any], query_id: uuid.UUID, for_: timedelta) -> None:
+    """A caller asked for the answer: keep the query wanted for ``for_`` more."""
+    conn.execute(
+        "UPDATE voice_queries SET awaited_until = greatest(awaited_until, now() + %(for)s) "
+        "WHERE id = %(id)s AND status = 'pending'",
+        {"id": query_id, "for": for_},
+    )
 
 
 def finish(

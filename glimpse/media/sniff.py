@@ -67,6 +67,17 @@ _AUDIO: dict[str, tuple[str, str]] = {
 
 ACCEPTED_IMAGES = "JPEG, PNG, WebP, GIF, HEIC/HEIF, AVIF"
 ACCEPTED_AUDIO = "WAV, MP3, Ogg (Vorbis/Opus), FLAC, M4A/MP4 audio, WebM audio"
+#: every MIME type a client may declare for a file glimpse could accept
+CLAIMABLE_MIMES = frozenset(_IMAGES) | frozenset(_AUDIO)
+AUDIO_MIMES = frozenset(_AUDIO)
+
+
+def is_audio(data: bytes) -> bool:
+    """libmagic's view alone: cheap, and decides before any decoder sees the bytes."""
+    try:
+        return sniff(data).kind == MediaKind.AUDIO
+    except Rejected:
+        return False
 
 
 def sniff(data: bytes) -> Claim:

@@ -41,8 +41,16 @@ def resolve(settings: Settings) -> Settings:
     s = settings.model_copy(deep=True)
     s.s3.endpoint = s.s3.endpoint or endpoints.s3_url
     s.kafka.bootstrap = s.kafka.bootstrap or endpoints.kafka_bootstrap
-    s.database.url = s.database.url or endpoints.database_url
+    s.database.url = s.database.url or _database_url(settings) or endpoints.database_url
     if not s.s3.access_key and endpoints.s3_credentials_file:
         creds = load_or_create(HomeLayout.at(settings.home).s3_credentials)
         s.s3.access_key, s.s3.secret_key = creds.access_key, creds.secret_key
     return s
+
+
+def _database_url(settings: Settings) -> str | None:
+    """The unmasked URL ``glimpse up`` keeps for clients, when this user may read it."""
+    try:
+        return HomeLayout.at(settings.home).database_url.read_text().strip() or None
+    except OSError:
+        return None

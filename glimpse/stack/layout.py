@@ -6,6 +6,8 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from glimpse.stack.credentials import write_private
+
 
 @dataclass(frozen=True, slots=True)
 class HomeLayout:
@@ -31,6 +33,22 @@ class HomeLayout:
     def api_key(self) -> Path:
         """The admin API key made by the first `glimpse up` (mode 0600)."""
         return self.home / "credentials" / "api-key"
+
+    @property
+    def pg_credentials(self) -> Path:
+        """Passwords of the embedded Postgres' superuser and service role (mode 0600)."""
+        return self.home / "credentials" / "postgres.json"
+
+    @property
+    def pgpass(self) -> Path:
+        """libpq password file of the service role, named in its URL (mode 0600)."""
+        return self.home / "credentials" / "pgpass"
+
+    @property
+    def database_url(self) -> Path:
+        """The database URL as the services use it, for clients of this home (mode 0600):
+        an external one may hold a password, so endpoints.json shows it masked."""
+        return self.home / "credentials" / "database-url"
 
     @property
     def s3_identities(self) -> Path:
@@ -70,15 +88,21 @@ class HomeLayout:
         return self.run / "up.lock"
 
     def ensure(self) -> None:
+        """Logs, run state and credentials are for the owner only (also when a
+        folder comes from an older version that made them readable by all)."""
         for path in (self.logs, self.run, self.s3_credentials.parent):
-            path.mkdir(parents=True, exist_ok=True)
-        self.s3_credentials.parent.chmod(0o700)
+            path.mkdir(mode=0o700, parents=True, exist_ok=True)
+            path.chmod(0o700)
+            for file in path.iterdir():
+                if file.is_file():
+                    file.chmod(file.stat().st_mode & 0o700)
 
 
 @dataclass(frozen=True, slots=True)
 class Endpoints:
     """What `glimpse status --json` prints and clients connect to. No secrets inside:
-    the S3 keys stay in ``s3_credentials_file`` (mode 0600)."""
+    the S3 keys stay in ``s3_credentials_file`` (mode 0600), ``database_url`` has its
+    password masked (the real one is in ``HomeLayout.database_url``)."""
 
     s3_url: str
     s3_bucket: str
@@ -93,7 +117,7 @@ class Endpoints:
 
     def write(self, path: Path) -> None:
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(asdict(self), indent=2))
+        write_private(tmp, json.dumps(asdict(self), indent=2))
         tmp.replace(path)
 
     @classmethod

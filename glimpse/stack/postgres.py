@@ -12,16 +12,16 @@ import os
 import pwd
 import signal
 import subprocess
-import time
 from pathlib import Path
 
-import psycopg
-
+from glimpse.stack import pg_access
+from glimpse.stack.credentials import write_private
+from glimpse.stack.pg_access import PostgresCredentials
 from glimpse.stack.process import ProcessSpec
 
 SYSTEM_USER = "embedded_postgres"
-DB_USER = "postgres"
-DB_NAME = "glimpse"
+DB_USER = pg_access.SUPERUSER
+DB_NAME = pg_access.DB_NAME
 
 
 def _bin(name: str) -> str:
@@ -54,15 +54,32 @@ def _grant_access(path: Path, user: str) -> None:
             parent.chmod(mode | 0o011)
 
 
-def prepare(pgdata: Path, socket_dir: Path) -> str | None:
-    """Create the cluster on first use. Returns the system user the server must run as."""
+def prepare(pgdata: Path, socket_dir: Path, creds: PostgresCredentials, fresh: bool) -> str | None:
+    """Create the cluster on first use, with the superuser's password; upgrade one made
+    with ``--auth=trust`` (or whose stored password was lost: ``fresh``). Returns the
+    system user the server must run as."""
     user = _system_user()
     for directory in (pgdata, socket_dir):
         directory.mkdir(parents=True, exist_ok=True)
         directory.chmod(0o700)
         if user:
             _grant_access(directory, user)
+    hba = pgdata / "pg_hba.conf"
     if not (pgdata / "PG_VERSION").exists():
+        _initdb(pgdata, socket_dir, creds, user)
+    elif fresh or hba.read_text() != pg_access.HBA_CONF:
+        _set_superuser_password_offline(pgdata, creds, user)
+    if not hba.exists() or hba.read_text() != pg_access.HBA_CONF:
+        _write_owned(hba, pg_access.HBA_CONF, user)
+    return user
+
+
+def _initdb(pgdata: Path, socket_dir: Path, creds: PostgresCredentials, user: str | None) -> None:
+    # The password file must be readable by the server's user; the socket dir is its
+    # own 0700 folder, and the file goes as soon as initdb has read it.
+    pwfile = socket_dir / "initdb-password"
+    _write_owned(pwfile, creds.superuser_password + "\n", user)
+    try:
         subprocess.run(
             [
                 _bin("initdb"),
@@ -70,7 +87,8 @@ def prepare(pgdata: Path, socket_dir: Path) -> str | None:
                 str(pgdata),
                 "-U",
                 DB_USER,
-                "--auth=trust",
+                "--auth=scram-sha-256",
+                f"--pwfile={pwfile}",
                 "--encoding=UTF8",
                 "--no-instructions",
             ],
@@ -78,11 +96,44 @@ def prepare(pgdata: Path, socket_dir: Path) -> str | None:
             capture_output=True,
             user=user,
         )
-    return user
+    finally:
+        pwfile.unlink(missing_ok=True)
 
 
-def postgres_spec(pgdata: Path, socket_dir: Path, port: int, log_path: Path) -> ProcessSpec:
-    user = prepare(pgdata, socket_dir)
+def _set_superuser_password_offline(
+    pgdata: Path, creds: PostgresCredentials, user: str | None
+) -> None:
+    """Single-user mode: no listener is open while the old trust rules still apply."""
+    done = subprocess.run(
+        [_bin("postgres"), "--single", "-D", str(pgdata), "postgres"],
+        input=pg_access.alter_superuser_sql(creds).encode(),
+        capture_output=True,
+        user=user,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(
+            f"could not set the Postgres superuser's password in {pgdata} "
+            f"(is another server running on it?): {done.stderr.decode(errors='replace')[-500:]}"
+        )
+
+
+def _write_owned(path: Path, text: str, user: str | None) -> None:
+    write_private(path, text)
+    if user:
+        entry = pwd.getpwnam(user)
+        os.chown(path, entry.pw_uid, entry.pw_gid)
+
+
+def postgres_spec(
+    pgdata: Path,
+    socket_dir: Path,
+    port: int,
+    log_path: Path,
+    creds: PostgresCredentials,
+    fresh_creds: bool = False,
+) -> ProcessSpec:
+    user = prepare(pgdata, socket_dir, creds, fresh_creds)
     return ProcessSpec(
         name="postgres",
         argv=[
@@ -108,23 +159,15 @@ def postgres_spec(pgdata: Path, socket_dir: Path, port: int, log_path: Path) -> 
     )
 
 
-def admin_url(port: int, database: str = "postgres") -> str:
-    return f"postgresql://{DB_USER}@127.0.0.1:{port}/{database}"
-
-
-def wait_ready_and_create_db(port: int, timeout_s: float = 30.0) -> str:
-    """Wait for connections, create the glimpse database once; return its URL."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            with psycopg.connect(admin_url(port), autocommit=True, connect_timeout=2) as conn:
-                exists = conn.execute(
-                    "SELECT 1 FROM pg_database WHERE datname = %(name)s", {"name": DB_NAME}
-                ).fetchone()
-                if not exists:
-                    conn.execute(f'CREATE DATABASE "{DB_NAME}"')
-            return admin_url(port, DB_NAME)
-        except psycopg.OperationalError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
+def wait_ready_and_set_up(
+    port: int,
+    socket_dir: Path,
+    creds: PostgresCredentials,
+    passfile: Path,
+    timeout_s: float = 30.0,
+) -> str:
+    """Wait for connections, set up roles and the glimpse database; return the
+    service role's URL (its password in ``passfile``, 0600)."""
+    pg_access.set_up_roles(port, creds, timeout_s)
+    pg_access.write_pgpass(passfile, port, socket_dir, creds)
+    return pg_access.service_url(port, passfile)

@@ -54,7 +54,10 @@ class ManagedProcess:
         spec = self.spec
         spec.log_path.parent.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, **spec.env}
-        with spec.log_path.open("ab") as log_file:
+        # Logs can hold what a server prints about its setup: owner only.
+        fd = os.open(spec.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "ab") as log_file:
             log_file.write(f"\n==== {time.strftime('%F %T')} starting {spec.name}\n".encode())
             log_file.flush()
             # A new session keeps a terminal Ctrl-C away from children: the supervisor
@@ -69,6 +72,7 @@ class ManagedProcess:
                 start_new_session=True,
                 preexec_fn=_die_with_parent,  # noqa: PLW1509 - only calls prctl, async-signal-safe
                 user=spec.user,
+                umask=0o077,  # what a server creates (data, sockets, logs) is its own
             )
         self.started_at = time.monotonic()
         log.info("started %s (pid %s)", spec.name, self._popen.pid)

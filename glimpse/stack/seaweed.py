@@ -21,6 +21,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from glimpse.config import StackSettings
 from glimpse.stack.credentials import S3Credentials
 from glimpse.stack.process import ProcessSpec
+from glimpse.stack.weed_security import write_security_toml
 
 if TYPE_CHECKING:
     from types_boto3_s3 import S3Client
@@ -83,9 +84,14 @@ def weed_spec(
     log_path: Path,
     memory_limit: str,
 ) -> ProcessSpec:
-    """``weed mini`` bound to 127.0.0.1. weed reads ``notification.toml`` from ``workdir``."""
+    """``weed mini`` bound to 127.0.0.1. weed reads ``notification.toml`` and
+    ``security.toml`` (written here: only the S3 port is open without a secret) from
+    ``workdir``."""
     data = workdir / "data"
-    data.mkdir(parents=True, exist_ok=True)
+    data.mkdir(mode=0o700, parents=True, exist_ok=True)
+    for folder in (workdir, data):  # also when an older version made them 0755
+        folder.chmod(0o700)
+    write_security_toml(workdir)
     argv = [
         weed_binary(),
         "mini",

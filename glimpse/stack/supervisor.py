@@ -32,7 +32,8 @@ from glimpse.config import Settings
 from glimpse.db import keys
 from glimpse.db.migrate import migrate
 from glimpse.reconcile import ReconcileReport
-from glimpse.stack import broker, postgres, probes, seaweed
+from glimpse.redact import redact_url
+from glimpse.stack import broker, pg_access, postgres, probes, seaweed
 from glimpse.stack.credentials import (
     S3Credentials,
     load_or_create,
@@ -121,26 +122,40 @@ class EmbeddedStack:
         self._write_endpoints(s, ready=True)
         return s
 
-    def _start_postgres(self) -> Part:
-        """The embedded Postgres + pgvector, as a supervised part (not waited for here)."""
+    def _start_postgres(self) -> tuple[Part, pg_access.PostgresCredentials]:
+        """The embedded Postgres + pgvector, as a supervised part (not waited for here).
+        Ready (also after a restart) = it answers the superuser; roles are set up once,
+        by ``_wait_postgres``."""
+        port = self.settings.stack.postgres_port
+        creds, fresh = pg_access.load_or_create(self.layout.pg_credentials)
         spec = postgres.postgres_spec(
             self.layout.pgdata,
             self.layout.pg_socket_dir,
-            self.settings.stack.postgres_port,
+            port,
             self.layout.logs / "postgres.log",
+            creds,
+            fresh,
         )
-        port = self.settings.stack.postgres_port
-        return self.supervisor.add(
+        superuser = pg_access.superuser_conninfo(port, creds)
+        part = self.supervisor.add(
             Part(
                 ManagedProcess(spec),
-                wait_ready=lambda: postgres.wait_ready_and_create_db(port),
-                is_live=lambda: probes.postgres_answers(postgres.admin_url(port)),
+                wait_ready=lambda: wait_until(
+                    lambda: probes.postgres_answers(superuser), 30.0, "Postgres"
+                ),
+                is_live=lambda: probes.postgres_answers(superuser),
             )
         )
+        return part, creds
 
-    def _wait_postgres(self, pg: Part, port: int) -> str:
-        self.supervisor.wait_ready(pg)
-        return postgres.admin_url(port, postgres.DB_NAME)
+    def _wait_postgres(self, pg: tuple[Part, pg_access.PostgresCredentials], port: int) -> str:
+        """Once it is ready: the services get a plain role; the superuser's password stays
+        with `up`. Returns the services' database URL."""
+        part, creds = pg
+        self.supervisor.wait_ready(part)
+        return postgres.wait_ready_and_set_up(
+            port, self.layout.pg_socket_dir, creds, self.layout.pgpass
+        )
 
     def _start_broker(self, s: Settings) -> None:
         """The broker's S3 store, then tansu on it; each restart of either reconciles."""
@@ -396,13 +411,14 @@ class EmbeddedStack:
 
     def _write_endpoints(self, s: Settings, ready: bool) -> None:
         assert s.s3.endpoint and s.kafka.bootstrap and s.database.url
+        write_private(self.layout.database_url, s.database.url)
         Endpoints(
             s3_url=s.s3.endpoint,
             s3_bucket=s.s3.bucket,
             s3_credentials_file=str(self.layout.s3_credentials) if self._s3_creds else None,
             api_key_file=str(self.layout.api_key),
             kafka_bootstrap=s.kafka.bootstrap,
-            database_url=s.database.url,
+            database_url=redact_url(s.database.url),
             api_url=f"http://{s.api.host}:{s.api.port}",
             home=str(self.layout.home),
             supervisor_pid=os.getpid(),
@@ -424,6 +440,14 @@ def _flatten(values: dict[str, object], prefix: str, env: dict[str, str]) -> Non
             _flatten(value, key + "__", env)
         elif value is not None:
             env[key] = json.dumps(value) if isinstance(value, list) else str(value)
+
+
+def wait_until(check: Callable[[], bool], timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what} not ready after {timeout_s:.0f}s")
+        time.sleep(0.1)
 
 
 def wait_http_ok(url: str, timeout_s: float = 120.0) -> None:

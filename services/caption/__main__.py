@@ -34,6 +34,7 @@ def main() -> None:
         settings.kafka,
         settings.worker,
         WorkerMetrics(),
+        settings.database,
         dependencies=dependencies.of(settings),
     )
 

@@ -24,6 +24,7 @@ from glimpse.bus import InboundMessage, OutboundMessage
 from glimpse.config import KafkaSettings
 from glimpse.db import captions, media, vectors
 from glimpse.db.captions import CaptionRow
+from glimpse.errors import ItemError
 from glimpse.messages import MediaAccepted, TextReady
 from glimpse.models.captioning import Captioner, ImageAnalysis
 from glimpse.runtime import DeadLetter, Done, Failed, ItemResult, Outcome
@@ -84,9 +85,26 @@ class CaptionHandler:
         }
         analyses = self._analyse(wanted)
         results.update(self._store({i: items[i] for i in analyses}, analyses))
+        results.update(self._missing({i: wanted[i] for i in wanted.keys() - analyses.keys()}))
         for i in items.keys() - results.keys():
             results[i] = Done(outcome=Outcome.SKIPPED)  # deleted or replaced since
         return [results[i] for i in range(len(batch))]
+
+    def _missing(self, items: dict[int, MediaAccepted]) -> dict[int, ItemResult]:
+        """Items whose image could not be read. Gone with its upload (deleted since we
+        looked): nothing to do. Upload still there but its thumbnail missing: a failure
+        people must see, retried (a store restart can hide an object for a moment)."""
+        if not items:
+            return {}
+        with self.pool.connection() as conn:
+            live = media.accepted_ids(conn, [item.media_id for item in items.values()])
+        return {
+            i: Failed(ItemError("thumbnail_missing", f"thumbnail {item.thumbnail_key} is missing"))
+            for i, item in items.items()
+            if item.media_id in live
+            and item.thumbnail_key is not None
+            and self.store.head(item.key) is not None
+        }
 
     def _analyse(self, items: dict[int, MediaAccepted]) -> dict[int, ImageAnalysis]:
         """Run the model on each chunk of ``batch_size`` images as soon as it is decoded,
@@ -105,7 +123,7 @@ class CaptionHandler:
             items, self.fetchers.map(self._load_image, items.values()), strict=True
         ):
             if image is None:
-                continue  # the object is gone
+                continue  # missing: see _missing
             chunk.append((i, image))
             if len(chunk) >= self.captioner.batch_size:
                 flush()

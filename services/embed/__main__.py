@@ -32,6 +32,7 @@ def main() -> None:
         settings.kafka,
         settings.worker,
         WorkerMetrics(),
+        settings.database,
         dependencies=dependencies.of(settings, needs_s3=False),
     )
 

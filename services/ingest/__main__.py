@@ -35,6 +35,7 @@ def main() -> None:
         settings.kafka,
         settings.worker,
         metrics,
+        settings.database,
         dependencies=dependencies.of(settings),
     )
 

@@ -10,18 +10,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
+from fastapi_offline import FastAPIOffline
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
-    Counter,
-    Histogram,
     generate_latest,
 )
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from glimpse.bus import LazyProducer
 from glimpse.config import Settings
@@ -29,35 +28,20 @@ from glimpse.db.pool import open_pool
 from glimpse.storage import ObjectStore
 from services.search_api import (
     problems,
+    request_metrics,
     routes_media,
     routes_search,
     routes_uploads,
     routes_voice,
     routes_web,
 )
+from services.search_api.admission import RateLimiter, WaitingLimit
 from services.search_api.body_limit import BodyLimit
 from services.search_api.context import ApiContext
 from services.search_api.notifications import QueryNotifications
+from services.search_api.origin_guard import OriginGuard
 from services.search_api.query_model import QueryModel, QueryModelLoading
 from services.search_api.retention import sweep_forever
-
-
-class ApiMetrics:
-    def __init__(self, registry: CollectorRegistry) -> None:
-        self.requests = Counter(
-            "glimpse_http_requests",
-            "HTTP requests",
-            ["route", "method", "status"],
-            registry=registry,
-        )
-        self.duration = Histogram(
-            "glimpse_http_request_duration_seconds",
-            "HTTP request latency",
-            ["route", "method"],
-            registry=registry,
-            # up to 30 s: a voice search waits up to voice.wait_s (15 s) for its transcript
-            buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 1.5, 2.5, 5, 10, 15, 30),
-        )
 
 
 def _broker_reachable(bootstrap: str | None) -> str:
@@ -85,7 +69,19 @@ def _lifespan(settings: Settings) -> Callable[[FastAPI], AbstractAsyncContextMan
         producer = LazyProducer(settings.kafka)
         notifications = QueryNotifications(settings.database.url)
         ctx = ApiContext(
-            settings, pool, ObjectStore(settings.s3), embedder, producer, notifications
+            settings,
+            pool,
+            ObjectStore(settings.s3),
+            embedder,
+            producer,
+            notifications,
+            upload_rate=RateLimiter(settings.api.upload_rate, "uploads"),
+            voice_rate=RateLimiter(settings.api.voice_rate, "voice searches"),
+            voice_waiting=WaitingLimit(
+                settings.voice.max_waiting,
+                retry_after_s=max(1, round(settings.voice.wait_s)),
+                what="voice searches",
+            ),
         )
         app.state.glimpse = ctx
         background = [
@@ -109,9 +105,10 @@ def _lifespan(settings: Settings) -> Callable[[FastAPI], AbstractAsyncContextMan
 
 def create_app(settings: Settings) -> FastAPI:
     registry = CollectorRegistry()
-    metrics = ApiMetrics(registry)
 
-    app = FastAPI(
+    # /docs loads Swagger UI from the API itself: a CDN script there would run on the
+    # origin that holds the page's stored key
+    app = FastAPIOffline(
         title="glimpse",
         version="0.1.0",
         summary="Search a bucket of images and voice notes by meaning.",
@@ -129,13 +126,19 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(routes_uploads.router)
     app.include_router(routes_voice.router)
     app.include_router(routes_web.router)
-    # one request carries at most one maximal file (plus multipart framing)
+    # Innermost first. Every body is bounded as it arrives; one upload request carries at
+    # most one maximal file (plus multipart framing).
     app.add_middleware(
-        BodyLimit, path_prefix="/v1/uploads", max_bytes=settings.limits.max_bytes + 1024 * 1024
+        BodyLimit,
+        rules=[
+            ("/v1/uploads", settings.limits.max_bytes + 1024 * 1024),
+            ("/v1/uploads/presign", settings.api.max_presign_body_bytes),
+            ("/v1/search/voice", settings.voice.max_bytes),
+        ],
+        default_bytes=settings.api.max_body_bytes,
     )
-    app.add_middleware(
-        BodyLimit, path_prefix="/v1/search/voice", max_bytes=settings.voice.max_bytes
-    )
+    app.add_middleware(OriginGuard, allowed_origins=settings.api.allowed_origins)
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.api.allowed_hosts)
 
     @app.middleware("http")
     async def refuse_nul(
@@ -149,17 +152,7 @@ def create_app(settings: Settings) -> FastAPI:
             )  # fmt: skip
         return await call_next(request)
 
-    @app.middleware("http")
-    async def record_metrics(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        started = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        path = getattr(route, "path", "unmatched")
-        metrics.requests.labels(path, request.method, str(response.status_code)).inc()
-        metrics.duration.labels(path, request.method).observe(time.perf_counter() - started)
-        return response
+    request_metrics.install(app, registry)
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict[str, str]:

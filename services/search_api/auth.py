@@ -49,7 +49,15 @@ async def require_key_unless_open(
     ctx: Annotated[ApiContext, Depends(context)],
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> keys.ApiKey | None:
-    """For reads: open when ``search.open_without_key`` is set (the default)."""
-    if ctx.settings.search.open_without_key:
+    """For reads: open when ``search.open_without_key`` says so (by default: only while
+    the API listens on loopback)."""
+    if ctx.settings.reads_open_without_key:
         return None
     return await _verified(ctx, credentials)
+
+
+def client_of(request: Request, key: keys.ApiKey | None) -> str:
+    """Whom a rate limit counts: the key when there is one, else the peer address."""
+    if key is not None:
+        return f"key:{key.id}"
+    return f"addr:{request.client.host if request.client else 'unknown'}"

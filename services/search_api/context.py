@@ -12,6 +12,7 @@ from psycopg_pool import ConnectionPool
 from glimpse.bus import LazyProducer
 from glimpse.config import Settings
 from glimpse.storage import ObjectStore
+from services.search_api.admission import RateLimiter, WaitingLimit
 from services.search_api.notifications import QueryNotifications
 from services.search_api.query_model import QueryModel
 
@@ -24,6 +25,9 @@ class ApiContext:
     embedder: QueryModel
     producer: LazyProducer
     notifications: QueryNotifications
+    upload_rate: RateLimiter
+    voice_rate: RateLimiter
+    voice_waiting: WaitingLimit
 
 
 def context(request: Request) -> ApiContext:

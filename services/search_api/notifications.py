@@ -2,8 +2,9 @@
 
 The transcribe service finishes a query row and NOTIFYs ``glimpse_voice_queries`` in
 the same transaction. One background task holds a LISTEN connection and resolves the
-futures of the requests waiting for that id: no polling. While the connection is
-being re-established every waiter is woken so it re-reads its row itself.
+events of the requests waiting for that id: no polling. While the connection is
+being re-established every waiter is woken so it re-reads its row itself (and, still
+pending, waits again: a wake-up is a hint to look, not an answer).
 """
 
 from __future__ import annotations
@@ -25,20 +26,21 @@ log = logging.getLogger(__name__)
 class QueryNotifications:
     def __init__(self, database_url: str) -> None:
         self._url = database_url
-        self._waiters: dict[uuid.UUID, set[asyncio.Future[None]]] = {}
+        self._waiters: dict[uuid.UUID, set[asyncio.Event]] = {}
         self.listening = asyncio.Event()
 
     @contextmanager
-    def expect(self, query_id: uuid.UUID) -> Iterator[asyncio.Future[None]]:
-        """A future resolved when ``query_id`` is finished. Register it before asking
-        for the work, so the notification cannot come first."""
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters.setdefault(query_id, set()).add(future)
+    def expect(self, query_id: uuid.UUID) -> Iterator[asyncio.Event]:
+        """An event set when ``query_id`` may be finished (clear it before waiting
+        again). Register it before asking for the work, so the notification cannot
+        come first."""
+        event = asyncio.Event()
+        self._waiters.setdefault(query_id, set()).add(event)
         try:
-            yield future
+            yield event
         finally:
             waiters = self._waiters.get(query_id, set())
-            waiters.discard(future)
+            waiters.discard(event)
             if not waiters:
                 self._waiters.pop(query_id, None)
 
@@ -69,12 +71,10 @@ class QueryNotifications:
             query_id = uuid.UUID(payload)
         except ValueError:
             return
-        for future in self._waiters.get(query_id, ()):
-            if not future.done():
-                future.set_result(None)
+        for event in self._waiters.get(query_id, ()):
+            event.set()
 
     def _wake_all(self) -> None:
-        for futures in self._waiters.values():
-            for future in futures:
-                if not future.done():
-                    future.set_result(None)
+        for events in self._waiters.values():
+            for event in events:
+                event.set()

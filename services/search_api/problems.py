@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
+from collections.abc import Mapping, Sequence
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
+from starlette.types import Send
 
 PROBLEM_JSON = "application/problem+json"
 _TITLES = {
@@ -15,8 +17,12 @@ _TITLES = {
     401: "Unauthorized",
     403: "Forbidden",
     404: "Not found",
+    409: "Conflict",
+    412: "Precondition failed",
     413: "Payload too large",
+    415: "Unsupported media type",
     422: "Invalid request",
+    429: "Too many requests",
     503: "Service unavailable",
 }
 
@@ -36,6 +42,37 @@ def problem(
         media_type=PROBLEM_JSON,
         headers=headers,
     )
+
+
+async def send_problem(
+    send: Send,
+    status: int,
+    detail: str,
+    instance: str,
+    headers: Sequence[tuple[bytes, bytes]] = (),
+) -> None:
+    """The same answer from plain ASGI middleware, which runs outside FastAPI's handlers."""
+    body = json.dumps(
+        {
+            "type": "about:blank",
+            "title": _TITLES.get(status, "Error"),
+            "status": status,
+            "detail": detail,
+            "instance": instance,
+        }
+    ).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", PROBLEM_JSON.encode()),
+                (b"content-length", str(len(body)).encode()),
+                *headers,
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
 
 
 def install(app: FastAPI) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import json
 import uuid
-from collections.abc import Iterator
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -85,27 +84,26 @@ async def get_media(ctx: Ctx, media_id: uuid.UUID) -> MediaOut:
     return MediaOut.model_validate(row)
 
 
-def _stream(ctx: ApiContext, key: str, mime: str, filename: str | None) -> StreamingResponse:
-    try:
-        obj = ctx.store.client.get_object(Bucket=ctx.store.bucket, Key=key)
-    except ctx.store.client.exceptions.NoSuchKey as exc:
-        raise HTTPException(404, "the object is no longer in the bucket") from exc
-    body = obj["Body"]
-
-    def chunks() -> Iterator[bytes]:
-        try:
-            yield from body.iter_chunks(256 * 1024)
-        finally:
-            body.close()
-
+def _stream(
+    ctx: ApiContext, key: str, mime: str, filename: str | None, etag: str | None = None
+) -> StreamingResponse:
+    """The object's bytes; with ``etag``, only while it is still the object ingest
+    checked (an overwrite is served only once ingest has checked the new bytes)."""
+    opened = ctx.store.open(key, if_match=etag)
+    if opened is None:
+        if etag and ctx.store.head(key) is not None:
+            raise HTTPException(
+                409, "the object was replaced after it was checked; it is being checked again"
+            )
+        raise HTTPException(404, "the object is no longer in the bucket")
     headers = {
         "X-Content-Type-Options": "nosniff",  # never let a browser reinterpret an upload
         "Cache-Control": "private, max-age=3600",
-        "Content-Length": str(obj["ContentLength"]),
+        "Content-Length": str(opened.info.size),
     }
     if filename:
         headers["Content-Disposition"] = f"inline; filename*=UTF-8''{_quote(filename)}"
-    return StreamingResponse(chunks(), media_type=mime, headers=headers)
+    return StreamingResponse(opened.chunks(), media_type=mime, headers=headers)
 
 
 def _quote(name: str) -> str:
@@ -141,7 +139,7 @@ async def original(ctx: Ctx, media_id: uuid.UUID) -> StreamingResponse:
     if row["status"] not in (MediaStatus.ACCEPTED, MediaStatus.DUPLICATE):
         raise HTTPException(404, f"media {media_id} is {row['status']}: nothing to serve")
     name = row["key"].rsplit("/", 1)[-1]
-    return await run_in_threadpool(_stream, ctx, row["key"], row["mime"], name)
+    return await run_in_threadpool(_stream, ctx, row["key"], row["mime"], name, row["etag"])
 
 
 class SimilarResults(BaseModel):

@@ -1,4 +1,9 @@
-"""/v1/uploads: files into the bucket (ingest takes it from there), or a presigned PUT."""
+"""/v1/uploads: files into the bucket (ingest takes it from there), or a presigned PUT.
+
+Neither route declares its body as a parameter: FastAPI reads declared bodies before it
+runs dependencies, so the key would be checked only after a stranger's body was parsed.
+Here the key is checked first, then the (size-bounded, see body_limit) body is read.
+"""
 
 from __future__ import annotations
 
@@ -8,17 +13,25 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, File, Form, HTTPException, UploadFile
+from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel, Field
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, Field, ValidationError
+from starlette.datastructures import UploadFile
+from starlette.formparsers import MultiPartException
 
+from glimpse.db.keys import ApiKey
 from glimpse.db.media import media_id
 from glimpse.events import DERIVED_PREFIXES
-from services.search_api.auth import require_key
+from glimpse.media.sniff import CLAIMABLE_MIMES
+from services.search_api.auth import client_of, require_key
 from services.search_api.context import ApiContext, context
 
-router = APIRouter(prefix="/v1/uploads", tags=["uploads"], dependencies=[Depends(require_key)])
+router = APIRouter(prefix="/v1/uploads", tags=["uploads"])
 Ctx = Annotated[ApiContext, Depends(context)]
+Key = Annotated[ApiKey, Depends(require_key)]
+#: files in one upload request; the body limit bounds their bytes
+MAX_FILES = 100
 _UNSAFE = re.compile(r"[^\w.\- ]+")
 
 
@@ -56,11 +69,12 @@ class PresignedUpload(BaseModel):
 
 def _key_for(prefix: str, filename: str) -> str:
     """``prefix/YYYY/MM/<random>-<name>``: uploads never overwrite each other."""
+    # the slash first: "thumbnails" must meet the guard as "thumbnails/"
+    if prefix and not prefix.endswith("/"):
+        prefix += "/"
     unprintable = any(not ch.isprintable() for ch in prefix)
     if unprintable or ".." in prefix.split("/") or prefix.startswith(("/", *DERIVED_PREFIXES)):
         raise HTTPException(400, f"prefix {prefix!r} is not allowed")
-    if prefix and not prefix.endswith("/"):
-        prefix += "/"
     name = _UNSAFE.sub("_", filename.rsplit("/", 1)[-1]).strip(" .") or "file"
     return f"{prefix}{datetime.now(UTC):%Y/%m}/{uuid.uuid4().hex[:8]}-{name[-120:]}"
 
@@ -69,14 +83,52 @@ def _content_type(filename: str, declared: str | None) -> str:
     return declared or mimetypes.guess_type(filename)[0] or "application/octet-stream"
 
 
-@router.post("", status_code=202, response_model=UploadResults)
-async def upload(
-    ctx: Ctx,
-    files: Annotated[list[UploadFile], File(description="One or more images or audio files")],
-    prefix: Annotated[str, Form(max_length=200)] = "uploads/",
-) -> UploadResults:
+_UPLOAD_BODY = {
+    "required": True,
+    "content": {
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "required": ["files"],
+                "properties": {
+                    "files": {
+                        "type": "array",
+                        "items": {"type": "string", "format": "binary"},
+                        "description": "One or more images or audio files",
+                    },
+                    "prefix": {"type": "string", "maxLength": 200, "default": "uploads/"},
+                },
+            }
+        }
+    },
+}
+
+
+@router.post(
+    "",
+    status_code=202,
+    response_model=UploadResults,
+    openapi_extra={"requestBody": _UPLOAD_BODY},
+    responses={413: {"description": "the request is larger than one file may be"}},
+)
+async def upload(ctx: Ctx, request: Request, key: Key) -> UploadResults:
     """Store files in the bucket. Answers one item per file, in order, each with its
     media id; ``status_url`` shows ingest's verdict (accepted, duplicate, rejected)."""
+    ctx.upload_rate.admit(client_of(request, key))
+    try:
+        async with request.form(max_files=MAX_FILES, max_fields=10) as form:
+            files = [f for f in form.getlist("files") if isinstance(f, UploadFile)]
+            prefix = form.get("prefix", "uploads/")
+            if not isinstance(prefix, str) or len(prefix) > 200:
+                raise HTTPException(422, "prefix: a text of at most 200 characters")
+            if not files:
+                raise HTTPException(422, "files: send one or more files as multipart form data")
+            return await _store_all(ctx, files, prefix)
+    except MultiPartException as exc:
+        raise HTTPException(400, f"the form could not be read: {exc.message}") from exc
+
+
+async def _store_all(ctx: ApiContext, files: list[UploadFile], prefix: str) -> UploadResults:
     limit = ctx.settings.limits.max_bytes
     items = []
     for file in files:
@@ -94,13 +146,8 @@ async def upload(
             )
             continue
         key = _key_for(prefix, filename)
-        await run_in_threadpool(
-            ctx.store.client.upload_fileobj,
-            file.file,
-            ctx.store.bucket,
-            key,
-            ExtraArgs={"ContentType": _content_type(filename, file.content_type)},
-        )
+        content_type = _content_type(filename, file.content_type)
+        await run_in_threadpool(ctx.store.upload_file, key, file.file, content_type)
         mid = media_id(ctx.store.bucket, key)
         items.append(
             UploadItem(
@@ -115,26 +162,43 @@ async def upload(
     return UploadResults(items=items)
 
 
-@router.post("/presign", response_model=PresignedUpload)
-async def presign(ctx: Ctx, request: PresignRequest) -> PresignedUpload:
-    """A short-lived URL to PUT one file straight into the bucket."""
+@router.post(
+    "/presign",
+    response_model=PresignedUpload,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": PresignRequest.model_json_schema()}},
+        }
+    },
+    responses={
+        413: {"description": "the file is over the size limit"},
+        415: {"description": "the file type is not an accepted image or audio type"},
+    },
+)
+async def presign(ctx: Ctx, request: Request, key: Key) -> PresignedUpload:
+    """A short-lived URL to PUT one file straight into the bucket. The URL is signed for
+    the declared size and type: the PUT must send exactly those headers."""
+    ctx.upload_rate.admit(client_of(request, key))
+    try:
+        wanted = PresignRequest.model_validate_json(await request.body())
+    except ValidationError as exc:
+        raise RequestValidationError(exc.errors()) from exc
     limit = ctx.settings.limits.max_bytes
-    if request.size_bytes > limit:
-        raise HTTPException(413, f"file is {request.size_bytes:,} bytes; the limit is {limit:,}")
-    key = _key_for(request.prefix, request.filename)
-    content_type = _content_type(request.filename, request.content_type)
+    if wanted.size_bytes > limit:
+        raise HTTPException(413, f"file is {wanted.size_bytes:,} bytes; the limit is {limit:,}")
+    object_key = _key_for(wanted.prefix, wanted.filename)
+    content_type = _content_type(wanted.filename, wanted.content_type)
+    if content_type.split(";")[0].strip().lower() not in CLAIMABLE_MIMES:
+        raise HTTPException(415, f"{content_type} is not an image or audio type glimpse accepts")
     seconds = ctx.settings.s3.presign_seconds
-    url = ctx.store.client.generate_presigned_url(
-        "put_object",
-        Params={"Bucket": ctx.store.bucket, "Key": key, "ContentType": content_type},
-        ExpiresIn=seconds,
-    )
-    mid = media_id(ctx.store.bucket, key)
+    url = ctx.store.presigned_put(object_key, content_type, wanted.size_bytes, seconds)
+    mid = media_id(ctx.store.bucket, object_key)
     return PresignedUpload(
         id=mid,
-        key=key,
+        key=object_key,
         url=url,
-        headers={"Content-Type": content_type},
+        headers={"Content-Type": content_type, "Content-Length": str(wanted.size_bytes)},
         expires_in=seconds,
         status_url=f"/v1/media/{mid}",
     )

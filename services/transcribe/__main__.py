@@ -65,6 +65,7 @@ def main(argv: list[str] | None = None) -> None:
         settings.kafka,
         worker,
         WorkerMetrics(),
+        settings.database,
         dependencies=dependencies.of(settings),
     )
 

@@ -4,13 +4,18 @@ Uploaded audio gets a transcript row and a ``glimpse.transcripts.ready`` message
 the embed service. A voice query's row is finished in place (transcript or the reason
 there is none) and its waiting API request is woken by the NOTIFY that commits with it.
 Clips are transcribed one at a time: whisper already uses every core.
+
+A transcript that could not be saved (Postgres restarting, say) is kept in memory
+until it is: the runtime's retry of the item then saves it without running whisper
+again, which for a long voice note would cost as long as the first run.
 """
 
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
@@ -27,6 +32,9 @@ from glimpse.runtime import DeadLetter, Done, Failed, ItemResult, Outcome
 from glimpse.storage import ObjectStore
 
 log = logging.getLogger(__name__)
+# Unsaved transcripts kept for a retry. A few: the uploads worker takes one clip at a
+# time, and an entry whose item went to the DLQ instead is pushed out by later ones.
+_UNSAVED_KEPT = 4
 
 
 @dataclass
@@ -37,6 +45,10 @@ class TranscribeHandler:
     kafka: KafkaSettings
     limits: LimitsSettings
     voice: VoiceSettings
+    # (media id, content sha256, model) -> the transcript not saved yet
+    _unsaved: dict[tuple[uuid.UUID, str, str], TranscriptRow] = field(
+        default_factory=dict, init=False
+    )
 
     def __post_init__(self) -> None:
         self.transcriber.load()
@@ -55,7 +67,7 @@ class TranscribeHandler:
                 except ValidationError:
                     return
                 detail = f"the recording could not be transcribed ({letter.message})"
-                voice_queries.fail(conn, query.query_id, "processing_error", detail)
+                voice_queries.fail(conn, query.query_id, letter.reason, detail)
                 return
             try:
                 item = MediaAccepted.from_json(message.value)
@@ -76,28 +88,35 @@ class TranscribeHandler:
         with self.pool.connection() as conn:
             if not media.accepted_ids(conn, [item.media_id]):
                 return Done(outcome=Outcome.SKIPPED)  # deleted or replaced since
-        data = self.store.read(item.key, self.limits.max_bytes)
-        if data is None:
-            return Done(outcome=Outcome.SKIPPED)  # the object is gone
-        try:
-            found = self.transcriber.transcribe(data, max_seconds=self.limits.max_audio_seconds)
-        except TranscriptionError as exc:
-            with self.pool.connection() as conn, conn.transaction():
-                media.reject_accepted(conn, item.media_id, exc.reason, exc.detail)
-            log.info("%s: no transcript: %s", item.key, exc.detail)
-            return Done(outcome=Outcome.REJECTED)
-        row = TranscriptRow(
-            media_id=item.media_id,
-            model=self.transcriber.model_id,
-            model_revision=self.transcriber.revision,
-            language=found.language,
-            language_probability=found.language_probability,
-            duration_s=found.duration_s,
-            text=found.text,
-            segments=[(s.start, s.end, s.text) for s in found.segments],
-        )
+        unsaved = (item.media_id, item.sha256, self.transcriber.model_id)
+        row = self._unsaved.get(unsaved)
+        if row is None:
+            data = self.store.read(item.key, self.limits.max_bytes)
+            if data is None:
+                return Done(outcome=Outcome.SKIPPED)  # the object is gone
+            try:
+                found = self.transcriber.transcribe(data, max_seconds=self.limits.max_audio_seconds)
+            except TranscriptionError as exc:
+                with self.pool.connection() as conn, conn.transaction():
+                    media.reject_accepted(conn, item.media_id, exc.reason, exc.detail)
+                log.info("%s: no transcript: %s", item.key, exc.detail)
+                return Done(outcome=Outcome.REJECTED)
+            row = TranscriptRow(
+                media_id=item.media_id,
+                model=self.transcriber.model_id,
+                model_revision=self.transcriber.revision,
+                language=found.language,
+                language_probability=found.language_probability,
+                duration_s=found.duration_s,
+                text=found.text,
+                segments=[(s.start, s.end, s.text) for s in found.segments],
+            )
+            self._keep_unsaved(unsaved, row)
+        else:
+            log.info("%s: saving the transcript kept from an earlier attempt", item.key)
         with self.pool.connection() as conn, conn.transaction():
             transcripts.save(conn, row)
+        del self._unsaved[unsaved]
         ready = TextReady(
             media_id=row.media_id, source="transcript", model=row.model, text=row.text
         )
@@ -106,11 +125,25 @@ class TranscribeHandler:
         )
         return Done([out])
 
+    def _keep_unsaved(self, key: tuple[uuid.UUID, str, str], row: TranscriptRow) -> None:
+        self._unsaved[key] = row
+        while len(self._unsaved) > _UNSAVED_KEPT:
+            del self._unsaved[next(iter(self._unsaved))]  # the oldest
+
     def _voice_query(self, query: VoiceQueryRequested) -> ItemResult:
         with self.pool.connection() as conn:
             row = voice_queries.get(conn, query.query_id)
         if row is None or row["status"] != "pending":
             return Done(outcome=Outcome.SKIPPED)  # expired, or finished by an earlier delivery
+        if row["abandoned"]:
+            with self.pool.connection() as conn, conn.transaction():
+                voice_queries.fail(
+                    conn,
+                    query.query_id,
+                    "abandoned",
+                    "nobody was waiting for this answer any more, so it was not transcribed",
+                )
+            return Done(outcome=Outcome.SKIPPED)
         data = self.store.read(query.key, self.voice.max_bytes)
         if data is None:
             failure = TranscriptionError(

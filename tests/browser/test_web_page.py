@@ -150,6 +150,17 @@ def test_page_is_served_with_strict_headers(api_url: str, stack: RunningStack) -
     assert config["voice"]["max_seconds"] > 0 and config["voice"]["max_bytes"] > 0
 
 
+def test_a_link_with_another_key_asks_before_replacing_the_saved_one(web: WebPage) -> None:
+    web.open()
+    web.page.goto(f"{web.api_url}/#key=glk_someone-elses-key")
+    web.page.reload()  # a fragment change alone does not reload the page
+    web.page.wait_for_selector("body[data-ready=true]")
+
+    assert any("different API key" in d for d in web.dialogs)  # asked, and dismissed
+    assert web.page.evaluate("localStorage.getItem('glimpse.apiKey')") == web.admin_key
+    assert "key=" not in web.page.url
+
+
 def test_uploaded_photos_show_their_captions(web: WebPage, tmp_path: Path) -> None:
     web.open()
     assert "key=" not in web.page.url  # taken from the fragment, then dropped

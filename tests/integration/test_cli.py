@@ -59,6 +59,12 @@ def test_up_status_ingest_down(tmp_path: Path) -> None:
         # `up` returns once the servers and the API are ready; workers may still load
         status = glimpse(env, "status", "--json")
         assert status.returncode == 0, status.stdout + status.stderr
+        secrets = secrets_of(settings.home)
+        assert not any(secret in status.stdout for secret in secrets)
+        # not a terminal: the link names the key's file instead of the key
+        assert not any(secret in started.stdout + started.stderr for secret in secrets)
+        assert "credentials/api-key" in started.stderr
+        assert_private(settings.home, secrets)
         report = json.loads(status.stdout)
         assert {part["state"] for part in report["health"].values()} <= {"ok", "loading"}
         for name in ("s3", "kafka", "database"):
@@ -92,3 +98,29 @@ def test_up_status_ingest_down(tmp_path: Path) -> None:
     _gone, alive = psutil.wait_procs(children, timeout=10)
     assert not alive, f"orphans left behind: {alive}"
     assert glimpse(env, "status").returncode == 1  # not running any more
+
+
+def secrets_of(home: Path) -> list[str]:
+    """The admin API key, the S3 secret key and both Postgres passwords of a home."""
+    credentials = home / "credentials"
+    s3 = json.loads((credentials / "s3.json").read_text())
+    postgres = json.loads((credentials / "postgres.json").read_text())
+    return [
+        (credentials / "api-key").read_text().strip(),
+        s3["secret_key"],
+        postgres["superuser_password"],
+        postgres["password"],
+    ]
+
+
+def assert_private(home: Path, secrets: list[str]) -> None:
+    """Logs and run state are the owner's alone and name no secret; data folders too."""
+    for folder in ("logs", "run", "credentials", "s3-media", "s3-broker", "postgres/data"):
+        assert (home / folder).stat().st_mode & 0o777 == 0o700, folder
+    for folder in ("logs", "run"):
+        for path in (home / folder).rglob("*"):
+            if path.is_file():
+                assert path.stat().st_mode & 0o077 == 0, f"{path} is readable by others"
+                text = path.read_text(errors="replace")
+                leaked = [s for s in secrets if s in text]
+                assert not leaked, f"{path} holds a secret"

@@ -30,7 +30,11 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 def own_stack(tmp_path: Path) -> Iterator[RunningStack]:
-    running = RunningStack(private_settings(tmp_path / "home"))
+    settings = private_settings(tmp_path / "home")
+    # These tests kill workers at random moments on purpose: an item caught in flight
+    # by three kills would rightly be dead-lettered as crashed_worker.
+    settings.worker.max_crashes = 10
+    running = RunningStack(settings)
     try:
         yield running
     finally:

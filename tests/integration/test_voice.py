@@ -122,7 +122,8 @@ def test_bad_recordings_get_a_clear_4xx(stack: RunningStack, tmp_path: Path) -> 
         assert response.headers["content-type"] == "application/problem+json", name
     assert "speech" in cases["quiet"][0].json()["detail"]
     assert "long" in cases["too long"][0].json()["detail"]
-    empty = httpx.post(f"{api(stack)}/v1/search/voice", content=b"", timeout=10)
+    empty = httpx.post(f"{api(stack)}/v1/search/voice", content=b"",
+                       headers={"Content-Type": "audio/webm"}, timeout=10)  # fmt: skip
     assert empty.status_code == 422 and "empty" in empty.json()["detail"]
     huge = httpx.post(
         f"{api(stack)}/v1/search/voice",
@@ -140,7 +141,7 @@ def test_a_slow_transcript_answers_202_and_the_query_url_has_it_later(
     settings = stack.settings.model_copy(deep=True)
     settings.voice.wait_s = 0.0
     clip = speak("a rocket", tmp_path / "rocket.wav").read_bytes()
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(settings), base_url="http://127.0.0.1") as client:
         response = client.post(
             "/v1/search/voice", content=clip, headers={"Content-Type": "audio/wav"}
         )
@@ -162,7 +163,7 @@ def test_voice_queries_survive_a_killed_transcribe_worker(
     said = {"coffee": "a cup of coffee", "rocket": "a rocket", "motorcycle": "a motorbike"}
     clips = [speak(words, tmp_path / f"{name}.wav").read_bytes() for name, words in said.items()]
     worker = stack.stack.part("transcribe-queries").process
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(settings), base_url="http://127.0.0.1") as client:
         pending = [
             client.post("/v1/search/voice", content=c, headers={"Content-Type": "audio/wav"})
             for c in clips
@@ -181,6 +182,29 @@ def test_voice_queries_survive_a_killed_transcribe_worker(
     assert worker.pid != killed  # the supervisor started a new one
 
 
+def test_a_query_nobody_waits_for_any_more_is_dropped_not_transcribed(
+    stack: RunningStack, tmp_path: Path
+) -> None:
+    # As after an outage: the caller got its 202 and left; no poll keeps the query wanted.
+    settings = stack.settings.model_copy(deep=True)
+    settings.voice.wait_s = 0.0
+    settings.voice.abandon_after_s = 0.0
+    clip = speak("a rocket", tmp_path / "rocket.wav").read_bytes()
+    with TestClient(create_app(settings), base_url="http://127.0.0.1") as client:
+        pending = client.post(
+            "/v1/search/voice", content=clip, headers={"Content-Type": "audio/wav"}
+        ).json()
+
+    with connect(stack.settings) as conn:
+        deadline = time.monotonic() + 60
+        while (row := voice_queries.get(conn, pending["query_id"])) and row["status"] == "pending":
+            assert time.monotonic() < deadline, "the query was never picked up"
+            time.sleep(0.2)
+    assert row is not None
+    assert (row["status"], row["reason"]) == ("failed", "abandoned")
+    assert row["transcript"] is None and row["model"] is None  # whisper never ran
+
+
 def test_unknown_query_is_404(stack: RunningStack) -> None:
     response = httpx.get(f"{api(stack)}/v1/queries/{uuid.uuid4()}")
     assert response.status_code == 404 and "expire" in response.json()["detail"]
@@ -194,7 +218,8 @@ def test_expired_queries_lose_their_clip_and_row(stack: RunningStack) -> None:
         for query_id in (old, fresh):
             key = f"queries/{query_id}.wav"
             store.put(key, b"RIFF....WAVE", "audio/wav")
-            voice_queries.create(conn, VoiceQueryRow(query_id, s.s3.bucket, key, "audio/wav", 12))
+            row = VoiceQueryRow(query_id, s.s3.bucket, key, "audio/wav", 12)
+            voice_queries.create(conn, row, timedelta(seconds=30))
         conn.execute(
             "UPDATE voice_queries SET created_at = now() - interval '2 days' WHERE id = %(id)s",
             {"id": old},
@@ -224,8 +249,8 @@ def test_notifications_wake_exactly_the_waiting_query(stack: RunningStack) -> No
             with connect(stack.settings) as conn:
                 for payload in ("not-a-uuid", str(mine)):
                     conn.execute("SELECT pg_notify(%(c)s, %(p)s)", {"c": channel, "p": payload})
-            await asyncio.wait_for(woken, 5)
-            result = woken.done(), not_woken.done()
+            await asyncio.wait_for(woken.wait(), 5)
+            result = woken.is_set(), not_woken.is_set()
         task.cancel()
         return result
 

@@ -323,6 +323,9 @@ def test_json_derived_objects_are_ignored() -> None:
         (b'{"Records": [{"eventName": "ObjectCreated:Put"}]}', "s3.bucket.name"),
         (b"[1, 2]", "not an object"),
         (b"plain text, neither JSON nor protobuf", "neither JSON nor a SeaweedFS"),
+        # json.loads recurses: deep nesting is a RecursionError, not a JSONDecodeError
+        (b"[" * 200_000, "unreadable event .RecursionError"),
+        (b'{"Records": [' * 100_000, "unreadable event .RecursionError"),
     ],
 )
 def test_malformed_input_raises(value: bytes, message: str) -> None:

@@ -12,8 +12,9 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
+import bus_helpers
 import pytest
-from kafka import KafkaConsumer
+from bus_helpers import read_all
 
 from glimpse.bus import InboundMessage, OutboundMessage, ensure_topics, make_consumer, make_producer
 from glimpse.config import KafkaSettings, WorkerSettings
@@ -27,9 +28,12 @@ IN, OUT = "test.in", "test.out"
 @dataclass
 class RecordingHandler:
     """Uppercases values to OUT; 'poison' raises; 'bad' is marked permanently failed;
-    the first ``transient_failures`` calls raise an infrastructure error."""
+    'huge' makes an output over the broker's size limit; the first
+    ``transient_failures`` calls raise an infrastructure error; ``record_error``, when
+    set, is what recording a failure raises."""
 
     transient_failures: int = 0
+    record_error: Exception | None = None
     batches: list[list[bytes]] = field(default_factory=list)
     stored: list[bytes] = field(default_factory=list)
     failures: list[DeadLetter] = field(default_factory=list)
@@ -48,10 +52,13 @@ class RecordingHandler:
                 results.append(Failed(ValueError("bad input"), permanent=True))
                 continue
             self.stored.append(m.value)
-            results.append(Done([OutboundMessage(OUT, m.key, m.value.upper())]))
+            value = b"x" * 2_000_000 if m.value == b"huge" else m.value.upper()
+            results.append(Done([OutboundMessage(OUT, m.key, value)]))
         return results
 
     def record_failure(self, message: InboundMessage, letter: DeadLetter) -> None:
+        if self.record_error is not None:
+            raise self.record_error
         self.failures.append(letter)
 
     def close(self) -> None:
@@ -66,28 +73,7 @@ def kafka(memory_broker: str) -> KafkaSettings:
 
 
 def produce(kafka: KafkaSettings, values: Sequence[bytes]) -> None:
-    producer = make_producer(kafka)
-    for value in values:
-        producer.send(IN, key=b"k", value=value)
-    producer.flush()
-    producer.close()
-
-
-def read_all(kafka: KafkaSettings, topic: str, expected: int, timeout_s: float = 20) -> list[bytes]:
-    consumer = KafkaConsumer(
-        topic,
-        bootstrap_servers=kafka.bootstrap,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        group_id=None,
-    )
-    values: list[bytes] = []
-    deadline = time.monotonic() + timeout_s
-    while len(values) < expected and time.monotonic() < deadline:
-        for records in consumer.poll(timeout_ms=200).values():
-            values.extend(r.value for r in records)
-    consumer.close()
-    return values
+    bus_helpers.produce(kafka, IN, values)
 
 
 @dataclass
@@ -164,6 +150,7 @@ def test_poison_item_goes_to_dlq_alone_after_three_attempts(
     assert len(dead) == 1
     letter = dead[0]
     assert letter["stage"] == "test"
+    assert letter["reason"] == "processing_error"
     assert letter["error_type"] == "ValueError"
     assert letter["message"] == "cannot decode poison"
     assert letter["attempts"] == 3
@@ -183,6 +170,41 @@ def test_item_marked_permanently_bad_is_dead_lettered_at_once(
     assert letter["attempts"] == 1
     assert letter["message"] == "bad input"
     assert read_all(kafka, OUT, 1) == [b"GOOD"]
+
+
+def test_a_failing_record_failure_does_not_stop_the_dead_letter_or_the_worker(
+    kafka: KafkaSettings, start_worker: Callable[..., RunningWorker]
+) -> None:
+    # e.g. ingest's record_failure parsing an event its handler could not parse either
+    handler = RecordingHandler(record_error=RecursionError("maximum recursion depth"))
+    produce(kafka, [b"bad", b"good"])
+    running = start_worker(handler)
+
+    letter = json.loads(read_all(kafka, kafka.dlq_topic, 1)[0])
+    assert letter["message"] == "bad input"
+    assert read_all(kafka, OUT, 1) == [b"GOOD"]
+    produce(kafka, [b"later"])
+    assert sorted(read_all(kafka, OUT, 2)) == [b"GOOD", b"LATER"]
+    errors = running.worker.metrics.registry.get_sample_value(
+        "glimpse_worker_record_failure_errors_total",
+        {"service": "test", "error": "RecursionError"},
+    )
+    assert errors == 1
+
+
+def test_an_output_the_broker_refuses_dead_letters_its_item_only(
+    kafka: KafkaSettings, start_worker: Callable[..., RunningWorker]
+) -> None:
+    handler = RecordingHandler()
+    produce(kafka, [b"a", b"huge", b"b"])
+    start_worker(handler)
+
+    letter = json.loads(read_all(kafka, kafka.dlq_topic, 1)[0])
+    assert letter["error_type"] == "MessageSizeTooLargeError"
+    assert letter["offset"] == 1
+    assert [f.offset for f in handler.failures] == [1]
+    # "A" went out before the refusal and again item by item: downstream is idempotent
+    assert set(read_all(kafka, OUT, 3)) == {b"A", b"B"}
 
 
 def test_infrastructure_errors_are_retried_and_never_dead_lettered(

@@ -125,13 +125,23 @@ function saveKey(key) {
 }
 
 /** `glimpse up` prints the page as /#key=…: keep the key, then drop it from the address
- * bar so it is not bookmarked, shared or left in the history. */
+ * bar so it is not bookmarked, shared or left in the history. A link with a different key
+ * than the saved one asks first: anyone can send a link, and uploads would then go out
+ * under their key. */
 function takeKeyFromUrl() {
   const params = new URLSearchParams(location.hash.slice(1));
   const key = (params.get("key") || "").trim();
   if (!key) return;
-  saveKey(key);
   history.replaceState(history.state, "", location.pathname + location.search);
+  const saved = currentKey();
+  if (saved && saved !== key) {
+    const replace = window.confirm(
+      "This link carries a different API key than the one saved in this browser. " +
+        "Use the key from the link instead? (Cancel keeps the saved key.)",
+    );
+    if (!replace) return;
+  }
+  saveKey(key);
 }
 
 function authHeaders() {

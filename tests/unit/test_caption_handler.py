@@ -1,0 +1,123 @@
+"""Caption tells "the upload is gone" (nothing to do) from "the upload is there but
+its thumbnail is missing" (a failure with a reason people can see)."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import psycopg
+import pytest
+from doubles import MemoryStore, accepted, message
+from PIL import Image
+from psycopg_pool import ConnectionPool
+
+from glimpse.config import DatabaseSettings, KafkaSettings
+from glimpse.db import media
+from glimpse.db.pool import open_pool
+from glimpse.errors import ItemError, failure_reason
+from glimpse.models.captioning import Captioner, ImageAnalysis
+from glimpse.runtime import DeadLetter, Done, Failed, Outcome
+from services.caption.handler import CaptionHandler
+
+
+class CatCaptioner(Captioner):
+    """Sees a cat in every image."""
+
+    def _load(self) -> str:
+        return "r1"
+
+    def _predict_batch(self, images: Sequence[Image.Image]) -> list[ImageAnalysis]:
+        return [ImageAnalysis("A photo of a cat.", [("cat", 0.9)], None) for _ in images]
+
+
+def jpeg() -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (8, 8), "orange").save(out, "JPEG")
+    return out.getvalue()
+
+
+@pytest.fixture
+def pool(postgres: str) -> Iterator[ConnectionPool[psycopg.Connection[Any]]]:
+    with open_pool(DatabaseSettings(url=postgres), "caption-test") as pool:
+        yield pool
+
+
+@pytest.fixture
+def store() -> MemoryStore:
+    return MemoryStore()
+
+
+@pytest.fixture
+def handler(
+    pool: ConnectionPool[psycopg.Connection[Any]], store: MemoryStore
+) -> Iterator[CaptionHandler]:
+    caption = CaptionHandler(store.as_store(), pool, CatCaptioner("test/cat"), KafkaSettings())
+    yield caption
+    caption.fetchers.shutdown()
+
+
+TOPIC = KafkaSettings().images_accepted_topic
+
+
+def test_an_image_with_its_thumbnail_is_captioned(
+    handler: CaptionHandler, pool: ConnectionPool[psycopg.Connection[Any]], store: MemoryStore
+) -> None:
+    with pool.connection() as conn:
+        item = accepted(conn, "image", thumbnail_key="thumbnails/ok.jpg")
+    store.objects[item.key] = store.objects["thumbnails/ok.jpg"] = jpeg()
+
+    [result] = handler.handle([message(TOPIC, item)])
+
+    assert isinstance(result, Done) and result.outcome is Outcome.OK
+
+
+def test_a_missing_thumbnail_of_a_live_upload_is_a_failure_with_a_reason(
+    handler: CaptionHandler, pool: ConnectionPool[psycopg.Connection[Any]], store: MemoryStore
+) -> None:
+    with pool.connection() as conn:
+        item = accepted(conn, "image", thumbnail_key="thumbnails/lost.jpg")
+    store.objects[item.key] = jpeg()  # the upload is there, its thumbnail is not
+    incoming = message(TOPIC, item)
+
+    [result] = handler.handle([incoming])
+
+    assert isinstance(result, Failed) and not result.permanent  # retried first
+    assert isinstance(result.error, ItemError)
+    assert failure_reason(result.error) == "thumbnail_missing"
+    # once dead-lettered, the reason is recorded where people look
+    handler.record_failure(incoming, DeadLetter.of("caption", incoming, result.error, 3))
+    with pool.connection() as conn:
+        failure = conn.execute(
+            "SELECT reason, message FROM media_failures WHERE media_id = %(id)s",
+            {"id": item.media_id},
+        ).fetchone()
+    assert failure == {
+        "reason": "thumbnail_missing",
+        "message": "thumbnail thumbnails/lost.jpg is missing",
+    }
+
+
+def test_a_thumbnail_gone_with_its_deleted_upload_is_skipped(
+    handler: CaptionHandler, pool: ConnectionPool[psycopg.Connection[Any]]
+) -> None:
+    with pool.connection() as conn:
+        item = accepted(conn, "image", thumbnail_key="thumbnails/gone.jpg")
+        media.mark_deleted(conn, item.bucket, item.key)
+
+    [result] = handler.handle([message(TOPIC, item)])
+
+    assert isinstance(result, Done) and result.outcome is Outcome.SKIPPED
+
+
+def test_a_thumbnail_whose_upload_was_deleted_a_moment_ago_is_skipped(
+    handler: CaptionHandler, pool: ConnectionPool[psycopg.Connection[Any]]
+) -> None:
+    # The object and its thumbnail are gone; ingest has not processed the delete yet.
+    with pool.connection() as conn:
+        item = accepted(conn, "image", thumbnail_key="thumbnails/going.jpg")
+
+    [result] = handler.handle([message(TOPIC, item)])
+
+    assert isinstance(result, Done) and result.outcome is Outcome.SKIPPED

@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: up down status test lint bench setup system-deps clean
+.PHONY: up down status test lint bench chaos setup system-deps clean
 
 up: setup
 	$(BIN)/glimpse up
@@ -27,6 +27,10 @@ lint: setup
 
 bench: setup
 	$(BIN)/python -m bench.ingest
+
+# kill -9 every kind of process under steady uploads; appends to bench/RESULTS.md (~10 min)
+chaos: setup
+	$(BIN)/python -m bench.chaos
 
 setup: system-deps $(STAMP)
 

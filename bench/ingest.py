@@ -219,6 +219,7 @@ def running_stack(
     try:
         started = time.perf_counter()
         resolved = stack.start()
+        stack.wait_all_ready()  # start() returns while workers still load their models
         timing.start_s = time.perf_counter() - started
         yield stack, resolved
     finally:

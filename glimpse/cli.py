@@ -29,7 +29,7 @@ from glimpse.config import Settings
 from glimpse.db import media
 from glimpse.redact import redact_url
 from glimpse.stack.connect import StackNotRunning, resolve, running_endpoints
-from glimpse.stack.layout import HomeLayout
+from glimpse.stack.layout import HomeLayout, read_part_states
 from glimpse.storage import ObjectStore
 
 app = typer.Typer(
@@ -100,7 +100,7 @@ def up(
             console.print(f"[bold]glimpse[/bold] starting in {layout.home}")
             resolved = stack.start()
             console.print(f"[green]ready in {time.monotonic() - started:.1f}s[/green]")
-            _print_endpoints(resolved, layout)
+            _print_endpoints(resolved, layout, stack.loading())
             supervising.set()
             stack.supervise(stop)
         except _Interrupted:
@@ -145,7 +145,10 @@ def _page_link(api_url: str, layout: HomeLayout) -> str:
     return f"{api_url}/"
 
 
-def _print_endpoints(s: Settings, layout: HomeLayout) -> None:
+def _print_endpoints(s: Settings, layout: HomeLayout, loading: list[str]) -> None:
+    if loading:
+        # uploads are accepted already: they wait in Kafka for these workers
+        console.print(f"still loading models: {', '.join(loading)}")
     table = Table(show_header=False, box=None)
     base = f"http://{s.api.host}:{s.api.port}"
     table.add_row("API", f"{base}  (docs: /docs)")
@@ -186,6 +189,12 @@ def _up_detached(layout: HomeLayout, timeout_s: float = 300) -> None:
                 # soft_wrap: a link broken over two lines cannot be clicked or copied
                 link = _page_link(endpoints.api_url, layout)
                 console.print(f"web page: [bold]{link}[/bold]", soft_wrap=True)
+                states = _worker_states(Settings(home=layout.home))
+                if loading := [name for name, (state, _) in states.items() if state != "ok"]:
+                    console.print(
+                        f"still loading: {', '.join(loading)} (uploads wait in Kafka for them; "
+                        "`glimpse status` shows when they are ready)"
+                    )
                 return
             if proc.poll() is not None:
                 tail = log_path.read_text(errors="replace").splitlines()[-20:]
@@ -263,18 +272,15 @@ def status(
         _check("s3", lambda: store.client.head_bucket(Bucket=store.bucket) and "ok"),
         _check("kafka", broker),
         _check("database", database),
-        _check("api", partial(_http_ok, f"{api_url}/readyz")),
-        *(
-            _check(name, partial(_worker_ready, port))
-            for name, port in (
-                ("ingest", settings.stack.ingest_health_port),
-                ("caption", settings.stack.caption_health_port),
-                ("embed", settings.stack.embed_health_port),
-                ("transcribe", settings.stack.transcribe_health_port),
-                ("transcribe-queries", settings.stack.transcribe_queries_health_port),
-            )
-        ),
+        _check("api", partial(_api_ready, f"{api_url}/readyz")),
     ]
+    workers = _worker_states(settings)
+    states = {name: "ok" if ok else "down" for name, ok, _ in checks}
+    details = {name: detail for name, _, detail in checks}
+    if details["api"] == _QUERY_MODEL_LOADING:
+        states["api"] = "loading"  # uploads work already; searches wait for the model
+    for name, (state, detail) in workers.items():
+        states[name], details[name] = state, detail
     endpoint_info = {
         "s3_url": settings.s3.endpoint,
         "s3_bucket": settings.s3.bucket,
@@ -287,22 +293,27 @@ def status(
     }
     report = {
         "endpoints": endpoint_info,
-        "health": {name: {"ok": ok, "detail": detail} for name, ok, detail in checks},
+        "health": {
+            name: {"ok": state == "ok", "state": state, "detail": details[name]}
+            for name, state in states.items()
+        },
         "media": counts,
     }
     if as_json:
         out.print_json(json.dumps(report))
     else:
         table = Table("part", "health", "detail")
-        for name, ok, detail in checks:
-            table.add_row(name, "[green]ok[/green]" if ok else "[red]down[/red]", detail)
+        colours = {"ok": "green", "loading": "yellow", "down": "red"}
+        for name, state in states.items():
+            table.add_row(name, f"[{colours[state]}]{state}[/{colours[state]}]", details[name])
         out.print(table)
         out.print(
             "media: " + (", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "none yet")
         )
         for key, value in endpoint_info.items():
             out.print(f"{key}: {value}")
-    if not all(ok for _, ok, _ in checks):
+    # a worker still loading its model is coming up, not broken
+    if "down" in states.values():
         raise typer.Exit(1)
 
 
@@ -311,8 +322,47 @@ def _http_ok(url: str) -> str:
     return "ok"
 
 
-def _worker_ready(port: int) -> str:
-    return _http_ok(f"http://127.0.0.1:{port}/readyz")
+_QUERY_MODEL_LOADING = "ready for uploads; query model loading"
+
+
+def _api_ready(url: str) -> str:
+    response = httpx.get(url, timeout=3)
+    response.raise_for_status()
+    checks = response.json()
+    return _QUERY_MODEL_LOADING if checks.get("query_model") == "loading" else "ok"
+
+
+#: what a starting worker's /readyz says before it is ready (glimpse/runtime.py)
+_COMING_UP = ("loading", "waiting for", "connecting")
+
+
+def _worker_states(settings: Settings) -> dict[str, tuple[str, str]]:
+    """Each worker: ("ok" | "loading" | "down", detail) from its /readyz."""
+    ports = settings.stack
+    # what the supervisor says of parts that do not answer yet (starting, restarting)
+    supervised = read_part_states(HomeLayout.at(settings.home).parts_file)
+    states: dict[str, tuple[str, str]] = {}
+    for name, port in (
+        ("ingest", ports.ingest_health_port),
+        ("caption", ports.caption_health_port),
+        ("embed", ports.embed_health_port),
+        ("transcribe", ports.transcribe_health_port),
+        ("transcribe-queries", ports.transcribe_queries_health_port),
+    ):
+        try:
+            response = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=3)
+        except httpx.HTTPError as exc:
+            if supervised.get(name) in {"starting", "restarting"}:
+                states[name] = ("loading", f"process {supervised[name]}")
+            else:
+                states[name] = ("down", f"{type(exc).__name__}: {exc}")
+            continue
+        text = response.text.strip()
+        if response.status_code == 200:
+            states[name] = ("ok", "ready")
+        else:
+            states[name] = ("loading" if text.startswith(_COMING_UP) else "down", text)
+    return states
 
 
 def _dict_row() -> Any:

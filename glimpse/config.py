@@ -192,7 +192,9 @@ class WorkerSettings(BaseModel):
     # items of one batch a handler may work on at once (I/O waits overlap decoding)
     concurrency: int = 4
     backoff_initial_s: float = 0.2
-    backoff_max_s: float = 10.0
+    # the longest wait between retries while a server is down: after it returns, work
+    # resumes within this (10 s made recovery from a Postgres crash take ~25 s)
+    backoff_max_s: float = 3.0
     health_host: str = "127.0.0.1"
     health_port: int = 0  # 0: no health server
 
@@ -224,6 +226,12 @@ class StackSettings(BaseModel):
     # a soft Go memory limit; below the live heap (~120 MB idle, 240-340 MB under load)
     # weed spends its time collecting garbage (96MiB made ingest 2x slower, bench/)
     weed_memory_limit: str = "512MiB"
+    # a part whose liveness probe (/healthz, or a request to the server) fails this long
+    # is killed and restarted; workers report not-live once a batch overruns its bound
+    liveness_timeout_s: float = 30.0
+    # reconcile (bucket vs media rows) also runs this often, besides after restarts of
+    # the broker or an S3 store; 0 turns the periodic pass off
+    reconcile_interval_s: float = 300.0
 
 
 class Settings(BaseSettings):

@@ -19,8 +19,12 @@ class HealthServer:
         registry: CollectorRegistry,
         live: Callable[[], bool],
         ready: Callable[[], bool],
+        detail: Callable[[], str] | None = None,
     ) -> None:
         checks = {"/healthz": live, "/readyz": ready}
+        # /readyz's body: what a not-ready worker is doing ("loading models", "waiting
+        # for postgres"), so `glimpse status` can tell loading from broken.
+        details = {"/readyz": detail} if detail else {}
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
@@ -29,7 +33,8 @@ class HealthServer:
                     self._reply(200, generate_latest(registry), CONTENT_TYPE_LATEST)
                 elif path in checks:
                     ok = checks[path]()
-                    self._reply(200 if ok else 503, b"ok\n" if ok else b"not ok\n", "text/plain")
+                    text = details[path]() if path in details else ("ok" if ok else "not ok")
+                    self._reply(200 if ok else 503, f"{text}\n".encode(), "text/plain")
                 else:
                     self._reply(404, b"not found\n", "text/plain")
 

@@ -41,6 +41,7 @@ from glimpse.bus import InboundMessage, OutboundMessage, make_consumer, make_pro
 from glimpse.config import DatabaseSettings, KafkaSettings, WorkerSettings
 from glimpse.db.attempts import PostgresAttemptLog
 from glimpse.db.pool import open_pool
+from glimpse.dependencies import Dependency, wait_for
 from glimpse.errors import WorkerCrashed, backoff_delay, failure_reason, is_transient
 from glimpse.health import HealthServer
 from glimpse.metrics import WorkerMetrics
@@ -500,14 +501,18 @@ def run_service(
     settings: WorkerSettings,
     metrics: WorkerMetrics,
     database: DatabaseSettings,
+    dependencies: Sequence[Dependency] = (),
 ) -> None:
     """Run ``spec`` until SIGTERM/SIGINT: health server, consumer, producer, loop.
 
-    ``make_handler`` loads models and opens clients; readiness waits for it.
+    ``make_handler`` loads models and opens clients; then the worker waits (with
+    backoff, never exiting) until every one of ``dependencies`` answers. Readiness
+    waits for both; ``/readyz`` says which phase the worker is in.
     ``database`` keeps the attempt log that finds items which kill the worker.
     """
     with contextlib.ExitStack() as resources:
         state: dict[str, Worker] = {}
+        phase = ["loading models"]
         stop_requested = threading.Event()
 
         def on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -519,6 +524,11 @@ def run_service(
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
 
+        def readiness() -> str:
+            if "worker" not in state:
+                return phase[0]
+            return "ready" if state["worker"].is_ready() else "infrastructure failing"
+
         if settings.health_port:
             health = HealthServer(
                 settings.health_host,
@@ -526,6 +536,7 @@ def run_service(
                 metrics.registry,
                 live=lambda: "worker" not in state or state["worker"].is_live(),
                 ready=lambda: "worker" in state and state["worker"].is_ready(),
+                detail=readiness,
             )
             health.start()
             resources.callback(health.stop)
@@ -534,15 +545,30 @@ def run_service(
         resources.callback(handler.close)
         attempts = PostgresAttemptLog(open_pool(database, f"{spec.name}-attempts"))
         resources.callback(attempts.close)
-        producer = make_producer(kafka)
+
+        def waiting(names: list[str]) -> None:
+            phase[0] = f"waiting for {', '.join(names)}" if names else "connecting"
+
+        if not wait_for(dependencies, stop_requested, waiting):
+            return
+        # The broker may die between the check and here: retry, don't exit.
+        producer = _until_connected(lambda: make_producer(kafka), stop_requested, settings)
+        if producer is None:
+            return
         resources.callback(producer.close, 10)
-        consumer = make_consumer(
-            kafka,
-            spec.group,
-            spec.input_topics,
-            # a minute more than the longest batch, and never below kafka-python's default
-            max_poll_interval_ms=max(300_000, int(spec.max_batch_seconds * 1000) + 60_000),
+        consumer = _until_connected(
+            lambda: make_consumer(
+                kafka,
+                spec.group,
+                spec.input_topics,
+                # a minute more than the longest batch, and never below kafka-python's default
+                max_poll_interval_ms=max(300_000, int(spec.max_batch_seconds * 1000) + 60_000),
+            ),
+            stop_requested,
+            settings,
         )
+        if consumer is None:
+            return
         # close(autocommit=False): never commit on the way out, whatever was consumed.
         resources.callback(consumer.close, False)
         worker = Worker(spec, handler, consumer, producer, kafka, settings, metrics, attempts)
@@ -550,3 +576,21 @@ def run_service(
         if stop_requested.is_set():
             return
         worker.run()
+
+
+def _until_connected(
+    connect: Callable[[], T], stop: threading.Event, settings: WorkerSettings
+) -> T | None:
+    """``connect()`` retried with backoff on infrastructure errors; None if stopped."""
+    attempt = 0
+    while not stop.is_set():
+        try:
+            return connect()
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            attempt += 1
+            delay = backoff_delay(attempt, settings.backoff_initial_s, settings.backoff_max_s)
+            log.warning("connecting failed (%r); retry %d in %.1fs", exc, attempt, delay)
+            stop.wait(delay)
+    return None

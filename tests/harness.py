@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from pathlib import Path
 
@@ -26,22 +25,22 @@ def private_settings(home: Path) -> Settings:
 
 
 class RunningStack:
-    """An EmbeddedStack started in-process and supervised by a background thread."""
+    """An EmbeddedStack started in-process, every worker ready (``start()`` alone returns
+    while they still load). Each part is supervised by its own thread."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, wait_for_workers: bool = True) -> None:
         from glimpse.stack.supervisor import EmbeddedStack
 
         self.stack = EmbeddedStack(settings)
-        self.settings = self.stack.start()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(
-            target=self.stack.supervise, args=(self._stop,), daemon=True
-        )
-        self._thread.start()
+        try:
+            self.settings = self.stack.start()
+            if wait_for_workers:
+                self.stack.wait_all_ready()
+        except BaseException:
+            self.stack.stop()
+            raise
 
     def close(self) -> None:
-        self._stop.set()
-        self._thread.join()
         self.stack.stop()
 
 

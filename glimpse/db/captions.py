@@ -45,3 +45,21 @@ def save(conn: psycopg.Connection[Any], rows: Sequence[CaptionRow]) -> None:
             for r in rows
         ],
     )
+
+
+def stored(
+    conn: psycopg.Connection[Any], media_ids: Sequence[uuid.UUID], model: str, revision: str
+) -> dict[uuid.UUID, CaptionRow]:
+    """Captions already stored by this model and revision: a re-delivery re-announces
+    them instead of running the model again."""
+    rows = conn.execute(
+        "SELECT media_id, text, labels FROM captions WHERE media_id = ANY(%(ids)s) "
+        "AND model = %(model)s AND model_revision = %(revision)s",
+        {"ids": list(media_ids), "model": model, "revision": revision},
+    ).fetchall()
+    return {
+        r["media_id"]: CaptionRow(
+            r["media_id"], model, revision, r["text"], [(str(n), float(p)) for n, p in r["labels"]]
+        )
+        for r in rows
+    }

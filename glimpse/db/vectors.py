@@ -99,6 +99,27 @@ def save(
     )
 
 
+def fresh_text_vectors(
+    conn: psycopg.Connection[Any], media_ids: Sequence[uuid.UUID], vm: VectorModel
+) -> set[uuid.UUID]:
+    """Media whose text vector of ``vm`` is newer than every caption and transcript of
+    theirs: a re-delivered text for them needs no model call."""
+    rows = conn.execute(
+        """
+        SELECT e.media_id FROM embeddings e
+        WHERE e.media_id = ANY(%(ids)s) AND e.model = %(model)s AND e.kind = %(kind)s
+          AND e.created_at >= coalesce(
+                (SELECT max(c.created_at) FROM captions c WHERE c.media_id = e.media_id),
+                '-infinity')
+          AND e.created_at >= coalesce(
+                (SELECT max(t.created_at) FROM transcripts t WHERE t.media_id = e.media_id),
+                '-infinity')
+        """,
+        {"ids": list(media_ids), "model": vm.model, "kind": vm.kind},
+    ).fetchall()
+    return {r["media_id"] for r in rows}
+
+
 def vector_of(
     conn: psycopg.Connection[Any], media_id: uuid.UUID, vm: VectorModel
 ) -> np.ndarray | None:

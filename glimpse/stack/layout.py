@@ -75,6 +75,11 @@ class HomeLayout:
         return self.run / "endpoints.json"
 
     @property
+    def parts_file(self) -> Path:
+        """Each supervised part's state (starting, ready, restarting), for `glimpse status`."""
+        return self.run / "parts.json"
+
+    @property
     def pid_file(self) -> Path:
         return self.run / "up.pid"
 
@@ -121,3 +126,12 @@ class Endpoints:
             return cls(**json.loads(path.read_text()))
         except (FileNotFoundError, json.JSONDecodeError, TypeError):
             return None
+
+
+def read_part_states(path: Path) -> dict[str, str]:
+    """``{part: state}`` as the supervisor last wrote it; empty if there is none."""
+    try:
+        states = json.loads(path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {}
+    return {str(name): str(info.get("state")) for name, info in states.items()}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from glimpse import dependencies
 from glimpse.config import Settings
 from glimpse.db.pool import open_pool
 from glimpse.logs import configure_logging
@@ -28,7 +29,13 @@ def main() -> None:
         )
 
     run_service(
-        spec, make_handler, settings.kafka, settings.worker, WorkerMetrics(), settings.database
+        spec,
+        make_handler,
+        settings.kafka,
+        settings.worker,
+        WorkerMetrics(),
+        settings.database,
+        dependencies=dependencies.of(settings),
     )
 
 

@@ -73,9 +73,16 @@ class CaptionHandler:
                 items[i] = MediaAccepted.from_json(message.value)
             except ValidationError as exc:
                 results[i] = Failed(exc, permanent=True)
+        model = self.captioner
         with self.pool.connection() as conn:
             live = media.accepted_ids(conn, [item.media_id for item in items.values()])
-        wanted = {i: item for i, item in items.items() if item.media_id in live}
+            done = captions.stored(conn, list(live), model.model_id, model.revision)
+        for i, item in items.items():
+            if item.media_id in done:  # a re-delivery: announce again, don't run the model
+                results[i] = Done([self._announce(done[item.media_id])], Outcome.SKIPPED)
+        wanted = {
+            i: item for i, item in items.items() if item.media_id in live and i not in results
+        }
         analyses = self._analyse(wanted)
         results.update(self._store({i: items[i] for i in analyses}, analyses))
         results.update(self._missing({i: wanted[i] for i in wanted.keys() - analyses.keys()}))

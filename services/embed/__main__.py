@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from glimpse import dependencies
 from glimpse.config import Settings
 from glimpse.db.pool import open_pool
 from glimpse.logs import configure_logging
@@ -26,7 +27,13 @@ def main() -> None:
         )
 
     run_service(
-        spec, make_handler, settings.kafka, settings.worker, WorkerMetrics(), settings.database
+        spec,
+        make_handler,
+        settings.kafka,
+        settings.worker,
+        WorkerMetrics(),
+        settings.database,
+        dependencies=dependencies.of(settings, needs_s3=False),
     )
 
 

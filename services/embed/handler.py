@@ -45,9 +45,11 @@ class EmbedHandler:
                 results.append(Failed(exc, permanent=True))
         with self.pool.connection() as conn:
             live = media.accepted_ids(conn, [t.media_id for t in texts.values()])
-            todo = {i: t for i, t in texts.items() if t.media_id in live}
+            # a re-delivered text whose vector is already newer needs no model call
+            fresh = vectors.fresh_text_vectors(conn, list(live), self.model)
+            todo = {i: t for i, t in texts.items() if t.media_id in live - fresh}
             for i in texts.keys() - todo.keys():
-                results[i] = Done(outcome=Outcome.SKIPPED)  # deleted or replaced since
+                results[i] = Done(outcome=Outcome.SKIPPED)  # done, deleted or replaced since
             if todo:
                 vecs = self.embedder.embed([t.text for t in todo.values()])
                 ids = [t.media_id for t in todo.values()]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from glimpse import dependencies
 from glimpse.config import Settings
 from glimpse.db.pool import open_pool
 from glimpse.logs import configure_logging
@@ -31,7 +32,15 @@ def main() -> None:
             ingest=settings.ingest,
         )
 
-    run_service(spec, make_handler, settings.kafka, settings.worker, metrics, settings.database)
+    run_service(
+        spec,
+        make_handler,
+        settings.kafka,
+        settings.worker,
+        metrics,
+        settings.database,
+        dependencies=dependencies.of(settings),
+    )
 
 
 if __name__ == "__main__":

@@ -1,6 +1,8 @@
 """The FastAPI application, built from settings by ``create_app``; no globals.
 
-The query embedder loads at startup (readiness waits for it), never per request.
+The query embedder loads on a background thread at startup, never per request: the
+API serves uploads within a second or two, and searches answer 503 with Retry-After
+until the model is in (``query_model.py``).
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
-from fastapi.concurrency import run_in_threadpool
 from fastapi_offline import FastAPIOffline
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -24,7 +25,6 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 from glimpse.bus import LazyProducer
 from glimpse.config import Settings
 from glimpse.db.pool import open_pool
-from glimpse.models.text import load_text_embedder
 from glimpse.storage import ObjectStore
 from services.search_api import (
     problems,
@@ -40,6 +40,7 @@ from services.search_api.body_limit import BodyLimit
 from services.search_api.context import ApiContext
 from services.search_api.notifications import QueryNotifications
 from services.search_api.origin_guard import OriginGuard
+from services.search_api.query_model import QueryModel, QueryModelLoading
 from services.search_api.retention import sweep_forever
 
 
@@ -61,8 +62,8 @@ def _lifespan(settings: Settings) -> Callable[[FastAPI], AbstractAsyncContextMan
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        embedder = load_text_embedder(settings.models)
-        await run_in_threadpool(embedder.load)
+        embedder = QueryModel(settings.models)
+        embedder.start_loading()
         assert settings.database.url, "database URL is not configured"
         pool = open_pool(settings.database, "search-api")
         producer = LazyProducer(settings.kafka)
@@ -114,6 +115,12 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=_lifespan(settings),
     )
     problems.install(app)
+
+    @app.exception_handler(QueryModelLoading)
+    async def model_loading(request: Request, exc: QueryModelLoading) -> Response:
+        headers = {"Retry-After": str(exc.retry_after_s)}
+        return problems.problem(503, "Service unavailable", str(exc), request.url.path, headers)
+
     app.include_router(routes_search.router)
     app.include_router(routes_media.router)
     app.include_router(routes_uploads.router)
@@ -154,7 +161,13 @@ def create_app(settings: Settings) -> FastAPI:
     @app.get("/readyz", tags=["ops"])
     def readyz(request: Request, response: Response) -> dict[str, str]:
         ctx: ApiContext = request.app.state.glimpse
-        checks: dict[str, str] = {"query_model": "ok" if ctx.embedder.loaded else "loading"}
+        # A loading query model does not make the API unready: uploads, media and
+        # thumbnails work, searches answer 503 + Retry-After until it is in.
+        model = ctx.embedder
+        checks: dict[str, str] = {
+            "query_model": "ok" if model.loaded else "loading" if model.error is None else
+            f"error: {model.error}"
+        }  # fmt: skip
         try:
             with ctx.pool.connection(timeout=2) as conn:
                 conn.execute("SELECT 1")
@@ -168,7 +181,7 @@ def create_app(settings: Settings) -> FastAPI:
             checks["s3"] = f"error: {exc}"
         checks["broker"] = _broker_reachable(settings.kafka.bootstrap)
         checks["voice_listener"] = "ok" if ctx.notifications.listening.is_set() else "connecting"
-        if any(v != "ok" for v in checks.values()):
+        if any(v not in {"ok", "loading"} for v in checks.values()):
             response.status_code = 503
         return checks
 

@@ -11,10 +11,10 @@ from psycopg_pool import ConnectionPool
 
 from glimpse.bus import LazyProducer
 from glimpse.config import Settings
-from glimpse.models.text import TextEmbedder
 from glimpse.storage import ObjectStore
 from services.search_api.admission import RateLimiter, WaitingLimit
 from services.search_api.notifications import QueryNotifications
+from services.search_api.query_model import QueryModel
 
 
 @dataclass
@@ -22,7 +22,7 @@ class ApiContext:
     settings: Settings
     pool: ConnectionPool[psycopg.Connection[Any]]
     store: ObjectStore
-    embedder: TextEmbedder
+    embedder: QueryModel
     producer: LazyProducer
     notifications: QueryNotifications
     upload_rate: RateLimiter

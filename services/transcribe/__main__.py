@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 
+from glimpse import dependencies
 from glimpse.config import Settings
 from glimpse.db.pool import open_pool
 from glimpse.logs import configure_logging
@@ -60,7 +61,15 @@ def main(argv: list[str] | None = None) -> None:
             voice=settings.voice,
         )
 
-    run_service(spec, make_handler, settings.kafka, worker, WorkerMetrics(), settings.database)
+    run_service(
+        spec,
+        make_handler,
+        settings.kafka,
+        worker,
+        WorkerMetrics(),
+        settings.database,
+        dependencies=dependencies.of(settings),
+    )
 
 
 if __name__ == "__main__":

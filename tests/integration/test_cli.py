@@ -6,7 +6,9 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
@@ -32,6 +34,16 @@ def glimpse(
     )
 
 
+def wait_until_all_ready(env: dict[str, str], timeout_s: float = 120) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        report: dict[str, Any] = json.loads(glimpse(env, "status", "--json").stdout)
+        if all(part["ok"] for part in report["health"].values()):
+            return report
+        assert time.monotonic() < deadline, report["health"]
+        time.sleep(1)
+
+
 def test_up_status_ingest_down(tmp_path: Path) -> None:
     settings = private_settings(tmp_path / "home")
     env = {**os.environ, **service_env(settings)}
@@ -44,6 +56,7 @@ def test_up_status_ingest_down(tmp_path: Path) -> None:
     started = glimpse(env, "up", "--detach")
     assert started.returncode == 0, started.stderr
     try:
+        # `up` returns once the servers and the API are ready; workers may still load
         status = glimpse(env, "status", "--json")
         assert status.returncode == 0, status.stdout + status.stderr
         secrets = secrets_of(settings.home)
@@ -53,7 +66,10 @@ def test_up_status_ingest_down(tmp_path: Path) -> None:
         assert "credentials/api-key" in started.stderr
         assert_private(settings.home, secrets)
         report = json.loads(status.stdout)
-        assert all(part["ok"] for part in report["health"].values()), report["health"]
+        assert {part["state"] for part in report["health"].values()} <= {"ok", "loading"}
+        for name in ("s3", "kafka", "database"):
+            assert report["health"][name]["ok"], report["health"]
+        report = wait_until_all_ready(env)
         creds_file = Path(report["endpoints"]["s3_credentials_file"])
         assert creds_file.stat().st_mode & 0o777 == 0o600
         assert report["endpoints"]["api_url"] == f"http://127.0.0.1:{settings.api.port}"

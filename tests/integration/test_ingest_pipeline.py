@@ -200,13 +200,14 @@ def test_a_second_glimpse_pointed_at_external_endpoints_starts_no_servers(
     external.database = stack.settings.database.model_copy()
     second = RunningStack(external)
     try:
+        # the API and ingest first, the model workers once the API is ready
         assert [p.name for p in second.stack.parts] == [
+            "search-api",
             "ingest",
             "caption",
             "embed",
             "transcribe",
             "transcribe-queries",
-            "search-api",
         ]
         for worker in ("ingest", "caption", "embed"):  # only the original workers work now
             second.stack.part(worker).process.stop()

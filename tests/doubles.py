@@ -29,6 +29,9 @@ class MemoryStore:
         data = self.objects.get(key)
         return None if data is None else ObjectInfo(key, len(data), None, None)
 
+    def put(self, key: str, data: bytes, content_type: str) -> None:
+        self.objects[key] = data
+
     def download(self, key: str, path: Path, max_bytes: int) -> bool:
         data = self.objects.get(key)
         if data is not None:
@@ -40,7 +43,10 @@ class MemoryStore:
 
 
 def accepted(
-    conn: psycopg.Connection[Any], kind: str, thumbnail_key: str | None = None
+    conn: psycopg.Connection[Any],
+    kind: str,
+    thumbnail_key: str | None = None,
+    sha256: str | None = None,
 ) -> MediaAccepted:
     """An accepted media row with a fresh key, and its announcement."""
     key = f"{kind}/{uuid.uuid4()}"
@@ -51,7 +57,7 @@ def accepted(
         kind=kind,
         mime="audio/ogg" if kind == "audio" else "image/jpeg",
         size_bytes=100,
-        sha256=uuid.uuid4().hex,
+        sha256=sha256 or uuid.uuid4().hex,
         thumbnail_key=thumbnail_key,
     )
     media.save(conn, row)

@@ -26,6 +26,7 @@ def main() -> None:
             pool=open_pool(settings.database, "caption"),
             captioner=load_captioner(settings.models),
             kafka=settings.kafka,
+            limits=settings.limits,
         )
 
     run_service(

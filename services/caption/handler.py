@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import io
 import logging
+import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -21,10 +23,11 @@ from psycopg_pool import ConnectionPool
 from pydantic import ValidationError
 
 from glimpse.bus import InboundMessage, OutboundMessage
-from glimpse.config import KafkaSettings
+from glimpse.config import KafkaSettings, LimitsSettings
 from glimpse.db import captions, media, vectors
 from glimpse.db.captions import CaptionRow
-from glimpse.errors import ItemError
+from glimpse.errors import ItemError, TransientError
+from glimpse.media import Rejected, validate_media
 from glimpse.messages import MediaAccepted, TextReady
 from glimpse.models.captioning import Captioner, ImageAnalysis
 from glimpse.runtime import DeadLetter, Done, Failed, ItemResult, Outcome
@@ -40,7 +43,12 @@ class CaptionHandler:
     pool: ConnectionPool[psycopg.Connection[Any]]
     captioner: Captioner
     kafka: KafkaSettings
+    limits: LimitsSettings = field(default_factory=LimitsSettings)
     fetchers: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(4))
+    # how long an accepted image whose upload reads as missing is looked for again (a
+    # SeaweedFS restart answers "not found" for a few seconds)
+    missing_grace_s: float = 20.0
+    _rebuilding: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
         self.captioner.load()
@@ -91,20 +99,38 @@ class CaptionHandler:
         return [results[i] for i in range(len(batch))]
 
     def _missing(self, items: dict[int, MediaAccepted]) -> dict[int, ItemResult]:
-        """Items whose image could not be read. Gone with its upload (deleted since we
-        looked): nothing to do. Upload still there but its thumbnail missing: a failure
-        people must see, retried (a store restart can hide an object for a moment)."""
-        if not items:
-            return {}
-        with self.pool.connection() as conn:
-            live = media.accepted_ids(conn, [item.media_id for item in items.values()])
-        return {
-            i: Failed(ItemError("thumbnail_missing", f"thumbnail {item.thumbnail_key} is missing"))
-            for i, item in items.items()
-            if item.media_id in live
-            and item.thumbnail_key is not None
-            and self.store.head(item.key) is not None
-        }
+        """Items whose image could not be read, although their row was accepted.
+
+        - The upload is there, only its thumbnail is not (and it could not be rebuilt
+          from the upload): a failure people must see, retried.
+        - The upload is missing too: deleted a moment ago (ingest will mark the row), or
+          the store is restarting and answers "not found" for a few seconds. Look again
+          for up to ``missing_grace_s``: back → the batch is retried (transient); row
+          deleted meanwhile, or still missing → nothing to do (a lost delete is
+          reconcile's to find).
+        """
+        pending = dict(items)
+        deadline = time.monotonic() + self.missing_grace_s
+        while True:
+            with self.pool.connection() as conn:
+                live = media.accepted_ids(conn, [item.media_id for item in pending.values()])
+            pending = {i: item for i, item in pending.items() if item.media_id in live}
+            there = {i: item for i, item in pending.items() if self.store.head(item.key)}
+            if there:  # the store answers: uploads missing now are really gone
+                if not all(map(self._thumbnail_missing, there.values())):
+                    raise TransientError("images unreadable a moment ago are back: retry")
+                return {
+                    i: Failed(
+                        ItemError("thumbnail_missing", f"thumbnail {item.thumbnail_key} is missing")
+                    )
+                    for i, item in there.items()
+                }
+            if not pending or time.monotonic() >= deadline:
+                return {}
+            time.sleep(1.0)
+
+    def _thumbnail_missing(self, item: MediaAccepted) -> bool:
+        return item.thumbnail_key is not None and self.store.head(item.thumbnail_key) is None
 
     def _analyse(self, items: dict[int, MediaAccepted]) -> dict[int, ImageAnalysis]:
         """Run the model on each chunk of ``batch_size`` images as soon as it is decoded,
@@ -152,6 +178,27 @@ class CaptionHandler:
                 vectors.save(conn, ids, self.visual, ["image"] * len(ids), visual)
         return {i: Done([self._announce(row)]) for i, row in zip(order, rows, strict=True)}
 
+    def _rebuild_thumbnail(self, item: MediaAccepted) -> bytes | None:
+        """The thumbnail made again from the upload, as ingest makes it, and stored.
+
+        Thumbnails are shared by content; one can be removed by the delete of another
+        copy of the same content in the instant this copy was accepted. One rebuild at a
+        time: it decodes a full-size image."""
+        assert item.thumbnail_key
+        with self._rebuilding:
+            original = self.store.read(item.key, self.limits.max_bytes)
+            if original is None:
+                return None
+            try:
+                checked = validate_media(original, self.limits)
+            except Rejected:
+                return None  # not the bytes ingest accepted: a newer upload is on its way
+            if checked.thumbnail is None or checked.sha256 != item.sha256:
+                return None
+            self.store.put(item.thumbnail_key, checked.thumbnail, "image/jpeg")
+            log.info("%s: thumbnail was missing; made it again from the upload", item.key)
+            return checked.thumbnail
+
     def _announce(self, row: CaptionRow) -> OutboundMessage:
         ready = TextReady(media_id=row.media_id, source="caption", model=row.model, text=row.text)
         return OutboundMessage(
@@ -160,6 +207,8 @@ class CaptionHandler:
 
     def _load_image(self, item: MediaAccepted) -> Image.Image | None:
         data = self.store.read(item.thumbnail_key or item.key, _MAX_IMAGE_BYTES)
+        if data is None and item.thumbnail_key:
+            data = self._rebuild_thumbnail(item)
         if data is None:
             return None
         with Image.open(io.BytesIO(data)) as image:

@@ -3,7 +3,9 @@ its thumbnail is missing" (a failure with a reason people can see)."""
 
 from __future__ import annotations
 
+import hashlib
 import io
+import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -16,7 +18,7 @@ from psycopg_pool import ConnectionPool
 from glimpse.config import DatabaseSettings, KafkaSettings
 from glimpse.db import media
 from glimpse.db.pool import open_pool
-from glimpse.errors import ItemError, failure_reason
+from glimpse.errors import ItemError, TransientError, failure_reason
 from glimpse.models.captioning import Captioner, ImageAnalysis
 from glimpse.runtime import DeadLetter, Done, Failed, Outcome
 from services.caption.handler import CaptionHandler
@@ -53,7 +55,9 @@ def store() -> MemoryStore:
 def handler(
     pool: ConnectionPool[psycopg.Connection[Any]], store: MemoryStore
 ) -> Iterator[CaptionHandler]:
-    caption = CaptionHandler(store.as_store(), pool, CatCaptioner("test/cat"), KafkaSettings())
+    caption = CaptionHandler(
+        store.as_store(), pool, CatCaptioner("test/cat"), KafkaSettings(), missing_grace_s=1.0
+    )
     yield caption
     caption.fetchers.shutdown()
 
@@ -121,3 +125,37 @@ def test_a_thumbnail_whose_upload_was_deleted_a_moment_ago_is_skipped(
     [result] = handler.handle([message(TOPIC, item)])
 
     assert isinstance(result, Done) and result.outcome is Outcome.SKIPPED
+
+
+def test_a_lost_thumbnail_is_made_again_from_the_upload(
+    handler: CaptionHandler, pool: ConnectionPool[psycopg.Connection[Any]], store: MemoryStore
+) -> None:
+    # e.g. removed by the delete of another copy of the same content (aws s3 mv)
+    upload = jpeg()
+    with pool.connection() as conn:
+        item = accepted(conn, "image", thumbnail_key="thumbnails/shared.jpg",
+                        sha256=hashlib.sha256(upload).hexdigest())  # fmt: skip
+    store.objects[item.key] = upload
+
+    [result] = handler.handle([message(TOPIC, item)])
+
+    assert isinstance(result, Done) and result.outcome is Outcome.OK
+    with Image.open(io.BytesIO(store.objects["thumbnails/shared.jpg"])) as thumbnail:
+        assert thumbnail.format == "JPEG"
+
+
+def test_an_upload_unreadable_while_the_store_restarts_is_retried_not_skipped(
+    handler: CaptionHandler, pool: ConnectionPool[psycopg.Connection[Any]], store: MemoryStore
+) -> None:
+    with pool.connection() as conn:
+        item = accepted(conn, "image", thumbnail_key="thumbnails/back.jpg")
+
+    def store_comes_back() -> None:
+        store.objects[item.key] = store.objects["thumbnails/back.jpg"] = jpeg()
+
+    threading.Timer(0.3, store_comes_back).start()
+    with pytest.raises(TransientError):  # the runtime retries the batch, and it is read
+        handler.handle([message(TOPIC, item)])
+
+    [result] = handler.handle([message(TOPIC, item)])
+    assert isinstance(result, Done) and result.outcome is Outcome.OK

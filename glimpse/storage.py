@@ -48,14 +48,16 @@ class OpenedObject:
 
     def read(self, max_bytes: int) -> bytes:
         """Stream the body, never holding more than ``max_bytes``."""
-        chunks: list[bytes] = []
+        return b"".join(self._bounded(max_bytes))
+
+    def _bounded(self, max_bytes: int) -> Iterator[bytes]:
+        """The body a chunk at a time; ``ObjectTooLarge`` once it passes ``max_bytes``."""
         total = 0
         while chunk := self._body.read(_CHUNK):
             total += len(chunk)
             if total > max_bytes:
                 raise ObjectTooLarge(total, max_bytes)
-            chunks.append(chunk)
-        return b"".join(chunks)
+            yield chunk
 
     def chunks(self, size: int = 256 * 1024) -> Iterator[bytes]:
         """The body piece by piece (for streaming it on), closed at the end."""
@@ -67,11 +69,8 @@ class OpenedObject:
     def copy_to(self, out: BinaryIO, max_bytes: int) -> int:
         """Stream the body into ``out`` a chunk at a time; the bytes written."""
         total = 0
-        while chunk := self._body.read(_CHUNK):
-            total += len(chunk)
-            if total > max_bytes:
-                raise ObjectTooLarge(total, max_bytes)
-            out.write(chunk)
+        for chunk in self._bounded(max_bytes):
+            total += out.write(chunk)
         return total
 
     def close(self) -> None:

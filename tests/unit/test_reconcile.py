@@ -101,8 +101,10 @@ def _peak_bytes(n: int) -> tuple[int, int]:
 
 
 def test_memory_stays_flat_whatever_the_number_of_keys() -> None:
-    small_events, small_peak = _peak_bytes(10_000)
-    large_events, large_peak = _peak_bytes(100_000)
+    # the least of three runs: tracemalloc also counts what other threads of the test
+    # process (clients left by earlier tests) allocate meanwhile
+    small_events, small_peak = min(_peak_bytes(10_000) for _ in range(3))
+    large_events, large_peak = min(_peak_bytes(100_000) for _ in range(3))
 
     assert large_events > 9 * small_events  # ten times the work ...
     assert large_peak < small_peak * 1.5 + 16_384  # ... in the same memory

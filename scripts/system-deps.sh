@@ -3,7 +3,8 @@
 # `system-deps.sh test` adds what the tests use: espeak-ng makes speech clips,
 # chromium runs the web page tests.
 set -euo pipefail
-needed=(libmagic1)
+# openssl makes the certificates that close SeaweedFS's master and gRPC ports (docs/security.md)
+needed=(libmagic1 openssl)
 if [ "${1:-}" = "test" ]; then
   needed+=(espeak-ng chromium)
 fi

@@ -267,9 +267,13 @@ def status(
         finally:
             admin.close()
 
+    def bucket() -> str:
+        store.check_bucket()
+        return "ok"
+
     api_url = f"http://{settings.api.host}:{settings.api.port}"
     checks = [
-        _check("s3", lambda: store.client.head_bucket(Bucket=store.bucket) and "ok"),
+        _check("s3", bucket),
         _check("kafka", broker),
         _check("database", database),
         _check("api", partial(_api_ready, f"{api_url}/readyz")),

@@ -58,7 +58,7 @@ def broker(bootstrap: str) -> Dependency:
 
 
 def s3(store: ObjectStore) -> Dependency:
-    return Dependency("s3", lambda: store.client.head_bucket(Bucket=store.bucket) and None)
+    return Dependency("s3", store.check_bucket)
 
 
 def of(settings: Settings, *, needs_s3: bool = True) -> list[Dependency]:

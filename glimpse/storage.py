@@ -199,6 +199,16 @@ class ObjectStore:
     def delete(self, key: str) -> None:
         self.client.delete_object(Bucket=self.bucket, Key=key)
 
+    def copy(self, source: str, destination: str) -> None:
+        """A server-side copy within the bucket (what ``aws s3 mv`` starts with)."""
+        self.client.copy_object(
+            Bucket=self.bucket, Key=destination, CopySource={"Bucket": self.bucket, "Key": source}
+        )
+
+    def check_bucket(self) -> None:
+        """Raise unless the bucket answers (readiness and dependency checks)."""
+        self.client.head_bucket(Bucket=self.bucket)
+
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
         paginator = self.client.get_paginator("list_objects_v2")
         for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):

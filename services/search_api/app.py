@@ -175,7 +175,7 @@ def create_app(settings: Settings) -> FastAPI:
         except Exception as exc:
             checks["database"] = f"error: {exc}"
         try:
-            ctx.store.client.head_bucket(Bucket=settings.s3.bucket)
+            ctx.store.check_bucket()
             checks["s3"] = "ok"
         except Exception as exc:
             checks["s3"] = f"error: {exc}"

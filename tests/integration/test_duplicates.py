@@ -47,11 +47,7 @@ def test_moving_the_original_with_copy_then_delete_keeps_it_findable(
     store.put("mv/from.png", unique_png(70_002), "image/png")
     wait_for_rows(s, ["mv/from.png"], until=is_("accepted"))
 
-    store.client.copy_object(
-        Bucket=s.s3.bucket,
-        Key="mv/to.png",
-        CopySource={"Bucket": s.s3.bucket, "Key": "mv/from.png"},
-    )
+    store.copy("mv/from.png", "mv/to.png")
     wait_for_rows(s, ["mv/to.png"])  # the copy's event first, in a batch of its own
     store.delete("mv/from.png")
 
@@ -68,11 +64,7 @@ def test_moving_with_no_pause_between_copy_and_delete_keeps_it_findable(
     store.put("mv2/from.png", unique_png(70_003), "image/png")
     wait_for_rows(s, ["mv2/from.png"], until=is_("accepted"))
 
-    store.client.copy_object(
-        Bucket=s.s3.bucket,
-        Key="mv2/to.png",
-        CopySource={"Bucket": s.s3.bucket, "Key": "mv2/from.png"},
-    )
+    store.copy("mv2/from.png", "mv2/to.png")
     store.delete("mv2/from.png")
 
     wait_for_rows(s, ["mv2/from.png"], until=is_("deleted"))

@@ -41,31 +41,28 @@ def own_stack(tmp_path: Path) -> Iterator[RunningStack]:
         running.close()
 
 
-def ingest_messages_done(running: RunningStack) -> float:
-    """Messages the (current) ingest process did work for, from its /metrics (the
-    store's readiness probe and folder events are "skipped" and don't count)."""
-    port = running.settings.stack.ingest_health_port
+def worker_messages(running: RunningStack, worker: str) -> dict[str, float]:
+    """Messages a worker's current process finished, by outcome (its /metrics)."""
+    port = getattr(running.settings.stack, f"{worker}_health_port")
     text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
-    return sum(
-        sample.value
-        for family in text_string_to_metric_families(text)
-        if family.name == "glimpse_worker_messages"
-        for sample in family.samples
-        if sample.name == "glimpse_worker_messages_total" and sample.labels["outcome"] != "skipped"
-    )
+    done: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "glimpse_worker_messages_total":
+                outcome = sample.labels["outcome"]
+                done[outcome] = done.get(outcome, 0.0) + sample.value
+    return done
 
 
 def messages_done(running: RunningStack, worker: str, outcome: str = "ok") -> float:
-    """Messages a worker's current process finished with ``outcome`` (its /metrics)."""
-    port = getattr(running.settings.stack, f"{worker}_health_port")
-    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
-    return sum(
-        sample.value
-        for family in text_string_to_metric_families(text)
-        if family.name == "glimpse_worker_messages"
-        for sample in family.samples
-        if sample.name == "glimpse_worker_messages_total" and sample.labels["outcome"] == outcome
-    )
+    return worker_messages(running, worker).get(outcome, 0.0)
+
+
+def ingest_messages_done(running: RunningStack) -> float:
+    """Messages the (current) ingest process did work for (the store's readiness probe
+    and folder events are "skipped" and don't count)."""
+    done = worker_messages(running, "ingest")
+    return sum(count for outcome, count in done.items() if outcome != "skipped")
 
 
 def replay(settings: Settings, prefix: str) -> None:

@@ -37,6 +37,7 @@ from bench.common.chaos import (
     Completeness,
     Recovery,
     SteadyLoad,
+    quick_repair,
     wait_complete,
     worker_ports,
 )
@@ -155,7 +156,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     machine = machine_info()
     began = time.monotonic()
     home = Path(tempfile.mkdtemp(prefix="glimpse-chaos-"))
-    settings = private_settings(home / "home")
+    settings = quick_repair(private_settings(home / "home"))
     settings.worker.max_wait_ms = 50
     try:
         say("cold start …")

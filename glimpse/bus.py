@@ -44,6 +44,16 @@ def all_topics(kafka: KafkaSettings) -> list[str]:
         kafka.transcripts_ready_topic,
         kafka.voice_queries_topic,
         kafka.dlq_topic,
+        *backfill_topics(kafka),
+    ]
+
+
+def backfill_topics(kafka: KafkaSettings) -> list[str]:
+    return [
+        kafka.backfill_objects_topic,
+        kafka.backfill_images_topic,
+        kafka.backfill_audio_topic,
+        kafka.backfill_texts_topic,
     ]
 
 

@@ -24,6 +24,7 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 from rich.table import Table
 
+from glimpse.cli_backfill import backfill_app, repair_command
 from glimpse.cli_models import models_app
 from glimpse.config import Settings
 from glimpse.db import media
@@ -530,6 +531,10 @@ def keys_revoke(key: Annotated[str, typer.Argument(help="The key's id or its pre
         console.print(f"[red]no active key matches {key!r}[/red]")
         raise typer.Exit(1)
     console.print(f"revoked {count} key(s)")
+
+
+app.add_typer(backfill_app, name="backfill")
+app.command("repair")(repair_command)
 
 
 @app.command("reconcile")

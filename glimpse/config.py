@@ -38,6 +38,13 @@ class KafkaSettings(BaseModel):
     transcripts_ready_topic: str = "glimpse.transcripts.ready"
     voice_queries_topic: str = "glimpse.queries.voice"
     dlq_topic: str = "glimpse.dlq"
+    # Backfill, repair and DLQ re-drives go to a stage's backfill topic: workers read it
+    # too, but hold it back while live uploads arrive (glimpse.runtime), so a million
+    # old photos never sit in front of a new one.
+    backfill_objects_topic: str = "glimpse.backfill.objects"
+    backfill_images_topic: str = "glimpse.backfill.images"
+    backfill_audio_topic: str = "glimpse.backfill.audio"
+    backfill_texts_topic: str = "glimpse.backfill.texts"
     partitions: int = 3
     # tansu answers JoinGroup after about session_timeout/2, so keep it short.
     session_timeout_ms: int = 6000
@@ -191,6 +198,8 @@ class WorkerSettings(BaseModel):
     max_crashes: int = 3
     # items of one batch a handler may work on at once (I/O waits overlap decoding)
     concurrency: int = 4
+    # backfill topics are paused while live messages arrive and this long after the last
+    backfill_hold_s: float = 5.0
     backoff_initial_s: float = 0.2
     # the longest wait between retries while a server is down: after it returns, work
     # resumes within this (10 s made recovery from a Postgres crash take ~25 s)
@@ -232,6 +241,11 @@ class StackSettings(BaseModel):
     # reconcile (bucket vs media rows) also runs this often, besides after restarts of
     # the broker or an S3 store; 0 turns the periodic pass off
     reconcile_interval_s: float = 300.0
+    # stage repair: this often, items accepted at least repair_after_s ago that lack a
+    # caption, transcript or vector of the models the workers run are announced again
+    # (a message lost on a broker crash, a dead letter whose cause is gone); 0: never
+    repair_interval_s: float = 300.0
+    repair_after_s: float = 600.0
 
 
 class Settings(BaseSettings):

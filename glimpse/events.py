@@ -59,6 +59,9 @@ BUCKETS_ROOT = "/buckets/"
 MULTIPART_DIR = ".uploads/"
 ETAG_KEYS = ("Seaweed-X-Amz-ETag", "ETag")
 RECONCILE_EVENT_SOURCE = "glimpse:reconcile"
+BACKFILL_EVENT_SOURCE = "glimpse:backfill"
+# glimpse's own event sources (what ObjectEvent.source says) as the JSON records spell them
+_OWN_SOURCES = {"reconcile": RECONCILE_EVENT_SOURCE, "backfill": BACKFILL_EVENT_SOURCE}
 AWS_EVENT_SOURCE = "aws:s3"
 
 
@@ -79,7 +82,7 @@ class ObjectEvent:
     size: int | None
     etag: str | None  # without surrounding quotes
     event_time: datetime | None  # tz-aware UTC
-    source: str  # "seaweedfs" | "s3" (AWS/MinIO JSON) | "reconcile"
+    source: str  # "seaweedfs" | "s3" (AWS/MinIO JSON) | "reconcile" | "backfill"
 
 
 def parse_object_events(
@@ -182,7 +185,7 @@ def _event_from_record(record: object) -> ObjectEvent | None:
         size=size if isinstance(size, int) and not isinstance(size, bool) else None,
         etag=_clean_etag(etag) if isinstance(etag, str) else None,
         event_time=_parse_time(record.get("eventTime")),
-        source="reconcile" if source == RECONCILE_EVENT_SOURCE else "s3",
+        source=next((name for name, spelt in _OWN_SOURCES.items() if spelt == source), "s3"),
     )
 
 
@@ -206,7 +209,7 @@ def _record(event: ObjectEvent) -> dict[str, Any]:
     created = event.action is ObjectAction.CREATED
     record: dict[str, Any] = {
         "eventVersion": "2.1",
-        "eventSource": RECONCILE_EVENT_SOURCE if event.source == "reconcile" else AWS_EVENT_SOURCE,
+        "eventSource": _OWN_SOURCES.get(event.source, AWS_EVENT_SOURCE),
         "eventName": "ObjectCreated:Put" if created else "ObjectRemoved:Delete",
         "s3": {
             "s3SchemaVersion": "1.0",

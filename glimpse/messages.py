@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
@@ -34,6 +36,11 @@ class MediaAccepted(BaseModel):
     @classmethod
     def from_json(cls, data: bytes) -> MediaAccepted:
         return cls.model_validate_json(data)
+
+    @classmethod
+    def from_row(cls, fields: Mapping[str, Any]) -> MediaAccepted:
+        """The announcement of an accepted media row (read back or just saved)."""
+        return cls.model_validate({**fields, "media_id": fields["id"]})
 
 
 class TextReady(BaseModel):

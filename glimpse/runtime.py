@@ -193,10 +193,16 @@ class ServiceSpec:
     # not live, and the broker hands its partitions to another member; a service whose
     # items can take long (hours of audio) raises it.
     max_batch_seconds: float = 300.0
+    # Read too, but only while the input topics are quiet (backfill, repair, re-drives).
+    backfill_topics: tuple[str, ...] = ()
 
     @property
     def group(self) -> str:
         return f"glimpse-{self.name}"
+
+    @property
+    def topics(self) -> tuple[str, ...]:
+        return self.input_topics + self.backfill_topics
 
 
 class _Stopping(BaseException):
@@ -228,6 +234,7 @@ class Worker:
         self._last_beat = time.monotonic()
         self._infra_failing = False
         self._started = False
+        self._live_seen = float("-inf")
 
     # --- lifecycle -----------------------------------------------------------------
     def request_stop(self) -> None:
@@ -241,7 +248,7 @@ class Worker:
 
     def run(self) -> None:
         self._started = True
-        log.info("%s: consuming %s as %s", self.spec.name, self.spec.input_topics, self.spec.group)
+        log.info("%s: consuming %s as %s", self.spec.name, self.spec.topics, self.spec.group)
         while not self._stop.is_set():
             batch = self._collect()
             if not batch:
@@ -271,6 +278,7 @@ class Worker:
                 timeout_ms=timeout_ms, max_records=self.settings.max_batch - len(batch)
             )
             self._last_beat = time.monotonic()
+            self._hold_back_backfill(polled)
             for records in polled.values():
                 batch.extend(
                     InboundMessage(r.topic, r.partition, r.offset, r.key, r.value, r.timestamp)
@@ -279,6 +287,21 @@ class Worker:
             if batch and deadline is None:
                 deadline = time.monotonic() + self.settings.max_wait_ms / 1000
         return batch
+
+    def _hold_back_backfill(self, polled: Mapping[TopicPartition, object]) -> None:
+        """Pause the backfill partitions while live messages arrive, and for
+        ``backfill_hold_s`` after the last: live work waits at most one batch."""
+        backfill = self.spec.backfill_topics
+        if not backfill:
+            return
+        now = time.monotonic()
+        if any(tp.topic not in backfill for tp in polled):
+            self._live_seen = now
+        partitions = [tp for tp in self.consumer.assignment() if tp.topic in backfill]
+        if now - self._live_seen < self.settings.backfill_hold_s:
+            self.consumer.pause(*partitions)
+        else:
+            self.consumer.resume(*partitions)
 
     def _process_and_commit(self, batch: list[InboundMessage]) -> None:
         started = time.perf_counter()
@@ -560,7 +583,7 @@ def run_service(
             lambda: make_consumer(
                 kafka,
                 spec.group,
-                spec.input_topics,
+                spec.topics,
                 # a minute more than the longest batch, and never below kafka-python's default
                 max_poll_interval_ms=max(300_000, int(spec.max_batch_seconds * 1000) + 60_000),
             ),

@@ -209,9 +209,10 @@ class ObjectStore:
         """Raise unless the bucket answers (readiness and dependency checks)."""
         self.client.head_bucket(Bucket=self.bucket)
 
-    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+    def list(self, prefix: str = "", start_after: str = "") -> Iterator[ObjectInfo]:
+        """Objects under ``prefix`` in key order, from the first key after ``start_after``."""
         paginator = self.client.get_paginator("list_objects_v2")
-        for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix, StartAfter=start_after):
             for obj in page.get("Contents", []):
                 yield ObjectInfo(
                     key=obj["Key"],

@@ -34,7 +34,8 @@ def index_name(model: str, kind: VectorKind) -> str:
 
 def register_model(conn: psycopg.Connection[Any], vm: VectorModel) -> None:
     """Create the model's partial HNSW index (cosine, on a cast to its dimension) and its
-    registry row; the first model of a kind becomes the active one. Idempotent."""
+    registry row; the first model of a kind becomes the active one. Idempotent; stamps
+    the model as the one the workers run now (``stage_models.current``)."""
     name = index_name(vm.model, vm.kind)
     conn.execute(
         sql.SQL(
@@ -55,7 +56,7 @@ def register_model(conn: psycopg.Connection[Any], vm: VectorModel) -> None:
         INSERT INTO vector_models (model, kind, dim, index_name, active)
         VALUES (%(model)s, %(kind)s, %(dim)s, %(index)s,
                 NOT EXISTS (SELECT 1 FROM vector_models WHERE kind = %(kind)s AND active))
-        ON CONFLICT (model, kind) DO NOTHING
+        ON CONFLICT (model, kind) DO UPDATE SET registered_at = now()
         """,
         {"model": vm.model, "kind": vm.kind, "dim": vm.dim, "index": name},
     )

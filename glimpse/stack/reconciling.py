@@ -1,15 +1,20 @@
-"""When the embedded stack runs reconcile: at start, after restarts, and periodically.
+"""When the embedded stack runs reconcile: at start, after restarts, and periodically;
+and stage repair, periodically.
 
 Notifications are dropped while the broker or the media store is down (and for about
 a second after), so each restart of one of them schedules a pass; a pass that fails
 because something else is still down is retried with backoff until it gets through.
+Repair (``glimpse.backfill.repair``) catches what is lost after ingest: a message the
+broker lost in a crash, a dead letter whose cause is gone.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 
+from glimpse.backfill import repair
 from glimpse.bus import make_producer
 from glimpse.config import Settings
 from glimpse.db.pool import open_pool
@@ -30,6 +35,7 @@ class Reconciler:
     def __init__(self, s: Settings) -> None:
         self.settings = s
         self.reports: list[ReconcileReport] = []
+        self.repairs: list[dict[str, int]] = []
         self._lock = threading.Lock()
         self._stopping = threading.Event()
 
@@ -56,27 +62,52 @@ class Reconciler:
 
     def every(self, interval_s: float) -> None:
         """In the background: a pass every ``interval_s`` (0: never)."""
+        self._periodically("reconcile-periodic", interval_s, self.run_once)
+
+    def repair_once(self, older_than_s: float) -> dict[str, int]:
+        s = self.settings
+        with open_pool(s.database, "repair") as pool, pool.connection() as conn:
+            producer = make_producer(s.kafka)
+            try:
+                sent = repair(conn, producer, ObjectStore(s.s3), s.kafka, older_than_s,
+                              self._stopping)  # fmt: skip
+            finally:
+                producer.close(10)
+        counts = {str(stage): n for stage, n in sent.items()}
+        self.repairs.append(counts)
+        return counts
+
+    def repair_every(self, interval_s: float, older_than_s: float) -> None:
+        """In the background: a stage-repair pass every ``interval_s`` (0: never)."""
+        self._periodically("repair-periodic", interval_s, lambda: self.repair_once(older_than_s))
+
+    def _periodically(self, name: str, interval_s: float, one_pass: Callable[[], object]) -> None:
         if interval_s <= 0:
             return
 
         def run() -> None:
             while not self._stopping.wait(interval_s):
-                self._until_done()
+                self._until_done(one_pass, name.removesuffix("-periodic"))
 
-        threading.Thread(target=run, name="reconcile-periodic", daemon=True).start()
+        threading.Thread(target=run, name=name, daemon=True).start()
 
     def stop(self) -> None:
         self._stopping.set()
 
-    def _until_done(self, max_delay_s: float = 10.0) -> bool:
+    def _until_done(
+        self,
+        one_pass: Callable[[], object] | None = None,
+        name: str = "reconcile",
+        max_delay_s: float = 10.0,
+    ) -> bool:
         attempt = 0
         while not self._stopping.is_set():
             try:
-                self.run_once()
+                (one_pass or self.run_once)()
                 return True
             except Exception as exc:
                 attempt += 1
                 delay = backoff_delay(attempt, 0.5, max_delay_s)
-                log.warning("reconcile failed (%r); retry in %.1fs", exc, delay)
+                log.warning("%s failed (%r); retry in %.1fs", name, exc, delay)
                 self._stopping.wait(delay)
         return False

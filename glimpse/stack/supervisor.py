@@ -118,6 +118,7 @@ class EmbeddedStack:
             f"{report.created + report.deleted} events re-sent"
         )
         self._reconciler.every(s.stack.reconcile_interval_s)
+        self._reconciler.repair_every(s.stack.repair_interval_s, s.stack.repair_after_s)
         self._start_api_and_workers(s)
         self._write_endpoints(s, ready=True)
         return s

@@ -18,7 +18,11 @@ def main() -> None:
     settings = Settings()
     configure_logging(settings.log_level, "caption")
     limit_cpu_threads(settings.models.torch_threads)
-    spec = ServiceSpec("caption", (settings.kafka.images_accepted_topic,))
+    spec = ServiceSpec(
+        "caption",
+        (settings.kafka.images_accepted_topic,),
+        backfill_topics=(settings.kafka.backfill_images_topic,),
+    )
 
     def make_handler() -> CaptionHandler:
         return CaptionHandler(

@@ -24,7 +24,7 @@ from pydantic import ValidationError
 
 from glimpse.bus import InboundMessage, OutboundMessage
 from glimpse.config import KafkaSettings, LimitsSettings
-from glimpse.db import captions, media, vectors
+from glimpse.db import captions, media, stage_models, vectors
 from glimpse.db.captions import CaptionRow
 from glimpse.errors import ItemError, TransientError
 from glimpse.media import Rejected, validate_media
@@ -57,8 +57,10 @@ class CaptionHandler:
             if self.captioner.visual_dim
             else None
         )
-        if self.visual:
-            with self.pool.connection() as conn:
+        with self.pool.connection() as conn:
+            model = self.captioner
+            stage_models.register(conn, "captioner", model.model_id, model.revision)
+            if self.visual:
                 vectors.register_model(conn, self.visual)
 
     def close(self) -> None:

@@ -18,7 +18,11 @@ def main() -> None:
     configure_logging(settings.log_level, "embed")
     limit_cpu_threads(settings.models.torch_threads)
     kafka = settings.kafka
-    spec = ServiceSpec("embed", (kafka.captions_ready_topic, kafka.transcripts_ready_topic))
+    spec = ServiceSpec(
+        "embed",
+        (kafka.captions_ready_topic, kafka.transcripts_ready_topic),
+        backfill_topics=(kafka.backfill_texts_topic,),
+    )
 
     def make_handler() -> EmbedHandler:
         return EmbedHandler(

@@ -19,7 +19,11 @@ def main() -> None:
     configure_logging(settings.log_level, "ingest")
     metrics = WorkerMetrics()
     ingest_metrics = IngestMetrics(metrics.registry)
-    spec = ServiceSpec("ingest", (settings.kafka.objects_topic,))
+    spec = ServiceSpec(
+        "ingest",
+        (settings.kafka.objects_topic,),
+        backfill_topics=(settings.kafka.backfill_objects_topic,),
+    )
 
     def make_handler() -> IngestHandler:
         return IngestHandler(

@@ -132,10 +132,12 @@ class IngestHandler:
         info = opened.info
         with self.pool.connection() as conn:
             existing = media.get(conn, media.media_id(event.bucket, event.key))
-        if existing and existing["etag"] == info.etag and existing["status"] in _FINAL:
+        # A backfill of everything looks at rejected files again (limits may have changed).
+        final = _FINAL - {MediaStatus.REJECTED} if event.source == "backfill" else _FINAL
+        if existing and existing["etag"] == info.etag and existing["status"] in final:
             # Re-delivery of work already stored: re-announce, downstream is idempotent.
             if existing["status"] == MediaStatus.ACCEPTED:
-                return Outcome.SKIPPED, [self._announce(_accepted_from_row(existing))]
+                return Outcome.SKIPPED, [self._announce(MediaAccepted.from_row(existing))]
             return Outcome.SKIPPED, []
         row = MediaRow(bucket=event.bucket, key=event.key, status=MediaStatus.REJECTED,
                        etag=info.etag, size_bytes=info.size)  # fmt: skip
@@ -197,7 +199,7 @@ class IngestHandler:
             self.metrics.duplicates.inc()
             return Outcome.OK, self._announce_promoted(promoted)
         self.metrics.accepted.labels(v.kind.value).inc()
-        announced = [self._announce(_accepted_from_row(row.columns()))]
+        announced = [self._announce(MediaAccepted.from_row(row.columns()))]
         return Outcome.OK, announced + self._announce_promoted(promoted)
 
     def _announce_promoted(self, promoted: Mapping[str, Any] | None) -> list[OutboundMessage]:
@@ -205,7 +207,7 @@ class IngestHandler:
         if promoted is None:
             return []
         log.info("%s replaces its deleted or overwritten original", promoted["key"])
-        return [self._announce(_accepted_from_row(promoted))]
+        return [self._announce(MediaAccepted.from_row(promoted))]
 
     def _announce(self, accepted: MediaAccepted) -> OutboundMessage:
         topic = (
@@ -218,8 +220,3 @@ class IngestHandler:
 
 def _too_large(size: int, limits: LimitsSettings) -> str:
     return f"file is {size:,} bytes; the limit is {limits.max_bytes:,} bytes"
-
-
-def _accepted_from_row(fields: Mapping[str, Any]) -> MediaAccepted:
-    """The downstream announcement of an accepted row (from the DB or just saved)."""
-    return MediaAccepted.model_validate({**fields, "media_id": fields["id"]})

@@ -29,11 +29,13 @@ def service_spec(role: str, settings: Settings) -> ServiceSpec:
     # small CPU (RTF 0.16-0.56 on 2 cores), so the audio's length plus a margin bounds it.
     longest = settings.limits.max_audio_seconds + 600
     if role == "uploads":
-        return ServiceSpec("transcribe", (kafka.audio_accepted_topic,), longest)
+        return ServiceSpec(
+            "transcribe", (kafka.audio_accepted_topic,), longest, (kafka.backfill_audio_topic,)
+        )
     if role == "queries":
         return ServiceSpec("transcribe-queries", (kafka.voice_queries_topic,))
     topics = (kafka.audio_accepted_topic, kafka.voice_queries_topic)
-    return ServiceSpec("transcribe-all", topics, longest)
+    return ServiceSpec("transcribe-all", topics, longest, (kafka.backfill_audio_topic,))
 
 
 def main(argv: list[str] | None = None) -> None:

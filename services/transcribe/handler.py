@@ -26,7 +26,7 @@ from pydantic import ValidationError
 
 from glimpse.bus import InboundMessage, OutboundMessage
 from glimpse.config import KafkaSettings, LimitsSettings, VoiceSettings
-from glimpse.db import media, transcripts, voice_queries
+from glimpse.db import media, stage_models, transcripts, voice_queries
 from glimpse.db.transcripts import TranscriptRow
 from glimpse.messages import MediaAccepted, TextReady, VoiceQueryRequested
 from glimpse.models.speech import Transcriber, Transcript, TranscriptionError
@@ -54,6 +54,9 @@ class TranscribeHandler:
 
     def __post_init__(self) -> None:
         self.transcriber.load()
+        with self.pool.connection() as conn:
+            model = self.transcriber
+            stage_models.register(conn, "transcriber", model.model_id, model.revision)
 
     def close(self) -> None:
         self.pool.close()

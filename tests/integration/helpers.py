@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -18,6 +20,20 @@ from psycopg.rows import dict_row
 from glimpse.config import Settings
 from glimpse.db.media import media_id
 from glimpse.storage import ObjectStore
+
+
+def glimpse(
+    env: dict[str, str], *args: str, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    """The `glimpse` command as a user runs it (``env``: see ``service_env``)."""
+    return subprocess.run(
+        [sys.executable, "-m", "glimpse.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
 def store_of(settings: Settings) -> ObjectStore:

@@ -4,7 +4,8 @@ Each image-pipeline worker, Postgres, the broker and the media store are killed 
 turn, then Postgres + broker + media store together, while an image is uploaded
 every 0.3 s. The pipeline must commit again after each kill, and at the end every
 image must be complete: one accepted media row, one caption, one text and one visual
-vector per active model.
+vector per active model. A message the broker loses in a kill is stage repair's to
+find (glimpse.backfill.repair), so repair runs often here.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from bench.common.chaos import (
     CommitWatch,
     SteadyLoad,
     during,
+    quick_repair,
     wait_complete,
     worker_ports,
 )
@@ -31,7 +33,7 @@ RECOVERY_BOUND_S = 60.0
 
 
 def test_every_kill_recovers_and_every_upload_ends_complete(tmp_path: Path) -> None:
-    running = RunningStack(private_settings(tmp_path / "home"))
+    running = RunningStack(quick_repair(private_settings(tmp_path / "home")))
     try:
         s = running.settings
         watch = CommitWatch(worker_ports(s))

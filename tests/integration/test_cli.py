@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -14,24 +12,11 @@ import psutil
 import pytest
 from badfiles import jpeg
 from harness import private_settings
-from helpers import unique_png
+from helpers import glimpse, unique_png
 
 from glimpse.stack.supervisor import service_env
 
 pytestmark = pytest.mark.integration
-
-
-def glimpse(
-    env: dict[str, str], *args: str, timeout: float = 300
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "glimpse.cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
 
 
 def wait_until_all_ready(env: dict[str, str], timeout_s: float = 120) -> dict[str, Any]:

@@ -1,0 +1,344 @@
+"""Backfill and stage repair: find a stage's work, enqueue it on the stage's backfill
+topic page by page, and advance a cursor only after the broker acknowledged the page.
+
+- Later stages find their work in Postgres (``glimpse.db.backlog``), ingest in the
+  bucket listing (key order). The work is for the models the workers run now.
+- Workers read backfill topics only while live uploads are quiet (``glimpse.runtime``).
+- A job (``glimpse.db.backfill_jobs``) keeps its cursor in Postgres: stopped or killed
+  and run again, it continues after the last page it enqueued. Killed between the ack
+  and the cursor write, one page goes out again; handlers skip work already done.
+- Repair is the same walk without a row: every stage, ``--missing``, for items older
+  than the repair age, so messages lost in a crash and dead letters whose cause is
+  gone are announced again.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+import psycopg
+from kafka import KafkaProducer
+
+from glimpse.bus import OutboundMessage, send_all
+from glimpse.config import KafkaSettings
+from glimpse.db import backfill_jobs as jobs
+from glimpse.db import backlog, media, stage_models
+from glimpse.db.backfill_jobs import Job, Stage
+from glimpse.db.backlog import FIRST_ID, Mode, Models, Scope
+from glimpse.errors import is_transient
+from glimpse.events import DERIVED_PREFIXES, ObjectAction, ObjectEvent, s3_event_json
+from glimpse.storage import ObjectInfo, ObjectStore
+
+log = logging.getLogger(__name__)
+PAGE_SIZE = 500
+
+
+class BackfillError(Exception):
+    """A backfill that cannot run as asked; the message says why in words."""
+
+
+class StageWork(Protocol):
+    @property
+    def stage(self) -> Stage: ...
+
+    @property
+    def model(self) -> str | None: ...
+
+    def page(
+        self, conn: psycopg.Connection[Any], after: str | None, limit: int
+    ) -> tuple[list[OutboundMessage], str | None]:
+        """The next messages after cursor ``after``, and the cursor after them (None:
+        nothing is left)."""
+        ...
+
+    def done(self, conn: psycopg.Connection[Any], cursor: str | None, began: datetime) -> int:
+        """Items up to ``cursor`` whose result was written since ``began``."""
+        ...
+
+
+@dataclass
+class MediaWork:
+    """Work of the caption, transcribe or embed stage, found in Postgres."""
+
+    stage: Stage
+    models: Models
+    mode: Mode
+    scope: Scope
+    kafka: KafkaSettings
+
+    @property
+    def model(self) -> str | None:
+        return self.models.model
+
+    def page(
+        self, conn: psycopg.Connection[Any], after: str | None, limit: int
+    ) -> tuple[list[OutboundMessage], str | None]:
+        start = uuid.UUID(after) if after else FIRST_ID
+        args = (conn, self.scope, self.models, self.mode, start, limit)
+        found: list[tuple[uuid.UUID, bytes]]
+        if self.stage == "embed":
+            found = [(t.media_id, t.to_json()) for t in backlog.vectors_wanted(*args)]
+        elif self.stage == "caption":
+            found = [(i.media_id, i.to_json()) for i in backlog.captions_wanted(*args)]
+        else:
+            found = [(i.media_id, i.to_json()) for i in backlog.transcripts_wanted(*args)]
+        topic = backfill_topic(self.kafka, self.stage)
+        out = [OutboundMessage(topic, str(mid).encode(), value) for mid, value in found]
+        return out, (str(found[-1][0]) if found else None)
+
+    def count(self, conn: psycopg.Connection[Any]) -> int:
+        return backlog.count_wanted(conn, self.stage, self.scope, self.models, self.mode)
+
+    def done(self, conn: psycopg.Connection[Any], cursor: str | None, began: datetime) -> int:
+        if cursor is None:
+            return 0
+        return backlog.count_done(
+            conn, self.stage, self.scope, self.models.model, uuid.UUID(cursor), began
+        )
+
+
+@dataclass
+class BucketWork:
+    """Ingest's work: objects in the bucket (under ``prefix``) in key order; with mode
+    "missing" only those without a row of their current version."""
+
+    store: ObjectStore
+    mode: Mode
+    prefix: str
+    kafka: KafkaSettings
+    stage: Stage = "ingest"
+    model: str | None = None
+
+    def __post_init__(self) -> None:
+        self._listing: Iterator[ObjectInfo] | None = None
+        self._listed_to: str | None = None
+
+    def page(
+        self, conn: psycopg.Connection[Any], after: str | None, limit: int
+    ) -> tuple[list[OutboundMessage], str | None]:
+        if self._listing is None or self._listed_to != after:  # (re)start the listing
+            self._listing = iter(self._uploads(after or ""))
+        listed = list(itertools.islice(self._listing, limit))
+        if not listed:
+            return [], None
+        self._listed_to = listed[-1].key
+        if self.mode == "missing":
+            current = media.current_etags(conn, self.store.bucket, [o.key for o in listed])
+            listed = [o for o in listed if o.key not in current or current[o.key] != o.etag]
+        out = [
+            OutboundMessage(
+                backfill_topic(self.kafka, "ingest"),
+                o.key.encode(),
+                s3_event_json([_created(self.store.bucket, o)]),
+            )
+            for o in listed
+        ]
+        return out, self._listed_to
+
+    def done(self, conn: psycopg.Connection[Any], cursor: str | None, began: datetime) -> int:
+        if cursor is None:
+            return 0
+        return backlog.count_ingested(conn, self.store.bucket, self.prefix, cursor, began)
+
+    def _uploads(self, after: str) -> Iterator[ObjectInfo]:
+        for obj in self.store.list(self.prefix, start_after=after):
+            if not (obj.key.endswith("/") or obj.key.startswith(DERIVED_PREFIXES)):
+                yield obj
+
+
+def backfill_topic(kafka: KafkaSettings, stage: Stage) -> str:
+    return {
+        "ingest": kafka.backfill_objects_topic,
+        "caption": kafka.backfill_images_topic,
+        "transcribe": kafka.backfill_audio_topic,
+        "embed": kafka.backfill_texts_topic,
+    }[stage]
+
+
+def _created(bucket: str, obj: ObjectInfo) -> ObjectEvent:
+    return ObjectEvent(ObjectAction.CREATED, bucket, obj.key, obj.size, obj.etag,
+                       obj.last_modified, "backfill")  # fmt: skip
+
+
+def stage_work(
+    conn: psycopg.Connection[Any],
+    stage: Stage,
+    mode: Mode,
+    scope: Scope,
+    kafka: KafkaSettings,
+    store: ObjectStore,
+    model: str | None = None,
+) -> StageWork:
+    """The work of ``stage`` for the model its workers run (``model``, if given, must be
+    that one: only a running worker can write its results)."""
+    if stage == "ingest":
+        return BucketWork(store, mode, scope.prefix, kafka)
+    return MediaWork(stage, _models(conn, stage, model), mode, scope, kafka)
+
+
+_ROLE: dict[Stage, stage_models.Role] = {
+    "caption": "captioner",
+    "transcribe": "transcriber",
+    "embed": "text",
+}
+
+
+def _models(conn: psycopg.Connection[Any], stage: Stage, asked: str | None) -> Models:
+    role = _ROLE[stage]
+    running = stage_models.current(conn, role)
+    if running is None:
+        raise BackfillError(f"no {stage} worker has started yet, so there is no {role} "
+                            "model to backfill for: start glimpse first")  # fmt: skip
+    if asked is not None and asked != running:
+        raise BackfillError(
+            f"the {stage} workers run {running}, not {asked}: start them with {asked} "
+            f"(see `glimpse models`) and backfill again"
+        )
+    if stage == "caption":
+        has_visual = conn.execute(
+            "SELECT 1 FROM vector_models WHERE model = %(m)s AND kind = 'visual'", {"m": running}
+        ).fetchone()
+        return Models(running, visual=has_visual is not None)
+    if stage == "embed":
+        return Models(
+            running,
+            captioner=stage_models.current(conn, "captioner"),
+            transcriber=stage_models.current(conn, "transcriber"),
+        )
+    return Models(running)
+
+
+@dataclass
+class Pacer:
+    """Keeps enqueueing at ``rate`` items per second on average (None: no limit)."""
+
+    rate: float | None
+    stop: threading.Event
+
+    def __post_init__(self) -> None:
+        self._began = time.monotonic()
+        self._sent = 0
+
+    def wait_for(self, n: int) -> None:
+        self._sent += n
+        if self.rate:
+            self.stop.wait(max(0.0, self._began + self._sent / self.rate - time.monotonic()))
+
+
+def enqueue(
+    work: StageWork,
+    conn: psycopg.Connection[Any],
+    producer: KafkaProducer,
+    *,
+    cursor: str | None,
+    stop: threading.Event,
+    rate: float | None = None,
+    after_page: Callable[[str, int], None] = lambda cursor, n: None,
+    page_size: int = PAGE_SIZE,
+) -> bool:
+    """Enqueue ``work`` after ``cursor`` until none is left (True) or ``stop`` is set
+    (False). ``after_page(cursor, n)`` runs once the broker acknowledged a page."""
+    pacer = Pacer(rate, stop)
+    if rate:  # small pages at a low rate: smooth sending, a cursor (and heartbeat) often
+        page_size = max(1, min(page_size, int(rate * 2)))
+    while not stop.is_set():
+        messages, next_cursor = work.page(conn, cursor, page_size)
+        if next_cursor is None:
+            return True
+        if messages:
+            pacer.wait_for(len(messages))
+            send_all(producer, messages, timeout_s=60)
+        cursor = next_cursor
+        after_page(cursor, len(messages))
+    return False
+
+
+def job_scope(job: Job, bucket: str) -> Scope:
+    """A job's items: those untouched for ``older_than_s`` when the job was created."""
+    cutoff = job.created_at - timedelta(seconds=job.older_than_s)
+    return Scope(bucket, cutoff, job.prefix, job.since)
+
+
+def run_job(
+    job: Job,
+    work: StageWork,
+    conn: psycopg.Connection[Any],
+    producer: KafkaProducer,
+    stop: threading.Event,
+    page_size: int = PAGE_SIZE,
+) -> bool:
+    """Run (or resume) ``job`` on an autocommit connection that holds its lock until it
+    closes. True once everything is enqueued; False if stopped (resumable)."""
+    if not jobs.claim(conn, job.id):
+        raise BackfillError(f"backfill job {job.id} is running in another process")
+    jobs.resume(conn, job.id)
+    try:
+        if job.total is None and isinstance(work, MediaWork) and job.cursor is None:
+            jobs.set_total(conn, job.id, work.count(conn))
+        finished = enqueue(
+            work,
+            conn,
+            producer,
+            cursor=job.cursor,
+            stop=stop,
+            rate=job.rate,
+            after_page=lambda cursor, n: jobs.advance(conn, job.id, cursor, n),
+            page_size=page_size,
+        )
+    except Exception as exc:
+        if not is_transient(exc):  # a server away only interrupts: run it again to resume
+            jobs.finish(conn, job.id, "failed", f"{type(exc).__name__}: {exc}")
+        raise
+    if finished:
+        if job.total is None:  # ingest learns its total by listing to the end
+            done = jobs.get(conn, job.id)
+            jobs.set_total(conn, job.id, done.enqueued if done else 0)
+        jobs.finish(conn, job.id, "done")
+    else:
+        jobs.finish(conn, job.id, "interrupted")
+    return finished
+
+
+REPAIRED_STAGES: tuple[Stage, ...] = ("caption", "transcribe", "embed")
+
+
+def repair(
+    conn: psycopg.Connection[Any],
+    producer: KafkaProducer,
+    store: ObjectStore,
+    kafka: KafkaSettings,
+    older_than_s: float,
+    stop: threading.Event,
+) -> dict[Stage, int]:
+    """Announce again every accepted item untouched for ``older_than_s`` that lacks a
+    result of the models the workers run (no job row: each pass walks everything).
+    Ingest's gaps are reconcile's. Stages no worker has run yet are skipped."""
+    row = conn.execute(
+        "SELECT now() - make_interval(secs => %(s)s) AS cutoff", {"s": older_than_s}
+    ).fetchone()
+    assert row is not None
+    scope = Scope(store.bucket, row["cutoff"])
+    sent: dict[Stage, int] = {}
+    for stage in REPAIRED_STAGES:
+        try:
+            work = stage_work(conn, stage, "missing", scope, kafka, store)
+        except BackfillError:
+            continue
+        counted = [0]
+
+        def count(_cursor: str, n: int, counted: list[int] = counted) -> None:
+            counted[0] += n
+
+        enqueue(work, conn, producer, cursor=None, stop=stop, after_page=count)
+        sent[stage] = counted[0]
+    if any(sent.values()):
+        log.warning("repair: announced again %s", sent)
+    return sent

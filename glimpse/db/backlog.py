@@ -1,0 +1,217 @@
+"""What a stage still has to do, found in Postgres: for backfill jobs, stage repair and
+the progress both show.
+
+Every finder walks the media table in id order from a cursor (keyset pages), so a job
+of a million items holds one page in memory and resumes after the last item it
+enqueued. ``mode`` "missing" finds items without a result of ``model``; "all" finds
+every item in scope (a re-run after a model or rule change). The scope keeps to items
+untouched since ``cutoff``: work younger than that is the live pipeline's.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import psycopg
+
+from glimpse.messages import MediaAccepted, TextReady
+
+Mode = Literal["missing", "all"]
+FIRST_ID = uuid.UUID(int=0)
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    bucket: str
+    cutoff: datetime  # only media whose row was last written before this
+    prefix: str = ""
+    since: datetime | None = None  # only media created since
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "bucket": self.bucket,
+            "cutoff": self.cutoff,
+            "prefix": like_prefix(self.prefix),
+            "since": self.since or datetime.min.replace(tzinfo=UTC),
+        }
+
+
+def like_prefix(prefix: str) -> str:
+    """A LIKE pattern for keys starting with ``prefix`` (its own % and _ taken literally)."""
+    escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return escaped + "%"
+
+
+_IN_SCOPE = """
+    m.bucket = %(bucket)s AND m.status = 'accepted' AND m.key LIKE %(prefix)s
+    AND m.created_at >= %(since)s AND m.updated_at < %(cutoff)s
+"""
+
+# Images: a caption of the captioner, and its visual vector where it makes one.
+_CAPTION_WORK = (
+    _IN_SCOPE
+    + """
+    AND m.kind = 'image'
+    AND (%(all)s
+         OR NOT EXISTS (SELECT 1 FROM captions c
+                        WHERE c.media_id = m.id AND c.model = %(model)s)
+         OR (%(visual)s AND NOT EXISTS (SELECT 1 FROM embeddings e WHERE e.media_id = m.id
+                                        AND e.model = %(model)s AND e.kind = 'visual')))
+"""
+)
+_TRANSCRIBE_WORK = (
+    _IN_SCOPE
+    + """
+    AND m.kind = 'audio'
+    AND (%(all)s OR NOT EXISTS (SELECT 1 FROM transcripts t
+                                WHERE t.media_id = m.id AND t.model = %(model)s))
+"""
+)
+# The text of the captioner or transcriber the workers run, and no vector of the text
+# model as new as that text.
+_TEXTS = """
+    media m JOIN LATERAL (
+        SELECT 'caption' AS source, c.model, c.text, c.created_at FROM captions c
+        WHERE c.media_id = m.id AND c.model = %(captioner)s
+        UNION ALL
+        SELECT 'transcript', t.model, t.text, t.created_at FROM transcripts t
+        WHERE t.media_id = m.id AND t.model = %(transcriber)s
+    ) s ON true
+"""
+_EMBED_WORK = (
+    _IN_SCOPE
+    + """
+    AND (%(all)s OR NOT EXISTS (SELECT 1 FROM embeddings e
+                                WHERE e.media_id = m.id AND e.model = %(model)s
+                                AND e.kind = 'text' AND e.created_at >= s.created_at))
+"""
+)
+_PAGE = " AND m.id > %(after)s ORDER BY m.id LIMIT %(limit)s"
+
+# Done since the job began: a result of the model written after ``began``, for an item
+# the job reached (id at or before its cursor).
+_DONE = {
+    "caption": "EXISTS (SELECT 1 FROM captions r WHERE r.media_id = m.id "
+    "AND r.model = %(model)s AND r.created_at >= %(began)s)",
+    "transcribe": "EXISTS (SELECT 1 FROM transcripts r WHERE r.media_id = m.id "
+    "AND r.model = %(model)s AND r.created_at >= %(began)s)",
+    "embed": "EXISTS (SELECT 1 FROM embeddings r WHERE r.media_id = m.id "
+    "AND r.model = %(model)s AND r.kind = 'text' AND r.created_at >= %(began)s)",
+}
+_KIND = {"caption": "AND m.kind = 'image'", "transcribe": "AND m.kind = 'audio'", "embed": ""}
+
+
+@dataclass(frozen=True, slots=True)
+class Models:
+    """The models a stage's work is for (``model``) and reads from."""
+
+    model: str
+    visual: bool = False  # caption: the captioner also writes a visual vector
+    captioner: str | None = None  # embed: whose captions are embedded
+    transcriber: str | None = None  # embed: whose transcripts are embedded
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "visual": self.visual,
+            "captioner": self.captioner,
+            "transcriber": self.transcriber,
+        }
+
+
+def captions_wanted(
+    conn: psycopg.Connection[Any], scope: Scope, models: Models, mode: Mode,
+    after: uuid.UUID, limit: int,
+) -> list[MediaAccepted]:  # fmt: skip
+    rows = conn.execute(
+        "SELECT m.* FROM media m WHERE " + _CAPTION_WORK + _PAGE,
+        _params(scope, models, mode, after, limit),
+    ).fetchall()
+    return [MediaAccepted.from_row(r) for r in rows]
+
+
+def transcripts_wanted(
+    conn: psycopg.Connection[Any], scope: Scope, models: Models, mode: Mode,
+    after: uuid.UUID, limit: int,
+) -> list[MediaAccepted]:  # fmt: skip
+    rows = conn.execute(
+        "SELECT m.* FROM media m WHERE " + _TRANSCRIBE_WORK + _PAGE,
+        _params(scope, models, mode, after, limit),
+    ).fetchall()
+    return [MediaAccepted.from_row(r) for r in rows]
+
+
+def vectors_wanted(
+    conn: psycopg.Connection[Any], scope: Scope, models: Models, mode: Mode,
+    after: uuid.UUID, limit: int,
+) -> list[TextReady]:  # fmt: skip
+    rows = conn.execute(
+        "SELECT m.id AS media_id, s.source, s.model, s.text FROM "
+        + _TEXTS
+        + " WHERE "
+        + _EMBED_WORK
+        + _PAGE,
+        _params(scope, models, mode, after, limit),
+    ).fetchall()
+    return [TextReady.model_validate(r) for r in rows]
+
+
+def count_wanted(
+    conn: psycopg.Connection[Any], stage: str, scope: Scope, models: Models, mode: Mode
+) -> int:
+    """How many items the finder of ``stage`` would return in all."""
+    query = {
+        "caption": "SELECT count(*) AS n FROM media m WHERE " + _CAPTION_WORK,
+        "transcribe": "SELECT count(*) AS n FROM media m WHERE " + _TRANSCRIBE_WORK,
+        "embed": "SELECT count(*) AS n FROM " + _TEXTS + " WHERE " + _EMBED_WORK,
+    }[stage]
+    row = conn.execute(query, _params(scope, models, mode, FIRST_ID, 0)).fetchone()
+    return int(row["n"]) if row else 0
+
+
+def count_done(
+    conn: psycopg.Connection[Any],
+    stage: str,
+    scope: Scope,
+    model: str,
+    cursor: uuid.UUID,
+    began: datetime,
+) -> int:
+    """Items up to ``cursor`` with a result of ``model`` written since ``began``."""
+    query = (
+        "SELECT count(*) AS n FROM media m WHERE "
+        + _IN_SCOPE
+        + _KIND[stage]
+        + " AND m.id <= %(cursor)s AND "
+        + _DONE[stage]
+    )
+    params = {**scope.params(), "model": model, "cursor": cursor, "began": began}
+    row = conn.execute(query, params).fetchone()
+    return int(row["n"]) if row else 0
+
+
+def _params(
+    scope: Scope, models: Models, mode: Mode, after: uuid.UUID, limit: int
+) -> dict[str, Any]:
+    return {
+        **scope.params(),
+        **models.params(),
+        "all": mode == "all",
+        "after": after,
+        "limit": limit,
+    }
+
+
+def count_ingested(
+    conn: psycopg.Connection[Any], bucket: str, prefix: str, cursor: str, began: datetime
+) -> int:
+    """Rows of keys up to ``cursor`` (byte order, as S3 lists) written since ``began``."""
+    row = conn.execute(
+        "SELECT count(*) AS n FROM media WHERE bucket = %(bucket)s AND key LIKE %(prefix)s "
+        'AND key COLLATE "C" <= %(cursor)s AND updated_at >= %(began)s',
+        {"bucket": bucket, "prefix": like_prefix(prefix), "cursor": cursor, "began": began},
+    ).fetchone()
+    return int(row["n"]) if row else 0

@@ -1,0 +1,183 @@
+"""`glimpse backfill` and `glimpse repair` on a real stack: lost work comes back, a job
+interrupted half-way resumes and enqueues nothing twice."""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from typing import Any
+
+import pytest
+from harness import RunningStack
+from helpers import (
+    connect,
+    glimpse,
+    read_topic,
+    store_of,
+    unique_png,
+    wait_for_rows,
+    wait_searchable,
+)
+
+from glimpse.config import Settings
+from glimpse.db.media import media_id
+from glimpse.events import parse_object_events
+from glimpse.stack.supervisor import service_env
+
+pytestmark = pytest.mark.integration
+
+
+def put_images(stack: RunningStack, prefix: str, n: int) -> list[str]:
+    store = store_of(stack.settings)
+    keys = [f"{prefix}{i:03}.png" for i in range(n)]
+    for i, key in enumerate(keys):
+        store.put(key, unique_png(hash(prefix) % 10_000 * 1000 + i), "image/png")
+    return keys
+
+
+def ids_of(stack: RunningStack, keys: list[str]) -> list[uuid.UUID]:
+    return [media_id(stack.settings.s3.bucket, k) for k in keys]
+
+
+def count(stack: RunningStack, sql: str, keys: list[str]) -> int:
+    with connect(stack.settings) as conn:
+        row = conn.execute(sql, {"ids": ids_of(stack, keys)}).fetchone()
+    assert row is not None
+    return int(row["n"])
+
+
+TEXT_VECTORS = (
+    "SELECT count(*) AS n FROM embeddings WHERE kind = 'text' AND media_id = ANY(%(ids)s)"
+)
+CAPTIONS = "SELECT count(*) AS n FROM captions WHERE media_id = ANY(%(ids)s)"
+
+
+def wait_count(
+    stack: RunningStack, sql: str, keys: list[str], n: int, timeout_s: float = 60
+) -> int:
+    deadline = time.monotonic() + 60
+    while (found := count(stack, sql, keys)) < n and time.monotonic() < deadline:
+        time.sleep(0.3)
+    return found
+
+
+def test_vectors_deleted_after_the_fact_come_back_with_backfill_missing(
+    stack: RunningStack,
+) -> None:
+    prefix = f"backfill-embed-{uuid.uuid4().hex[:6]}/"
+    keys = put_images(stack, prefix, 3)
+    wait_searchable(stack, keys)
+    with connect(stack.settings) as conn:
+        conn.execute("DELETE FROM embeddings WHERE kind = 'text' AND media_id = ANY(%(ids)s)",
+                     {"ids": ids_of(stack, keys)})  # fmt: skip
+
+    env = {**os.environ, **service_env(stack.settings)}
+    result = glimpse(env, "backfill", "--stage", "embed", "--missing", "--prefix", prefix)
+
+    assert result.returncode == 0, result.stderr
+    assert "completed" in result.stderr
+    assert count(stack, TEXT_VECTORS, keys) == 3  # the command waits for completion
+
+
+def test_repair_announces_again_an_item_whose_caption_never_came(stack: RunningStack) -> None:
+    prefix = f"repair-{uuid.uuid4().hex[:6]}/"
+    keys = put_images(stack, prefix, 2)
+    wait_searchable(stack, keys)
+    lost = keys[:1]  # as if its images.accepted message had been lost in a broker crash
+    with connect(stack.settings) as conn:
+        conn.execute(
+            "DELETE FROM captions WHERE media_id = ANY(%(ids)s)", {"ids": ids_of(stack, lost)}
+        )
+        conn.execute(
+            "DELETE FROM embeddings WHERE media_id = ANY(%(ids)s)", {"ids": ids_of(stack, lost)}
+        )
+
+    env = {**os.environ, **service_env(stack.settings)}
+    result = glimpse(env, "repair", "--older-than", "0s")
+
+    assert result.returncode == 0, result.stderr
+    assert "caption" in result.stdout
+    assert wait_count(stack, CAPTIONS, lost, 1) == 1
+    assert wait_count(stack, TEXT_VECTORS, lost, 1) == 1
+    wait_searchable(stack, keys)
+
+
+def test_ingest_backfill_interrupted_half_way_resumes_and_enqueues_each_object_once(
+    stack: RunningStack,
+) -> None:
+    s = stack.settings
+    prefix = f"backfill-ingest-{uuid.uuid4().hex[:6]}/"
+    keys = put_images(stack, prefix, 30)
+    wait_for_rows(s, keys, until=lambda r: r["status"] == "accepted")
+    with connect(s) as conn:  # as if every upload notification had been lost
+        conn.execute("DELETE FROM media WHERE id = ANY(%(ids)s)", {"ids": ids_of(stack, keys)})
+    env = {**os.environ, **service_env(s)}
+    command = ["backfill", "--stage", "ingest", "--missing", "--prefix", prefix]
+
+    slow = subprocess.Popen(
+        [sys.executable, "-m", "glimpse.cli", *command, "--rate", "5"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    first = wait_for_job(s, prefix, lambda job: job["enqueued"] >= 6)
+    slow.send_signal(signal.SIGINT)
+    _, stderr = slow.communicate(timeout=60)
+    interrupted = job_row(s, prefix)
+    assert interrupted["id"] == first["id"]
+    assert interrupted["status"] == "interrupted", stderr
+    assert 6 <= interrupted["enqueued"] < 30
+    assert "run the same command again to resume" in stderr
+
+    resumed = glimpse(env, *command)
+
+    assert resumed.returncode == 0, resumed.stderr
+    done = job_row(s, prefix)
+    assert (done["id"], done["status"]) == (first["id"], "done")
+    wait_for_rows(s, keys, until=lambda r: r["status"] == "accepted")
+    sent = collections.Counter(
+        event.key
+        for value in read_topic(s, s.kafka.backfill_objects_topic)
+        for event in parse_object_events(None, value)
+        if event.key.startswith(prefix)
+    )
+    assert set(sent.values()) == {1}, sent.most_common(3)  # nothing enqueued twice
+    assert len(sent) == done["enqueued"] >= 30 - 1  # (a reconcile pass may beat it to one)
+
+    listed = glimpse(env, "backfill", "list", "--json")
+    assert listed.returncode == 0, listed.stderr
+    ours = next(j for j in json.loads(listed.stdout) if j["id"] == done["id"])
+    assert ours["state"] == "done" and ours["enqueued"] == done["enqueued"]
+    assert ours["completed"] == done["enqueued"]  # each of them has its row again
+
+
+def job_row(settings: Settings, prefix: str) -> dict[str, Any]:
+    with connect(settings) as conn:
+        row = conn.execute(
+            "SELECT * FROM backfill_jobs WHERE prefix = %(p)s ORDER BY id DESC LIMIT 1",
+            {"p": prefix},
+        ).fetchone()
+    assert row is not None
+    return row
+
+
+def wait_for_job(
+    settings: object, prefix: str, until: object, timeout_s: float = 60
+) -> dict[str, object]:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            row = job_row(settings, prefix)
+        except AssertionError:
+            row = None
+        if row is not None and until(row):
+            return row
+        time.sleep(0.1)
+    raise AssertionError(f"no job for {prefix} got there in time")

@@ -59,9 +59,34 @@ class WorkerMetrics:
         self.retries = Counter(
             "glimpse_worker_retries", "Batch or item retries", ["service"], registry=r
         )
+        self.consumed = Counter(
+            "glimpse_worker_consumed_messages",
+            "Messages taken from the broker (re-deliveries count again), by topic",
+            ["service", "topic"],
+            registry=r,
+        )
+        self.consumer_lag = Gauge(
+            "glimpse_consumer_lag_messages",
+            "Messages on an owned partition not yet committed by the worker's group "
+            "(fetch high watermark - position + the batch in hand), as of the last poll",
+            ["service", "topic", "partition"],
+            registry=r,
+        )
         self.last_commit = Gauge(
             "glimpse_worker_last_commit_timestamp_seconds",
-            "Unix time of the last commit",
+            "Unix time of the last commit; set when the worker starts consuming",
+            ["service"],
+            registry=r,
+        )
+        self.last_progress = Gauge(
+            "glimpse_worker_last_progress_timestamp_seconds",
+            "Unix time the worker last committed or had nothing to do (no lag); set at start",
+            ["service"],
+            registry=r,
+        )
+        self.max_batch_seconds = Gauge(
+            "glimpse_worker_max_batch_seconds",
+            "The longest one batch may legitimately take (the service's declaration)",
             ["service"],
             registry=r,
         )

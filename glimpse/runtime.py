@@ -37,6 +37,7 @@ from typing import Protocol, TypeVar
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.structs import OffsetAndMetadata
 
+from glimpse.activity import Activity
 from glimpse.bus import InboundMessage, OutboundMessage, make_consumer, make_producer, send_all
 from glimpse.config import DatabaseSettings, KafkaSettings, WorkerSettings
 from glimpse.db.attempts import PostgresAttemptLog
@@ -44,7 +45,9 @@ from glimpse.db.pool import open_pool
 from glimpse.dependencies import Dependency, wait_for
 from glimpse.errors import WorkerCrashed, backoff_delay, failure_reason, is_transient
 from glimpse.health import HealthServer
+from glimpse.lag import WorkerLag
 from glimpse.metrics import WorkerMetrics
+from glimpse.stages import group_of
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -196,7 +199,7 @@ class ServiceSpec:
 
     @property
     def group(self) -> str:
-        return f"glimpse-{self.name}"
+        return group_of(self.name)
 
 
 class _Stopping(BaseException):
@@ -215,6 +218,7 @@ class Worker:
         settings: WorkerSettings,
         metrics: WorkerMetrics,
         attempts: AttemptLog | None = None,
+        activity: Activity | None = None,
     ) -> None:
         self.spec = spec
         self.handler = handler
@@ -224,10 +228,12 @@ class Worker:
         self.settings = settings
         self.metrics = metrics
         self.attempts: AttemptLog = attempts or NoAttemptLog()
+        self.activity = activity or Activity()
         self._stop = threading.Event()
         self._last_beat = time.monotonic()
         self._infra_failing = False
         self._started = False
+        self._lag = WorkerLag(metrics.consumer_lag, spec.name)
 
     # --- lifecycle -----------------------------------------------------------------
     def request_stop(self) -> None:
@@ -241,6 +247,12 @@ class Worker:
 
     def run(self) -> None:
         self._started = True
+        name = self.spec.name
+        # set now, so "no commit since" is defined for a worker stuck on its first batch
+        now = time.time()
+        self.metrics.last_commit.labels(name).set(now)
+        self.metrics.last_progress.labels(name).set(now)
+        self.metrics.max_batch_seconds.labels(name).set(self.spec.max_batch_seconds)
         log.info("%s: consuming %s as %s", self.spec.name, self.spec.input_topics, self.spec.group)
         while not self._stop.is_set():
             batch = self._collect()
@@ -271,11 +283,16 @@ class Worker:
                 timeout_ms=timeout_ms, max_records=self.settings.max_batch - len(batch)
             )
             self._last_beat = time.monotonic()
-            for records in polled.values():
+            for tp, records in polled.items():
+                self.metrics.consumed.labels(self.spec.name, tp.topic).inc(len(records))
                 batch.extend(
                     InboundMessage(r.topic, r.partition, r.offset, r.key, r.value, r.timestamp)
                     for r in records
                 )
+            lag = self._lag.update(self.consumer, batch)
+            self.activity.lag(lag)
+            if lag == 0:
+                self.metrics.last_progress.labels(self.spec.name).set(time.time())  # caught up
             if batch and deadline is None:
                 deadline = time.monotonic() + self.settings.max_wait_ms / 1000
         return batch
@@ -298,6 +315,7 @@ class Worker:
         self.metrics.inflight.labels(name).set(0)
         self.metrics.batch_size.labels(name).observe(len(batch))
         self.metrics.batch_seconds.labels(name).observe(time.perf_counter() - started)
+        self.activity.finished(len(batch))
 
     def _dead_letter(
         self, message: InboundMessage, error: BaseException, attempts: int
@@ -306,6 +324,7 @@ class Worker:
         message is the record of last resort: it goes out even if recording fails."""
         name = self.spec.name
         letter = DeadLetter.of(name, message, error, attempts)
+        self.activity.error("item", error)
         log.error(
             "%s: dead-lettering %s/%d@%d after %d attempt(s): %s (%s: %s)",
             name,
@@ -443,6 +462,7 @@ class Worker:
                     raise
                 attempt += 1
                 self._infra_failing = True
+                self.activity.error("transient", exc)
                 self.metrics.transient_errors.labels(self.spec.name, type(exc).__name__).inc()
                 delay = backoff_delay(
                     attempt, self.settings.backoff_initial_s, self.settings.backoff_max_s
@@ -473,7 +493,9 @@ class Worker:
             self.consumer.commit(
                 {tp: OffsetAndMetadata(o, "", -1) for tp, o in next_offsets.items()}
             )
-            self.metrics.last_commit.labels(self.spec.name).set(time.time())
+            now = time.time()
+            self.metrics.last_commit.labels(self.spec.name).set(now)
+            self.metrics.last_progress.labels(self.spec.name).set(now)
         except Exception as exc:
             # Results are stored, so re-delivery is harmless: rewind what we still own
             # and let the batch come again (a rebalance gives the rest to another worker).
@@ -529,6 +551,7 @@ def run_service(
                 return phase[0]
             return "ready" if state["worker"].is_ready() else "infrastructure failing"
 
+        activity = Activity()
         if settings.health_port:
             health = HealthServer(
                 settings.health_host,
@@ -537,6 +560,7 @@ def run_service(
                 live=lambda: "worker" not in state or state["worker"].is_live(),
                 ready=lambda: "worker" in state and state["worker"].is_ready(),
                 detail=readiness,
+                status=activity.snapshot,
             )
             health.start()
             resources.callback(health.stop)
@@ -571,7 +595,9 @@ def run_service(
             return
         # close(autocommit=False): never commit on the way out, whatever was consumed.
         resources.callback(consumer.close, False)
-        worker = Worker(spec, handler, consumer, producer, kafka, settings, metrics, attempts)
+        worker = Worker(
+            spec, handler, consumer, producer, kafka, settings, metrics, attempts, activity
+        )
         state["worker"] = worker
         if stop_requested.is_set():
             return

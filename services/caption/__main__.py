@@ -10,6 +10,7 @@ from glimpse.metrics import WorkerMetrics
 from glimpse.models.captioning import load_captioner
 from glimpse.models.device import limit_cpu_threads
 from glimpse.runtime import ServiceSpec, run_service
+from glimpse.stages import stage_topics
 from glimpse.storage import ObjectStore
 from services.caption.handler import CaptionHandler
 
@@ -18,7 +19,7 @@ def main() -> None:
     settings = Settings()
     configure_logging(settings.log_level, "caption")
     limit_cpu_threads(settings.models.torch_threads)
-    spec = ServiceSpec("caption", (settings.kafka.images_accepted_topic,))
+    spec = ServiceSpec("caption", stage_topics(settings.kafka)["caption"])
 
     def make_handler() -> CaptionHandler:
         return CaptionHandler(

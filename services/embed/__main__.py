@@ -10,6 +10,7 @@ from glimpse.metrics import WorkerMetrics
 from glimpse.models.device import limit_cpu_threads
 from glimpse.models.text import load_text_embedder
 from glimpse.runtime import ServiceSpec, run_service
+from glimpse.stages import stage_topics
 from services.embed.handler import EmbedHandler
 
 
@@ -18,7 +19,7 @@ def main() -> None:
     configure_logging(settings.log_level, "embed")
     limit_cpu_threads(settings.models.torch_threads)
     kafka = settings.kafka
-    spec = ServiceSpec("embed", (kafka.captions_ready_topic, kafka.transcripts_ready_topic))
+    spec = ServiceSpec("embed", stage_topics(kafka)["embed"])
 
     def make_handler() -> EmbedHandler:
         return EmbedHandler(

@@ -9,6 +9,7 @@ from glimpse.logs import configure_logging
 from glimpse.malloc import release_large_frees
 from glimpse.metrics import IngestMetrics, WorkerMetrics
 from glimpse.runtime import ServiceSpec, run_service
+from glimpse.stages import stage_topics
 from glimpse.storage import ObjectStore
 from services.ingest.handler import IngestHandler
 
@@ -19,7 +20,7 @@ def main() -> None:
     configure_logging(settings.log_level, "ingest")
     metrics = WorkerMetrics()
     ingest_metrics = IngestMetrics(metrics.registry)
-    spec = ServiceSpec("ingest", (settings.kafka.objects_topic,))
+    spec = ServiceSpec("ingest", stage_topics(settings.kafka)["ingest"])
 
     def make_handler() -> IngestHandler:
         return IngestHandler(

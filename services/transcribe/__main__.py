@@ -17,6 +17,7 @@ from glimpse.malloc import release_large_frees
 from glimpse.metrics import WorkerMetrics
 from glimpse.models.speech import load_transcriber
 from glimpse.runtime import ServiceSpec, run_service
+from glimpse.stages import stage_topics
 from glimpse.storage import ObjectStore
 from services.transcribe.handler import TranscribeHandler
 
@@ -29,9 +30,9 @@ def service_spec(role: str, settings: Settings) -> ServiceSpec:
     # small CPU (RTF 0.16-0.56 on 2 cores), so the audio's length plus a margin bounds it.
     longest = settings.limits.max_audio_seconds + 600
     if role == "uploads":
-        return ServiceSpec("transcribe", (kafka.audio_accepted_topic,), longest)
+        return ServiceSpec("transcribe", stage_topics(kafka)["transcribe"], longest)
     if role == "queries":
-        return ServiceSpec("transcribe-queries", (kafka.voice_queries_topic,))
+        return ServiceSpec("transcribe-queries", stage_topics(kafka)["transcribe-queries"])
     topics = (kafka.audio_accepted_topic, kafka.voice_queries_topic)
     return ServiceSpec("transcribe-all", topics, longest)
 

@@ -11,11 +11,12 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from wsgiref.simple_server import WSGIServer
 
-from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client import start_http_server
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from glimpse.group_lag import read_group_lag
+from glimpse.metrics import service_registry
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +73,7 @@ class LagExporter:
     def __init__(
         self, host: str, port: int, bootstrap: str, groups: Mapping[str, Sequence[str]]
     ) -> None:
-        self.registry = CollectorRegistry()
+        self.registry = service_registry()
         self.registry.register(GroupLagCollector(bootstrap, groups))
         self._server: WSGIServer | None = None
         self._host, self._port = host, port

@@ -325,6 +325,7 @@ class Worker:
         name = self.spec.name
         letter = DeadLetter.of(name, message, error, attempts)
         self.activity.error("item", error)
+        self.metrics.dead_letters.labels(name, letter.reason).inc()
         log.error(
             "%s: dead-lettering %s/%d@%d after %d attempt(s): %s (%s: %s)",
             name,

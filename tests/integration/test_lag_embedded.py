@@ -10,6 +10,7 @@ import bus_helpers
 import httpx
 import pytest
 from harness import RunningStack
+from helpers import store_of, unique_png, wait_searchable
 from prometheus_client.parser import text_string_to_metric_families
 
 from glimpse.bus import ensure_topics
@@ -67,3 +68,21 @@ def test_the_stack_exports_every_stage_groups_lag_and_workers_their_own(
         f"http://127.0.0.1:{settings.stack.ingest_health_port}/status", timeout=10
     ).json()
     assert set(status) == {"messages_per_minute", "lag", "last_error"}
+
+
+def test_an_upload_made_searchable_is_timed_once(stack: RunningStack) -> None:
+    settings = stack.settings
+    embed = f"http://127.0.0.1:{settings.stack.embed_health_port}/metrics"
+    count = "glimpse_upload_to_searchable_seconds_count"
+    before = samples(embed, count).get((("kind", "image"),), 0.0)
+    key = f"e2e/{time.time_ns()}.png"
+    store_of(settings).put(key, unique_png(time.time_ns() % 100_000), "image/png")
+    wait_searchable(stack, [key])
+    deadline = time.monotonic() + 30
+    while samples(embed, count).get((("kind", "image"),), 0.0) < before + 1:
+        assert time.monotonic() < deadline, "no upload-to-searchable observation"
+        time.sleep(0.5)
+    total = samples(embed, "glimpse_upload_to_searchable_seconds_sum")[(("kind", "image"),)]
+    assert total > 0
+    # process metrics on every service registry
+    assert samples(embed, "process_start_time_seconds")

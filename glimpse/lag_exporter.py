@@ -31,7 +31,14 @@ class GroupLagCollector(Collector):
         self._groups = dict(groups)
         self._timeout_s = timeout_s
 
+    def describe(self) -> Iterator[Metric]:
+        """The families without reading the broker (registration, metric listings)."""
+        return self._families()
+
     def collect(self) -> Iterator[Metric]:
+        return self._families(read=True)
+
+    def _families(self, read: bool = False) -> Iterator[Metric]:
         lag = GaugeMetricFamily(
             "glimpse_consumer_group_lag_messages",
             "Messages the group has not committed, per partition, read from the broker "
@@ -49,6 +56,9 @@ class GroupLagCollector(Collector):
         seconds = GaugeMetricFamily(
             "glimpse_lag_exporter_scrape_seconds", "Time to read the lag from the broker"
         )
+        if not read:
+            yield from (lag, end, ok, seconds)
+            return
         started = time.perf_counter()
         try:
             partitions = read_group_lag(self._bootstrap, self._groups, self._timeout_s)

@@ -253,6 +253,8 @@ class Worker:
         self.metrics.last_commit.labels(name).set(now)
         self.metrics.last_progress.labels(name).set(now)
         self.metrics.max_batch_seconds.labels(name).set(self.spec.max_batch_seconds)
+        for outcome in Outcome:  # at 0, so that the first of each is an increase too
+            self.metrics.messages.labels(name, outcome.value)
         log.info("%s: consuming %s as %s", self.spec.name, self.spec.input_topics, self.spec.group)
         while not self._stop.is_set():
             batch = self._collect()

@@ -153,6 +153,7 @@ def create_app(settings: Settings) -> FastAPI:
         return await call_next(request)
 
     request_metrics.install(app, registry)
+    app.state.metrics_registry = registry  # what /metrics serves (the deploy tests list it)
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict[str, str]:

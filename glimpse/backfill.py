@@ -35,6 +35,7 @@ from glimpse.db.backfill_jobs import Job, Stage
 from glimpse.db.backlog import FIRST_ID, Mode, Models, Scope
 from glimpse.errors import is_transient
 from glimpse.events import DERIVED_PREFIXES, ObjectAction, ObjectEvent, s3_event_json
+from glimpse.stages import backfill_topics_of
 from glimpse.storage import ObjectInfo, ObjectStore
 
 log = logging.getLogger(__name__)
@@ -155,12 +156,7 @@ class BucketWork:
 
 
 def backfill_topic(kafka: KafkaSettings, stage: Stage) -> str:
-    return {
-        "ingest": kafka.backfill_objects_topic,
-        "caption": kafka.backfill_images_topic,
-        "transcribe": kafka.backfill_audio_topic,
-        "embed": kafka.backfill_texts_topic,
-    }[stage]
+    return backfill_topics_of(kafka)[stage][0]
 
 
 def _created(bucket: str, obj: ObjectInfo) -> ObjectEvent:

@@ -12,6 +12,7 @@ from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
 from glimpse.config import KafkaSettings
+from glimpse.stages import backfill_topics_of
 
 log = logging.getLogger(__name__)
 
@@ -44,16 +45,7 @@ def all_topics(kafka: KafkaSettings) -> list[str]:
         kafka.transcripts_ready_topic,
         kafka.voice_queries_topic,
         kafka.dlq_topic,
-        *backfill_topics(kafka),
-    ]
-
-
-def backfill_topics(kafka: KafkaSettings) -> list[str]:
-    return [
-        kafka.backfill_objects_topic,
-        kafka.backfill_images_topic,
-        kafka.backfill_audio_topic,
-        kafka.backfill_texts_topic,
+        *(t for topics in backfill_topics_of(kafka).values() for t in topics),
     ]
 
 

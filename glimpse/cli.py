@@ -1,4 +1,4 @@
-"""The `glimpse` command: up | down | status | ingest | reconcile."""
+"""The `glimpse` command: up | down | status | ingest | reconcile | lag-exporter."""
 
 from __future__ import annotations
 
@@ -280,6 +280,7 @@ def status(
         _check("api", partial(_api_ready, f"{api_url}/readyz")),
     ]
     workers = _worker_states(settings)
+    stages = _stage_activity(settings)
     states = {name: "ok" if ok else "down" for name, ok, _ in checks}
     details = {name: detail for name, _, detail in checks}
     if details["api"] == _QUERY_MODEL_LOADING:
@@ -303,6 +304,7 @@ def status(
             for name, state in states.items()
         },
         "media": counts,
+        "stages": stages,
     }
     if as_json:
         out.print_json(json.dumps(report))
@@ -312,6 +314,7 @@ def status(
         for name, state in states.items():
             table.add_row(name, f"[{colours[state]}]{state}[/{colours[state]}]", details[name])
         out.print(table)
+        out.print(_stage_table(stages))
         out.print(
             "media: " + (", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "none yet")
         )
@@ -343,17 +346,10 @@ _COMING_UP = ("loading", "waiting for", "connecting")
 
 def _worker_states(settings: Settings) -> dict[str, tuple[str, str]]:
     """Each worker: ("ok" | "loading" | "down", detail) from its /readyz."""
-    ports = settings.stack
     # what the supervisor says of parts that do not answer yet (starting, restarting)
     supervised = read_part_states(HomeLayout.at(settings.home).parts_file)
     states: dict[str, tuple[str, str]] = {}
-    for name, port in (
-        ("ingest", ports.ingest_health_port),
-        ("caption", ports.caption_health_port),
-        ("embed", ports.embed_health_port),
-        ("transcribe", ports.transcribe_health_port),
-        ("transcribe-queries", ports.transcribe_queries_health_port),
-    ):
+    for name, port in _worker_ports(settings).items():
         try:
             response = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=3)
         except httpx.HTTPError as exc:
@@ -368,6 +364,67 @@ def _worker_states(settings: Settings) -> dict[str, tuple[str, str]]:
         else:
             states[name] = ("loading" if text.startswith(_COMING_UP) else "down", text)
     return states
+
+
+def _stage_activity(settings: Settings) -> dict[str, dict[str, Any]]:
+    """Per stage: its group's lag per partition (read from the broker, so also when no
+    worker runs), and from its worker's /status the messages finished in the last
+    minute and the last error."""
+    from glimpse.group_lag import read_group_lag
+    from glimpse.stages import group_of, stage_topics
+
+    topics = stage_topics(settings.kafka)
+    stages: dict[str, dict[str, Any]] = {
+        stage: {"lag": None, "partitions": {}, "messages_per_minute": None, "last_error": None}
+        for stage in topics
+    }
+    if settings.kafka.bootstrap:
+        groups = {group_of(stage): t for stage, t in topics.items()}
+        by_group = {group_of(stage): stage for stage in topics}
+        try:
+            for p in read_group_lag(settings.kafka.bootstrap, groups, timeout_s=3):
+                entry = stages[by_group[p.group]]
+                entry["partitions"][f"{p.topic}/{p.partition}"] = p.lag
+                entry["lag"] = (entry["lag"] or 0) + p.lag
+        except Exception as exc:  # the broker check above says why
+            logging.getLogger(__name__).debug("lag not read: %r", exc)
+    for stage, port in _worker_ports(settings).items():
+        try:
+            answer = httpx.get(f"http://127.0.0.1:{port}/status", timeout=3)
+            answer.raise_for_status()
+        except httpx.HTTPError:
+            continue
+        report = answer.json()
+        stages[stage]["messages_per_minute"] = report["messages_per_minute"]
+        stages[stage]["last_error"] = report["last_error"]
+    return stages
+
+
+def _stage_table(stages: dict[str, dict[str, Any]]) -> Table:
+    table = Table("stage", "lag", "msgs/min", "last error")
+    for stage, entry in stages.items():
+        error = entry["last_error"]
+        when = time.strftime("%H:%M:%S", time.localtime(error["at"])) if error else ""
+        table.add_row(
+            stage,
+            "?" if entry["lag"] is None else str(entry["lag"]),
+            "-" if entry["messages_per_minute"] is None else f"{entry['messages_per_minute']:.0f}",
+            f"{when} {error['kind']} {error['error_type']}: {error['message'][:80]}"
+            if error
+            else "",
+        )
+    return table
+
+
+def _worker_ports(settings: Settings) -> dict[str, int]:
+    ports = settings.stack
+    return {
+        "ingest": ports.ingest_health_port,
+        "caption": ports.caption_health_port,
+        "embed": ports.embed_health_port,
+        "transcribe": ports.transcribe_health_port,
+        "transcribe-queries": ports.transcribe_queries_health_port,
+    }
 
 
 def _dict_row() -> Any:
@@ -535,6 +592,29 @@ def keys_revoke(key: Annotated[str, typer.Argument(help="The key's id or its pre
 
 app.add_typer(backfill_app, name="backfill")
 app.command("repair")(repair_command)
+
+
+@app.command("lag-exporter")
+def lag_exporter(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port of /metrics.")] = 9106,
+) -> None:
+    """Serve every pipeline group's consumer lag, read from the broker, on /metrics
+    (for stages with no worker running; `glimpse up` runs one itself)."""
+    from glimpse.lag_exporter import LagExporter
+    from glimpse.stages import consumer_groups
+
+    settings = _resolved()
+    assert settings.kafka.bootstrap
+    groups = consumer_groups(settings.kafka)
+    exporter = LagExporter(host, port, settings.kafka.bootstrap, groups)
+    exporter.start()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: stop.set())
+    signal.signal(signal.SIGINT, lambda _signum, _frame: stop.set())
+    console.print(f"consumer lag on http://{host}:{exporter.port}/metrics")
+    stop.wait()
+    exporter.stop()
 
 
 @app.command("reconcile")

@@ -232,6 +232,8 @@ class StackSettings(BaseModel):
     embed_health_port: int = 9103
     transcribe_health_port: int = 9104
     transcribe_queries_health_port: int = 9105
+    # every pipeline group's lag read from the broker (glimpse/lag_exporter.py)
+    lag_exporter_port: int = 9106
     # a soft Go memory limit; below the live heap (~120 MB idle, 240-340 MB under load)
     # weed spends its time collecting garbage (96MiB made ingest 2x slower, bench/)
     weed_memory_limit: str = "512MiB"

@@ -1,10 +1,12 @@
-"""A tiny HTTP server for a worker: /healthz, /readyz and /metrics on one port."""
+"""A tiny HTTP server for a worker: /healthz, /readyz, /metrics and /status on one port."""
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
@@ -20,6 +22,7 @@ class HealthServer:
         live: Callable[[], bool],
         ready: Callable[[], bool],
         detail: Callable[[], str] | None = None,
+        status: Callable[[], dict[str, Any]] | None = None,
     ) -> None:
         checks = {"/healthz": live, "/readyz": ready}
         # /readyz's body: what a not-ready worker is doing ("loading models", "waiting
@@ -31,6 +34,10 @@ class HealthServer:
                 path = self.path.split("?", 1)[0]
                 if path == "/metrics":
                     self._reply(200, generate_latest(registry), CONTENT_TYPE_LATEST)
+                elif path == "/status" and status is not None:
+                    # recent throughput, lag and last error, for `glimpse status`
+                    body = json.dumps(status()).encode()
+                    self._reply(200, body, "application/json")
                 elif path in checks:
                     ok = checks[path]()
                     text = details[path]() if path in details else ("ok" if ok else "not ok")

@@ -4,9 +4,33 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+)
 
-BATCH_SECONDS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+# up to hours: one transcribe batch is one voice note, up to limits.max_audio_seconds (4 h)
+BATCH_SECONDS_BUCKETS = (
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60,
+    120, 300, 600, 1200, 1800, 3600, 7200, 14400,
+)  # fmt: skip
+# upload -> searchable: seconds on a quiet stack, minutes to hours behind a backlog
+E2E_SECONDS_BUCKETS = (0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600)
+
+
+def service_registry() -> CollectorRegistry:
+    """A registry with the process's memory, CPU, open files and start time
+    (``process_*``; restarts show as start-time changes) and the Python version."""
+    registry = CollectorRegistry()
+    ProcessCollector(registry=registry)
+    PlatformCollector(registry=registry)
+    return registry
+
+
 BATCH_SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128)
 
 
@@ -14,7 +38,7 @@ BATCH_SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128)
 class WorkerMetrics:
     """What the shared runtime records for every service (label ``service``)."""
 
-    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+    registry: CollectorRegistry = field(default_factory=service_registry)
 
     def __post_init__(self) -> None:
         r = self.registry
@@ -50,6 +74,12 @@ class WorkerMetrics:
             ["service", "error"],
             registry=r,
         )
+        self.dead_letters = Counter(
+            "glimpse_worker_dead_letters",
+            "Messages sent to the DLQ, by reason (processing_error, crashed_worker, ...)",
+            ["service", "reason"],
+            registry=r,
+        )
         self.crashed_items = Counter(
             "glimpse_worker_crashed_items",
             "Items dead-lettered because the worker died on them worker.max_crashes times",
@@ -59,9 +89,34 @@ class WorkerMetrics:
         self.retries = Counter(
             "glimpse_worker_retries", "Batch or item retries", ["service"], registry=r
         )
+        self.consumed = Counter(
+            "glimpse_worker_consumed_messages",
+            "Messages taken from the broker (re-deliveries count again), by topic",
+            ["service", "topic"],
+            registry=r,
+        )
+        self.consumer_lag = Gauge(
+            "glimpse_consumer_lag_messages",
+            "Messages on an owned partition not yet committed by the worker's group "
+            "(fetch high watermark - position + the batch in hand), as of the last poll",
+            ["service", "topic", "partition"],
+            registry=r,
+        )
         self.last_commit = Gauge(
             "glimpse_worker_last_commit_timestamp_seconds",
-            "Unix time of the last commit",
+            "Unix time of the last commit; set when the worker starts consuming",
+            ["service"],
+            registry=r,
+        )
+        self.last_progress = Gauge(
+            "glimpse_worker_last_progress_timestamp_seconds",
+            "Unix time the worker last committed or had nothing to do (no lag); set at start",
+            ["service"],
+            registry=r,
+        )
+        self.max_batch_seconds = Gauge(
+            "glimpse_worker_max_batch_seconds",
+            "The longest one batch may legitimately take (the service's declaration)",
             ["service"],
             registry=r,
         )
@@ -88,4 +143,19 @@ class IngestMetrics:
         )
         self.duplicates = Counter(
             "glimpse_ingest_duplicates", "Uploads whose content was already stored", registry=r
+        )
+
+
+@dataclass
+class EmbedMetrics:
+    registry: CollectorRegistry
+
+    def __post_init__(self) -> None:
+        self.upload_to_searchable = Histogram(
+            "glimpse_upload_to_searchable_seconds",
+            "From the upload (media row created by ingest) to its text vector stored, "
+            "by kind; observed once per item, re-deliveries skipped",
+            ["kind"],
+            buckets=E2E_SECONDS_BUCKETS,
+            registry=self.registry,
         )

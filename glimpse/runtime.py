@@ -32,11 +32,12 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from functools import partial
 from types import FrameType
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.structs import OffsetAndMetadata
 
+from glimpse.activity import Activity
 from glimpse.bus import InboundMessage, OutboundMessage, make_consumer, make_producer, send_all
 from glimpse.config import DatabaseSettings, KafkaSettings, WorkerSettings
 from glimpse.db.attempts import PostgresAttemptLog
@@ -44,7 +45,9 @@ from glimpse.db.pool import open_pool
 from glimpse.dependencies import Dependency, wait_for
 from glimpse.errors import WorkerCrashed, backoff_delay, failure_reason, is_transient
 from glimpse.health import HealthServer
+from glimpse.lag import WorkerLag
 from glimpse.metrics import WorkerMetrics
+from glimpse.stages import backfill_group_of, group_of
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -198,11 +201,11 @@ class ServiceSpec:
 
     @property
     def group(self) -> str:
-        return f"glimpse-{self.name}"
+        return group_of(self.name)
 
     @property
-    def topics(self) -> tuple[str, ...]:
-        return self.input_topics + self.backfill_topics
+    def backfill_group(self) -> str:
+        return backfill_group_of(self.name)
 
 
 class _Stopping(BaseException):
@@ -221,20 +224,29 @@ class Worker:
         settings: WorkerSettings,
         metrics: WorkerMetrics,
         attempts: AttemptLog | None = None,
+        activity: Activity | None = None,
+        backfill: KafkaConsumer | None = None,
     ) -> None:
         self.spec = spec
         self.handler = handler
         self.consumer = consumer
+        # The backfill topics, in a consumer (and group) of their own: in one consumer,
+        # a buffered fetch of a backfill topic would stand in front of live messages.
+        self.backfill = backfill
         self.producer = producer
         self.kafka = kafka
         self.settings = settings
         self.metrics = metrics
         self.attempts: AttemptLog = attempts or NoAttemptLog()
+        self.activity = activity or Activity()
         self._stop = threading.Event()
         self._last_beat = time.monotonic()
         self._infra_failing = False
         self._started = False
+        self._lag = WorkerLag(metrics.consumer_lag, spec.name)
+        self._backfill_lag = WorkerLag(metrics.consumer_lag, spec.name)
         self._live_seen = float("-inf")
+        self._backfill_busy = False
 
     # --- lifecycle -----------------------------------------------------------------
     def request_stop(self) -> None:
@@ -248,7 +260,15 @@ class Worker:
 
     def run(self) -> None:
         self._started = True
-        log.info("%s: consuming %s as %s", self.spec.name, self.spec.topics, self.spec.group)
+        name = self.spec.name
+        # set now, so "no commit since" is defined for a worker stuck on its first batch
+        now = time.time()
+        self.metrics.last_commit.labels(name).set(now)
+        self.metrics.last_progress.labels(name).set(now)
+        self.metrics.max_batch_seconds.labels(name).set(self.spec.max_batch_seconds)
+        for outcome in Outcome:  # at 0, so that the first of each is an increase too
+            self.metrics.messages.labels(name, outcome.value)
+        log.info("%s: consuming %s as %s", self.spec.name, self.spec.input_topics, self.spec.group)
         while not self._stop.is_set():
             batch = self._collect()
             if not batch:
@@ -266,7 +286,8 @@ class Worker:
 
     # --- the loop ------------------------------------------------------------------
     def _collect(self) -> list[InboundMessage]:
-        """Up to ``max_batch`` messages, waiting at most ``max_wait_ms`` after the first."""
+        """Up to ``max_batch`` messages, waiting at most ``max_wait_ms`` after the first;
+        live input first, backfill only while live input is quiet."""
         batch: list[InboundMessage] = []
         deadline: float | None = None
         while not self._stop.is_set() and len(batch) < self.settings.max_batch:
@@ -274,34 +295,48 @@ class Worker:
             if deadline is not None and now >= deadline:
                 break
             timeout_ms = 500 if deadline is None else max(1, int((deadline - now) * 1000))
+            room = self.settings.max_batch - len(batch)
+            # while a backfill flows, only look whether live messages wait
             polled = self.consumer.poll(
-                timeout_ms=timeout_ms, max_records=self.settings.max_batch - len(batch)
+                timeout_ms=0 if self._backfill_busy else timeout_ms, max_records=room
             )
             self._last_beat = time.monotonic()
-            self._hold_back_backfill(polled)
-            for records in polled.values():
+            if polled:
+                self._live_seen = self._last_beat
+            elif self.backfill is not None:
+                polled = self._poll_backfill(timeout_ms, room)
+            for tp, records in polled.items():
+                self.metrics.consumed.labels(self.spec.name, tp.topic).inc(len(records))
                 batch.extend(
                     InboundMessage(r.topic, r.partition, r.offset, r.key, r.value, r.timestamp)
                     for r in records
                 )
+            lag = self._lag.update(self.consumer, batch)
+            if self.backfill is not None:
+                waiting = self._backfill_lag.update(self.backfill, batch)
+                lag = None if lag is None and waiting is None else (lag or 0) + (waiting or 0)
+            self.activity.lag(lag)
+            if lag == 0:
+                self.metrics.last_progress.labels(self.spec.name).set(time.time())  # caught up
             if batch and deadline is None:
                 deadline = time.monotonic() + self.settings.max_wait_ms / 1000
         return batch
 
-    def _hold_back_backfill(self, polled: Mapping[TopicPartition, object]) -> None:
-        """Pause the backfill partitions while live messages arrive, and for
-        ``backfill_hold_s`` after the last: live work waits at most one batch."""
-        backfill = self.spec.backfill_topics
-        if not backfill:
-            return
-        now = time.monotonic()
-        if any(tp.topic not in backfill for tp in polled):
-            self._live_seen = now
-        partitions = [tp for tp in self.consumer.assignment() if tp.topic in backfill]
-        if now - self._live_seen < self.settings.backfill_hold_s:
-            self.consumer.pause(*partitions)
+    def _poll_backfill(self, timeout_ms: int, room: int) -> Mapping[TopicPartition, list[Any]]:
+        """Backfill records, unless live messages came within ``backfill_hold_s``: then
+        the backfill consumer is polled paused, which keeps it in its group."""
+        assert self.backfill is not None
+        held = time.monotonic() - self._live_seen < self.settings.backfill_hold_s
+        assigned = self.backfill.assignment()
+        if held:
+            self.backfill.pause(*assigned)
         else:
-            self.consumer.resume(*partitions)
+            self.backfill.resume(*assigned)
+        polled: Mapping[TopicPartition, list[Any]] = self.backfill.poll(
+            timeout_ms=0 if held else timeout_ms, max_records=room
+        )
+        self._backfill_busy = bool(polled)
+        return polled
 
     def _process_and_commit(self, batch: list[InboundMessage]) -> None:
         started = time.perf_counter()
@@ -321,6 +356,7 @@ class Worker:
         self.metrics.inflight.labels(name).set(0)
         self.metrics.batch_size.labels(name).observe(len(batch))
         self.metrics.batch_seconds.labels(name).observe(time.perf_counter() - started)
+        self.activity.finished(len(batch))
 
     def _dead_letter(
         self, message: InboundMessage, error: BaseException, attempts: int
@@ -329,6 +365,8 @@ class Worker:
         message is the record of last resort: it goes out even if recording fails."""
         name = self.spec.name
         letter = DeadLetter.of(name, message, error, attempts)
+        self.activity.error("item", error)
+        self.metrics.dead_letters.labels(name, letter.reason).inc()
         log.error(
             "%s: dead-lettering %s/%d@%d after %d attempt(s): %s (%s: %s)",
             name,
@@ -466,6 +504,7 @@ class Worker:
                     raise
                 attempt += 1
                 self._infra_failing = True
+                self.activity.error("transient", exc)
                 self.metrics.transient_errors.labels(self.spec.name, type(exc).__name__).inc()
                 delay = backoff_delay(
                     attempt, self.settings.backoff_initial_s, self.settings.backoff_max_s
@@ -486,35 +525,52 @@ class Worker:
             raise _Stopping
 
     def _commit(self, batch: Sequence[InboundMessage]) -> None:
+        backfill_topics = set(self.spec.backfill_topics)
+        committed = self._commit_on(
+            self.consumer, [m for m in batch if m.topic not in backfill_topics]
+        )
+        if self.backfill is not None:
+            committed.update(
+                self._commit_on(self.backfill, [m for m in batch if m.topic in backfill_topics])
+            )
+        if not committed:
+            return
+        now = time.time()
+        self.metrics.last_commit.labels(self.spec.name).set(now)
+        self.metrics.last_progress.labels(self.spec.name).set(now)
+        try:
+            self.attempts.committed(self.spec.group, committed)
+        except Exception as exc:
+            # Only bookkeeping: the next commit on the partition deletes these rows too.
+            log.warning("%s: could not forget committed attempts (%r)", self.spec.name, exc)
+
+    def _commit_on(
+        self, consumer: KafkaConsumer, messages: Sequence[InboundMessage]
+    ) -> dict[tuple[str, int], int]:
+        """Commit ``messages`` on ``consumer``; the next offsets it committed (none when
+        the commit failed: the batch then comes again)."""
         next_offsets: dict[TopicPartition, int] = {}
         first_offsets: dict[TopicPartition, int] = {}
-        for m in batch:
+        for m in messages:
             tp = TopicPartition(m.topic, m.partition)
             next_offsets[tp] = max(next_offsets.get(tp, 0), m.offset + 1)
             first_offsets[tp] = min(first_offsets.get(tp, m.offset), m.offset)
+        if not next_offsets:
+            return {}
         try:
-            self.consumer.commit(
-                {tp: OffsetAndMetadata(o, "", -1) for tp, o in next_offsets.items()}
-            )
-            self.metrics.last_commit.labels(self.spec.name).set(time.time())
+            consumer.commit({tp: OffsetAndMetadata(o, "", -1) for tp, o in next_offsets.items()})
         except Exception as exc:
             # Results are stored, so re-delivery is harmless: rewind what we still own
             # and let the batch come again (a rebalance gives the rest to another worker).
             log.warning(
                 "%s: commit failed (%r); the batch will be re-delivered", self.spec.name, exc
             )
-            owned = self.consumer.assignment()
+            owned = consumer.assignment()
             for tp, offset in first_offsets.items():
                 if tp in owned:
-                    self.consumer.seek(tp, offset)
-            return
-        try:
-            self.attempts.committed(
-                self.spec.group, {(tp.topic, tp.partition): o for tp, o in next_offsets.items()}
-            )
-        except Exception as exc:
-            # Only bookkeeping: the next commit on the partition deletes these rows too.
-            log.warning("%s: could not forget committed attempts (%r)", self.spec.name, exc)
+                    consumer.seek(tp, offset)
+            return {}
+        return {(tp.topic, tp.partition): o for tp, o in next_offsets.items()}
 
 
 def run_service(
@@ -552,6 +608,7 @@ def run_service(
                 return phase[0]
             return "ready" if state["worker"].is_ready() else "infrastructure failing"
 
+        activity = Activity()
         if settings.health_port:
             health = HealthServer(
                 settings.health_host,
@@ -560,6 +617,7 @@ def run_service(
                 live=lambda: "worker" not in state or state["worker"].is_live(),
                 ready=lambda: "worker" in state and state["worker"].is_ready(),
                 detail=readiness,
+                status=activity.snapshot,
             )
             health.start()
             resources.callback(health.stop)
@@ -579,13 +637,14 @@ def run_service(
         if producer is None:
             return
         resources.callback(producer.close, 10)
+        # a minute more than the longest batch, and never below kafka-python's default
+        max_poll_interval_ms = max(300_000, int(spec.max_batch_seconds * 1000) + 60_000)
         consumer = _until_connected(
             lambda: make_consumer(
                 kafka,
                 spec.group,
-                spec.topics,
-                # a minute more than the longest batch, and never below kafka-python's default
-                max_poll_interval_ms=max(300_000, int(spec.max_batch_seconds * 1000) + 60_000),
+                spec.input_topics,
+                max_poll_interval_ms=max_poll_interval_ms,
             ),
             stop_requested,
             settings,
@@ -594,7 +653,22 @@ def run_service(
             return
         # close(autocommit=False): never commit on the way out, whatever was consumed.
         resources.callback(consumer.close, False)
-        worker = Worker(spec, handler, consumer, producer, kafka, settings, metrics, attempts)
+        backfill = None
+        if spec.backfill_topics:
+            backfill = _until_connected(
+                lambda: make_consumer(
+                    kafka, spec.backfill_group, spec.backfill_topics, max_poll_interval_ms
+                ),
+                stop_requested,
+                settings,
+            )
+            if backfill is None:
+                return
+            resources.callback(backfill.close, False)
+        worker = Worker(
+            spec, handler, consumer, producer, kafka, settings, metrics, attempts, activity,
+            backfill,
+        )  # fmt: skip
         state["worker"] = worker
         if stop_requested.is_set():
             return

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Installs the Debian packages glimpse needs, only when one is missing.
 # `system-deps.sh test` adds what the tests use: espeak-ng makes speech clips,
-# chromium runs the web page tests.
+# chromium runs the web page tests, prometheus brings promtool (alert rule unit tests).
 set -euo pipefail
 # openssl makes the certificates that close SeaweedFS's master and gRPC ports (docs/security.md)
 needed=(libmagic1 openssl)
 if [ "${1:-}" = "test" ]; then
-  needed+=(espeak-ng chromium)
+  needed+=(espeak-ng chromium prometheus)
 fi
 missing=()
 for pkg in "${needed[@]}"; do

@@ -400,3 +400,16 @@ def details(
     """Media rows with their latest caption or transcript and whether search can find them."""
     rows = conn.execute(_DETAILS, {"ids": list(ids)}).fetchall()
     return {r["id"]: r for r in rows}
+
+
+def seconds_since_created(
+    conn: psycopg.Connection[Any], ids: Sequence[uuid.UUID]
+) -> list[tuple[str, float]]:
+    """(kind, seconds since the row was created) of each of ``ids``: how long an upload
+    took to get where the caller is."""
+    rows = conn.execute(
+        "SELECT kind, extract(epoch FROM clock_timestamp() - created_at)::float8 AS seconds "
+        "FROM media WHERE id = ANY(%(ids)s)",
+        {"ids": list(ids)},
+    ).fetchall()
+    return [(r["kind"] or "unknown", r["seconds"]) for r in rows]

@@ -130,3 +130,15 @@ def vector_of(
         {"id": media_id, "model": vm.model, "kind": vm.kind},
     ).fetchone()
     return np.asarray(row["embedding"].to_numpy(), dtype=np.float32) if row else None
+
+
+def with_text_vector(
+    conn: psycopg.Connection[Any], media_ids: Sequence[uuid.UUID], vm: VectorModel
+) -> set[uuid.UUID]:
+    """Which of ``media_ids`` already have a vector of ``vm``."""
+    rows = conn.execute(
+        "SELECT media_id FROM embeddings "
+        "WHERE media_id = ANY(%(ids)s) AND model = %(model)s AND kind = %(kind)s",
+        {"ids": list(media_ids), "model": vm.model, "kind": vm.kind},
+    ).fetchall()
+    return {r["media_id"] for r in rows}

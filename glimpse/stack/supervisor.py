@@ -31,6 +31,7 @@ from glimpse.bus import all_topics, ensure_topics
 from glimpse.config import Settings
 from glimpse.db import keys
 from glimpse.db.migrate import migrate
+from glimpse.lag_exporter import LagExporter
 from glimpse.reconcile import ReconcileReport
 from glimpse.redact import redact_url
 from glimpse.stack import broker, pg_access, postgres, probes, seaweed
@@ -44,6 +45,7 @@ from glimpse.stack.layout import Endpoints, HomeLayout
 from glimpse.stack.process import ManagedProcess, ProcessSpec
 from glimpse.stack.reconciling import Reconciler
 from glimpse.stack.supervision import Part, PartState, RestartPolicy, Supervisor
+from glimpse.stages import consumer_groups
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -66,6 +68,7 @@ class EmbeddedStack:
         self._states_lock = threading.Lock()
         self._s3_creds: S3Credentials | None = None
         self._reconciler: Reconciler | None = None
+        self._lag_exporter: LagExporter | None = None
         self._started_at = 0.0
 
     @property
@@ -97,6 +100,7 @@ class EmbeddedStack:
         if not s.kafka.bootstrap:
             self._start_broker(s)
         self._step("Kafka topics", lambda: ensure_topics(s.kafka, all_topics(s.kafka)))
+        self._start_lag_exporter(s)
         media_store = None if s.s3.endpoint else self._start_media_store(s)
         if pg is not None:
             s.database.url = self._step_result(
@@ -122,6 +126,16 @@ class EmbeddedStack:
         self._start_api_and_workers(s)
         self._write_endpoints(s, ready=True)
         return s
+
+    def _start_lag_exporter(self, s: Settings) -> None:
+        """Every group's lag from the broker, for Prometheus, in this process: it holds
+        no state, so it needs no supervision (a scrape while the broker is down says so)."""
+        assert s.kafka.bootstrap
+        groups = consumer_groups(s.kafka)
+        self._lag_exporter = LagExporter(
+            "127.0.0.1", s.stack.lag_exporter_port, s.kafka.bootstrap, groups
+        )
+        self._lag_exporter.start()
 
     def _start_postgres(self) -> tuple[Part, pg_access.PostgresCredentials]:
         """The embedded Postgres + pgvector, as a supervised part (not waited for here).
@@ -406,6 +420,8 @@ class EmbeddedStack:
     def stop(self) -> None:
         if self._reconciler:
             self._reconciler.stop()
+        if self._lag_exporter:
+            self._lag_exporter.stop()
         self.supervisor.stop()
         for path in (self.layout.endpoints_file, self.layout.parts_file):
             path.unlink(missing_ok=True)

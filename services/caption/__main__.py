@@ -10,6 +10,7 @@ from glimpse.metrics import WorkerMetrics
 from glimpse.models.captioning import load_captioner
 from glimpse.models.device import limit_cpu_threads
 from glimpse.runtime import ServiceSpec, run_service
+from glimpse.stages import backfill_topics_of, stage_topics
 from glimpse.storage import ObjectStore
 from services.caption.handler import CaptionHandler
 
@@ -20,8 +21,8 @@ def main() -> None:
     limit_cpu_threads(settings.models.torch_threads)
     spec = ServiceSpec(
         "caption",
-        (settings.kafka.images_accepted_topic,),
-        backfill_topics=(settings.kafka.backfill_images_topic,),
+        stage_topics(settings.kafka)["caption"],
+        backfill_topics=backfill_topics_of(settings.kafka)["caption"],
     )
 
     def make_handler() -> CaptionHandler:

@@ -6,10 +6,11 @@ from glimpse import dependencies
 from glimpse.config import Settings
 from glimpse.db.pool import open_pool
 from glimpse.logs import configure_logging
-from glimpse.metrics import WorkerMetrics
+from glimpse.metrics import EmbedMetrics, WorkerMetrics
 from glimpse.models.device import limit_cpu_threads
 from glimpse.models.text import load_text_embedder
 from glimpse.runtime import ServiceSpec, run_service
+from glimpse.stages import backfill_topics_of, stage_topics
 from services.embed.handler import EmbedHandler
 
 
@@ -20,14 +21,18 @@ def main() -> None:
     kafka = settings.kafka
     spec = ServiceSpec(
         "embed",
-        (kafka.captions_ready_topic, kafka.transcripts_ready_topic),
-        backfill_topics=(kafka.backfill_texts_topic,),
+        stage_topics(kafka)["embed"],
+        backfill_topics=backfill_topics_of(kafka)["embed"],
     )
+
+    metrics = WorkerMetrics()
+    embed_metrics = EmbedMetrics(metrics.registry)
 
     def make_handler() -> EmbedHandler:
         return EmbedHandler(
             pool=open_pool(settings.database, "embed"),
             embedder=load_text_embedder(settings.models),
+            metrics=embed_metrics,
         )
 
     run_service(
@@ -35,7 +40,7 @@ def main() -> None:
         make_handler,
         settings.kafka,
         settings.worker,
-        WorkerMetrics(),
+        metrics,
         settings.database,
         dependencies=dependencies.of(settings, needs_s3=False),
     )

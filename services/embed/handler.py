@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from glimpse.bus import InboundMessage
 from glimpse.db import media, vectors
 from glimpse.messages import TextReady
+from glimpse.metrics import EmbedMetrics
 from glimpse.models.text import TextEmbedder
 from glimpse.runtime import DeadLetter, Done, Failed, ItemResult, Outcome
 
@@ -21,6 +22,7 @@ from glimpse.runtime import DeadLetter, Done, Failed, ItemResult, Outcome
 class EmbedHandler:
     pool: ConnectionPool[psycopg.Connection[Any]]
     embedder: TextEmbedder
+    metrics: EmbedMetrics | None = None
 
     def __post_init__(self) -> None:
         self.embedder.load()
@@ -53,6 +55,12 @@ class EmbedHandler:
             if todo:
                 vecs = self.embedder.embed([t.text for t in todo.values()])
                 ids = [t.media_id for t in todo.values()]
+                # upload -> searchable counts an item's first vector only: a re-caption
+                # or an overwrite would measure from the row's first upload
+                first = set(ids) - vectors.with_text_vector(conn, ids, self.model)
                 with conn.transaction():
                     vectors.save(conn, ids, self.model, [t.source for t in todo.values()], vecs)
+                if self.metrics is not None and first:
+                    for kind, seconds in media.seconds_since_created(conn, list(first)):
+                        self.metrics.upload_to_searchable.labels(kind).observe(seconds)
         return results

@@ -9,6 +9,7 @@ from glimpse.logs import configure_logging
 from glimpse.malloc import release_large_frees
 from glimpse.metrics import IngestMetrics, WorkerMetrics
 from glimpse.runtime import ServiceSpec, run_service
+from glimpse.stages import backfill_topics_of, stage_topics
 from glimpse.storage import ObjectStore
 from services.ingest.handler import IngestHandler
 
@@ -21,8 +22,8 @@ def main() -> None:
     ingest_metrics = IngestMetrics(metrics.registry)
     spec = ServiceSpec(
         "ingest",
-        (settings.kafka.objects_topic,),
-        backfill_topics=(settings.kafka.backfill_objects_topic,),
+        stage_topics(settings.kafka)["ingest"],
+        backfill_topics=backfill_topics_of(settings.kafka)["ingest"],
     )
 
     def make_handler() -> IngestHandler:

@@ -17,6 +17,7 @@ from glimpse.malloc import release_large_frees
 from glimpse.metrics import WorkerMetrics
 from glimpse.models.speech import load_transcriber
 from glimpse.runtime import ServiceSpec, run_service
+from glimpse.stages import backfill_topics_of, stage_topics
 from glimpse.storage import ObjectStore
 from services.transcribe.handler import TranscribeHandler
 
@@ -28,14 +29,15 @@ def service_spec(role: str, settings: Settings) -> ServiceSpec:
     # An upload may hold hours of audio; whisper runs well under real time even on a
     # small CPU (RTF 0.16-0.56 on 2 cores), so the audio's length plus a margin bounds it.
     longest = settings.limits.max_audio_seconds + 600
+    backfill = backfill_topics_of(kafka)
     if role == "uploads":
         return ServiceSpec(
-            "transcribe", (kafka.audio_accepted_topic,), longest, (kafka.backfill_audio_topic,)
+            "transcribe", stage_topics(kafka)["transcribe"], longest, backfill["transcribe"]
         )
     if role == "queries":
-        return ServiceSpec("transcribe-queries", (kafka.voice_queries_topic,))
+        return ServiceSpec("transcribe-queries", stage_topics(kafka)["transcribe-queries"])
     topics = (kafka.audio_accepted_topic, kafka.voice_queries_topic)
-    return ServiceSpec("transcribe-all", topics, longest, (kafka.backfill_audio_topic,))
+    return ServiceSpec("transcribe-all", topics, longest, backfill["transcribe"])
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -68,6 +68,12 @@ def test_up_status_ingest_down(tmp_path: Path) -> None:
 
         counts = json.loads(glimpse(env, "status", "--json").stdout)["media"]
         assert (counts["accepted"], counts["rejected"]) == (2, 1)
+        stages = wait_until_caught_up(env)
+        assert set(stages) == {"ingest", "caption", "embed", "transcribe", "transcribe-queries"}
+        assert stages["ingest"]["messages_per_minute"] > 0
+        assert stages["ingest"]["partitions"]  # one entry per partition of glimpse.objects
+        table = glimpse(env, "status").stdout
+        assert "msgs/min" in table and "last error" in table
         assert report["endpoints"]["api_key_file"].endswith("api-key")
         supervisor = psutil.Process(
             json.loads((settings.home / "run" / "endpoints.json").read_text())["supervisor_pid"]
@@ -83,6 +89,17 @@ def test_up_status_ingest_down(tmp_path: Path) -> None:
     _gone, alive = psutil.wait_procs(children, timeout=10)
     assert not alive, f"orphans left behind: {alive}"
     assert glimpse(env, "status").returncode == 1  # not running any more
+
+
+def wait_until_caught_up(env: dict[str, str], timeout_s: float = 120) -> dict[str, Any]:
+    """`glimpse status --json`'s stages once every group's lag reads 0."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        stages: dict[str, Any] = json.loads(glimpse(env, "status", "--json").stdout)["stages"]
+        if all(stage["lag"] == 0 for stage in stages.values()):
+            return stages
+        assert time.monotonic() < deadline, stages
+        time.sleep(1)
 
 
 def secrets_of(home: Path) -> list[str]:

@@ -143,7 +143,7 @@ def test_poison_item_goes_to_dlq_alone_after_three_attempts(
 ) -> None:
     handler = RecordingHandler()
     produce(kafka, [b"a", b"poison", b"b"])
-    start_worker(handler)
+    running = start_worker(handler)
 
     dead = [json.loads(v) for v in read_all(kafka, kafka.dlq_topic, 1)]
     assert sorted(read_all(kafka, OUT, 2)) == [b"A", b"B"]
@@ -157,6 +157,13 @@ def test_poison_item_goes_to_dlq_alone_after_three_attempts(
     assert (letter["topic"], letter["partition"], letter["offset"]) == (IN, 0, 1)
     assert letter["value"] == "poison"
     assert [f.offset for f in handler.failures] == [1]
+    dead_letters = running.worker.metrics.registry.get_sample_value(
+        "glimpse_worker_dead_letters_total", {"service": "test", "reason": "processing_error"}
+    )
+    assert dead_letters == 1
+    # what `glimpse status` shows as the stage's last error
+    last = running.worker.activity.snapshot()["last_error"]
+    assert (last["kind"], last["error_type"]) == ("item", "ValueError")
 
 
 def test_item_marked_permanently_bad_is_dead_lettered_at_once(

@@ -1,0 +1,50 @@
+"""The pipeline's stages: each one's consumer group and the topics it reads.
+
+One table, so that the services' declarations, the lag exporter and ``glimpse status``
+name the same groups.
+"""
+
+from __future__ import annotations
+
+from glimpse.config import KafkaSettings
+
+
+def group_of(stage: str) -> str:
+    """The Kafka consumer group of a stage (a ``ServiceSpec`` name)."""
+    return f"glimpse-{stage}"
+
+
+def stage_topics(kafka: KafkaSettings) -> dict[str, tuple[str, ...]]:
+    """Every stage a deployment runs, in pipeline order, with the topics it consumes.
+    (``transcribe-all``, the laptop role that reads both audio topics, is not listed:
+    a deployment runs ``transcribe`` and ``transcribe-queries`` instead.)"""
+    return {
+        "ingest": (kafka.objects_topic,),
+        "caption": (kafka.images_accepted_topic,),
+        "transcribe": (kafka.audio_accepted_topic,),
+        "transcribe-queries": (kafka.voice_queries_topic,),
+        "embed": (kafka.captions_ready_topic, kafka.transcripts_ready_topic),
+    }
+
+
+def backfill_topics_of(kafka: KafkaSettings) -> dict[str, tuple[str, ...]]:
+    """The backfill topic of each stage that takes backfill, repair and DLQ re-drives."""
+    return {
+        "ingest": (kafka.backfill_objects_topic,),
+        "caption": (kafka.backfill_images_topic,),
+        "transcribe": (kafka.backfill_audio_topic,),
+        "embed": (kafka.backfill_texts_topic,),
+    }
+
+
+def backfill_group_of(stage: str) -> str:
+    """A stage's backfill topics are read by a consumer of their own, in this group."""
+    return f"{group_of(stage)}-backfill"
+
+
+def consumer_groups(kafka: KafkaSettings) -> dict[str, tuple[str, ...]]:
+    """Every consumer group of a deployment with the topics it reads (for lag)."""
+    groups = {group_of(stage): topics for stage, topics in stage_topics(kafka).items()}
+    for stage, topics in backfill_topics_of(kafka).items():
+        groups[backfill_group_of(stage)] = topics
+    return groups

@@ -198,8 +198,9 @@ class WorkerSettings(BaseModel):
     max_crashes: int = 3
     # items of one batch a handler may work on at once (I/O waits overlap decoding)
     concurrency: int = 4
-    # backfill topics are paused while live messages arrive and this long after the last
-    backfill_hold_s: float = 5.0
+    # Live messages always go first: backfill is polled only when live input has none
+    # waiting. Raise this to also keep backfill back this long after the last live one.
+    backfill_hold_s: float = 0.0
     backoff_initial_s: float = 0.2
     # the longest wait between retries while a server is down: after it returns, work
     # resumes within this (10 s made recovery from a Postgres crash take ~25 s)

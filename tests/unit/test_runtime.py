@@ -22,7 +22,7 @@ from glimpse.errors import TransientError
 from glimpse.metrics import WorkerMetrics
 from glimpse.runtime import DeadLetter, Done, Failed, ItemResult, ServiceSpec, Worker
 
-IN, OUT = "test.in", "test.out"
+IN, OUT, BACKFILL = "test.in", "test.out", "test.backfill"
 
 
 @dataclass
@@ -68,7 +68,7 @@ class RecordingHandler:
 @pytest.fixture
 def kafka(memory_broker: str) -> KafkaSettings:
     settings = KafkaSettings(bootstrap=memory_broker, partitions=1)
-    ensure_topics(settings, [IN, OUT, settings.dlq_topic])
+    ensure_topics(settings, [IN, OUT, BACKFILL, settings.dlq_topic])
     return settings
 
 
@@ -85,6 +85,8 @@ class RunningWorker:
         self.worker.request_stop()
         self.thread.join(timeout=30)
         self.worker.consumer.close(autocommit=False)
+        if self.worker.backfill is not None:
+            self.worker.backfill.close(autocommit=False)
         self.worker.producer.close()
 
 
@@ -107,6 +109,11 @@ def start_worker(kafka: KafkaSettings) -> Iterator[Callable[..., RunningWorker]]
             kafka,
             settings,
             WorkerMetrics(),
+            backfill=(
+                make_consumer(kafka, spec.backfill_group, spec.backfill_topics)
+                if spec.backfill_topics
+                else None
+            ),
         )
         thread = threading.Thread(target=w.run, daemon=True)
         thread.start()
@@ -124,6 +131,35 @@ def wait_until(condition: Callable[[], bool], timeout_s: float = 30) -> None:
     while not condition():
         assert time.monotonic() < deadline, "condition not met in time"
         time.sleep(0.05)
+
+
+def test_live_messages_overtake_a_backfill_already_under_way(
+    kafka: KafkaSettings, start_worker: Callable[..., RunningWorker]
+) -> None:
+    handler = SlowHandler(seconds=0.2)  # like a model
+    start_worker(handler, ServiceSpec("test", (IN,), backfill_topics=(BACKFILL,)))
+    live = make_producer(kafka)  # warmed up by the first message: then sending takes ms
+    live.send(IN, key=b"k", value=b"first")
+    live.flush()
+    wait_until(lambda: handler.stored == [b"first"])  # the worker is in its groups
+    bus_helpers.produce(kafka, BACKFILL, [f"old{i}".encode() for i in range(60)])
+    wait_until(lambda: len(handler.stored) >= 9)  # the backfill is under way
+
+    for value in (b"new0", b"new1", b"new2"):
+        live.send(IN, key=b"k", value=value)
+    live.flush()
+    produced_at = len(handler.stored)
+    live.close()
+    wait_until(lambda: len(handler.stored) == 64)
+
+    position = {value: i for i, value in enumerate(handler.stored)}
+    arrived = max(position[b"new0"], position[b"new1"], position[b"new2"])
+    # within two batches of 4 after they were produced: not behind the 50 old ones left
+    assert arrived < produced_at + 2 * 4 + 3, handler.stored
+    assert produced_at < 40  # (else the test proves nothing: most of the backfill was left)
+    assert sorted(v for v in handler.stored if v.startswith(b"old")) == sorted(
+        f"old{i}".encode() for i in range(60)
+    )  # and the backfill still finishes, each once
 
 
 def test_batches_are_bounded_and_outputs_flow_downstream(

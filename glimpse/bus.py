@@ -12,6 +12,7 @@ from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
 from glimpse.config import KafkaSettings
+from glimpse.errors import TransientError
 from glimpse.stages import backfill_topics_of
 
 log = logging.getLogger(__name__)
@@ -75,6 +76,11 @@ def make_producer(kafka: KafkaSettings) -> KafkaProducer:
         acks="all",
         linger_ms=5,
         retries=5,
+        # tansu records an idempotent producer's sequence number before it writes the
+        # batch: killed in between, it answers the retry with DuplicateSequenceNumber,
+        # which kafka-python takes for success (offset -1) though nothing was written.
+        # Without idempotence a retry may store a message twice; handlers are idempotent.
+        enable_idempotence=False,
         request_timeout_ms=15000,
         max_block_ms=15000,
         # kafka-python's default compares versions at connect; explicit avoids a probe.
@@ -107,14 +113,22 @@ def make_consumer(
     return consumer
 
 
+class UnconfirmedSend(TransientError):
+    """An acknowledgement that names no offset: the message may not be stored."""
+
+
 def send_all(
     producer: KafkaProducer, messages: Sequence[OutboundMessage], timeout_s: float
 ) -> None:
-    """Send and wait for every acknowledgement; raises if any send failed."""
+    """Send and wait for every acknowledgement; raises if any send failed, or was
+    acknowledged without an offset (a broker answer that does not say it was stored)."""
     futures = [producer.send(m.topic, key=m.key, value=m.value) for m in messages]
     producer.flush(timeout=timeout_s)
-    for future in futures:
-        future.get(timeout=timeout_s)
+    for message, future in zip(messages, futures, strict=True):
+        stored = future.get(timeout=timeout_s)
+        if stored.offset < 0:
+            raise UnconfirmedSend(f"{message.topic}: the broker acknowledged a message "
+                                  "without an offset; sending again")  # fmt: skip
 
 
 class LazyProducer:

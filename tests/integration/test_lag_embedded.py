@@ -15,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from glimpse.bus import ensure_topics
 from glimpse.group_lag import read_group_lag
-from glimpse.stages import group_of, stage_topics
+from glimpse.stages import consumer_groups
 
 pytestmark = pytest.mark.integration
 
@@ -47,7 +47,7 @@ def test_the_stack_exports_every_stage_groups_lag_and_workers_their_own(
 ) -> None:
     settings = stack.settings
     exporter = f"http://127.0.0.1:{settings.stack.lag_exporter_port}/metrics"
-    groups = {group_of(stage) for stage in stage_topics(settings.kafka)}
+    groups = set(consumer_groups(settings.kafka))  # backfill groups too
     deadline = time.monotonic() + 60
     while True:  # the workers catch up with whatever other tests left
         lags = samples(exporter, "glimpse_consumer_group_lag_messages")
@@ -57,13 +57,15 @@ def test_the_stack_exports_every_stage_groups_lag_and_workers_their_own(
         time.sleep(1)
     assert samples(exporter, "glimpse_lag_exporter_up") == {(): 1.0}
     assert len(lags) == sum(
-        len(t) * settings.kafka.partitions for t in stage_topics(settings.kafka).values()
+        len(t) * settings.kafka.partitions for t in consumer_groups(settings.kafka).values()
     )
 
     ingest = f"http://127.0.0.1:{settings.stack.ingest_health_port}/metrics"
     own = samples(ingest, "glimpse_consumer_lag_messages")
     assert own, "the ingest worker exports the lag of the partitions it owns"
-    assert {dict(k)["topic"] for k in own} == {settings.kafka.objects_topic}
+    topics = {dict(k)["topic"] for k in own}
+    assert settings.kafka.objects_topic in topics
+    assert topics <= {settings.kafka.objects_topic, settings.kafka.backfill_objects_topic}
     status = httpx.get(
         f"http://127.0.0.1:{settings.stack.ingest_health_port}/status", timeout=10
     ).json()

@@ -50,6 +50,8 @@ DATASOURCES_DIR = INFRA / "grafana" / "provisioning" / "datasources"
 DASHBOARD_PROVIDERS_DIR = INFRA / "grafana" / "provisioning" / "dashboards"
 SECRET_TEMPLATE = K8S / "base" / "secret.template.yaml"
 KUSTOMIZATIONS = ["base", "overlays/dev", "overlays/gpu"]
+JOBS_CONFIG = "glimpse-config-jobs"  # the settings under a fixed name, for k8s/jobs/
+BACKFILL_JOB = K8S / "jobs" / "backfill.yaml"
 KUBERNETES_VERSION = "1.30"  # oldest API the manifests must still be valid for
 
 # ---- the contract with the code ----------------------------------------------------------
@@ -227,12 +229,17 @@ def workloads(kustomization: str) -> list[dict[str, Any]]:
     return [o for o in render(kustomization) if o["kind"] in ("Deployment", "CronJob")]
 
 
+def is_pod_config(name: str) -> bool:
+    """The hash-suffixed settings the pods read (not the fixed-name copy for Jobs)."""
+    return name.startswith("glimpse-config-") and name != JOBS_CONFIG
+
+
 def config_map(kustomization: str) -> dict[str, str]:
     """The data of the (hash-suffixed) glimpse-config ConfigMap."""
     (cm,) = (
         o
         for o in render(kustomization)
-        if o["kind"] == "ConfigMap" and o["metadata"]["name"].startswith("glimpse-config")
+        if o["kind"] == "ConfigMap" and is_pod_config(o["metadata"]["name"])
     )
     return cm["data"]
 
@@ -503,7 +510,7 @@ def test_workloads_have_resources_config_and_run_locked_down(kustomization: str)
     config_name = next(
         o["metadata"]["name"]
         for o in render(kustomization)
-        if o["kind"] == "ConfigMap" and o["metadata"]["name"].startswith("glimpse-config")
+        if o["kind"] == "ConfigMap" and is_pod_config(o["metadata"]["name"])
     )
     secret_name = load_yaml(SECRET_TEMPLATE)["metadata"]["name"]
     home = config_map(kustomization)["GLIMPSE_HOME"]
@@ -920,3 +927,15 @@ def test_grafana_provisioning_points_at_the_mounted_dashboards_and_prometheus() 
         for ds in load_yaml(f)["datasources"]:
             host = re.fullmatch(r"http://([\w-]+):(\d+)", ds["url"])
             assert host and host.group(1) in compose_services(), ds["url"]
+
+
+def test_the_backfill_job_template_runs_glimpse_backfill_with_the_base_settings() -> None:
+    job = load_yaml(BACKFILL_JOB)
+    kubernetes_validate.validate(job, KUBERNETES_VERSION, strict=True)
+    (container,) = job["spec"]["template"]["spec"]["containers"]
+    assert container["command"] == ["glimpse"] and container["args"][0] == "backfill"
+    assert {"configMapRef": {"name": JOBS_CONFIG}} in container["envFrom"]
+    rendered = {o["metadata"]["name"]: o for o in render("base") if o["kind"] == "ConfigMap"}
+    pods = next(o for name, o in rendered.items() if is_pod_config(name))
+    assert rendered[JOBS_CONFIG]["data"] == pods["data"]  # the same settings
+    assert job["spec"]["backoffLimit"] > 0  # a failed pod resumes the job from its cursor

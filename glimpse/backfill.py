@@ -172,12 +172,14 @@ def stage_work(
     kafka: KafkaSettings,
     store: ObjectStore,
     model: str | None = None,
+    skip_failed: bool = False,
 ) -> StageWork:
     """The work of ``stage`` for the model its workers run (``model``, if given, must be
-    that one: only a running worker can write its results)."""
+    that one: only a running worker can write its results). ``skip_failed`` leaves out
+    items the stage dead-lettered since its workers last started."""
     if stage == "ingest":
         return BucketWork(store, mode, scope.prefix, kafka)
-    return MediaWork(stage, _models(conn, stage, model), mode, scope, kafka)
+    return MediaWork(stage, _models(conn, stage, model, skip_failed), mode, scope, kafka)
 
 
 _ROLE: dict[Stage, stage_models.Role] = {
@@ -187,29 +189,38 @@ _ROLE: dict[Stage, stage_models.Role] = {
 }
 
 
-def _models(conn: psycopg.Connection[Any], stage: Stage, asked: str | None) -> Models:
+def _models(
+    conn: psycopg.Connection[Any], stage: Stage, asked: str | None, skip_failed: bool
+) -> Models:
     role = _ROLE[stage]
     running = stage_models.current(conn, role)
     if running is None:
         raise BackfillError(f"no {stage} worker has started yet, so there is no {role} "
                             "model to backfill for: start glimpse first")  # fmt: skip
-    if asked is not None and asked != running:
+    if asked is not None and asked != running.model:
         raise BackfillError(
-            f"the {stage} workers run {running}, not {asked}: start them with {asked} "
-            f"(see `glimpse models`) and backfill again"
+            f"the {stage} workers run {running.model}, not {asked}: start them with "
+            f"{asked} (see `glimpse models`) and backfill again"
         )
+    failed_since = running.since if skip_failed else None
     if stage == "caption":
         has_visual = conn.execute(
-            "SELECT 1 FROM vector_models WHERE model = %(m)s AND kind = 'visual'", {"m": running}
+            "SELECT 1 FROM vector_models WHERE model = %(m)s AND kind = 'visual'",
+            {"m": running.model},
         ).fetchone()
-        return Models(running, visual=has_visual is not None)
+        return Models(stage, running.model, visual=has_visual is not None,
+                      failed_since=failed_since)  # fmt: skip
     if stage == "embed":
+        captioner = stage_models.current(conn, "captioner")
+        transcriber = stage_models.current(conn, "transcriber")
         return Models(
-            running,
-            captioner=stage_models.current(conn, "captioner"),
-            transcriber=stage_models.current(conn, "transcriber"),
+            stage,
+            running.model,
+            captioner=captioner.model if captioner else None,
+            transcriber=transcriber.model if transcriber else None,
+            failed_since=failed_since,
         )
-    return Models(running)
+    return Models(stage, running.model, failed_since=failed_since)
 
 
 @dataclass
@@ -325,7 +336,7 @@ def repair(
     sent: dict[Stage, int] = {}
     for stage in REPAIRED_STAGES:
         try:
-            work = stage_work(conn, stage, "missing", scope, kafka, store)
+            work = stage_work(conn, stage, "missing", scope, kafka, store, skip_failed=True)
         except BackfillError:
             continue
         counted = [0]

@@ -49,10 +49,19 @@ _IN_SCOPE = """
     m.bucket = %(bucket)s AND m.status = 'accepted' AND m.key LIKE %(prefix)s
     AND m.created_at >= %(since)s AND m.updated_at < %(cutoff)s
 """
+# Repair leaves alone an item this stage dead-lettered since its workers last started:
+# the cause is likely still there. A restart (a deploy, a model or limit change) or
+# `glimpse dlq retry` gives it another chance.
+_NOT_FAILED_LATELY = """
+    AND (%(failed_since)s::timestamptz IS NULL OR NOT EXISTS (
+        SELECT 1 FROM media_failures f WHERE f.media_id = m.id AND f.stage = %(stage)s
+        AND f.retried_at IS NULL AND f.failed_at >= %(failed_since)s))
+"""
 
 # Images: a caption of the captioner, and its visual vector where it makes one.
 _CAPTION_WORK = (
     _IN_SCOPE
+    + _NOT_FAILED_LATELY
     + """
     AND m.kind = 'image'
     AND (%(all)s
@@ -64,6 +73,7 @@ _CAPTION_WORK = (
 )
 _TRANSCRIBE_WORK = (
     _IN_SCOPE
+    + _NOT_FAILED_LATELY
     + """
     AND m.kind = 'audio'
     AND (%(all)s OR NOT EXISTS (SELECT 1 FROM transcripts t
@@ -83,6 +93,7 @@ _TEXTS = """
 """
 _EMBED_WORK = (
     _IN_SCOPE
+    + _NOT_FAILED_LATELY
     + """
     AND (%(all)s OR NOT EXISTS (SELECT 1 FROM embeddings e
                                 WHERE e.media_id = m.id AND e.model = %(model)s
@@ -108,17 +119,22 @@ _KIND = {"caption": "AND m.kind = 'image'", "transcribe": "AND m.kind = 'audio'"
 class Models:
     """The models a stage's work is for (``model``) and reads from."""
 
+    stage: str
     model: str
     visual: bool = False  # caption: the captioner also writes a visual vector
     captioner: str | None = None  # embed: whose captions are embedded
     transcriber: str | None = None  # embed: whose transcripts are embedded
+    # skip items this stage dead-lettered since then (None: take them too)
+    failed_since: datetime | None = None
 
     def params(self) -> dict[str, Any]:
         return {
+            "stage": self.stage,
             "model": self.model,
             "visual": self.visual,
             "captioner": self.captioner,
             "transcriber": self.transcriber,
+            "failed_since": self.failed_since,
         }
 
 

@@ -7,6 +7,8 @@ model search serves is another matter (``vector_models.active``).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Literal
 
 import psycopg
@@ -30,17 +32,23 @@ def register(
     )
 
 
-def current(conn: psycopg.Connection[Any], role: Role) -> str | None:
+@dataclass(frozen=True, slots=True)
+class Running:
+    model: str
+    since: datetime  # when a worker last started with it
+
+
+def current(conn: psycopg.Connection[Any], role: Role) -> Running | None:
     """The model the workers of ``role`` started with last; None if none ever ran."""
     if role in ("text", "visual"):
         query = (
-            "SELECT model FROM vector_models WHERE kind = %(role)s "
+            "SELECT model, registered_at FROM vector_models WHERE kind = %(role)s "
             "ORDER BY registered_at DESC LIMIT 1"
         )
     else:
         query = (
-            "SELECT model FROM stage_models WHERE role = %(role)s "
+            "SELECT model, registered_at FROM stage_models WHERE role = %(role)s "
             "ORDER BY registered_at DESC LIMIT 1"
         )
     row = conn.execute(query, {"role": role}).fetchone()
-    return None if row is None else str(row["model"])
+    return None if row is None else Running(str(row["model"]), row["registered_at"])

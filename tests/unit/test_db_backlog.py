@@ -82,7 +82,7 @@ def test_caption_work_is_accepted_images_without_a_caption_or_visual_vector_of_t
     add(conn, bucket, "nothing.png")
     add(conn, bucket, "voice.ogg", kind="audio")
     add(conn, bucket, "bad.png", status=MediaStatus.REJECTED)
-    models = Models(CAPTIONER, visual=True)
+    models = Models("caption", CAPTIONER, visual=True)
 
     missing = backlog.captions_wanted(conn, scope(bucket), models, "missing", FIRST_ID, 100)
     everything = backlog.captions_wanted(conn, scope(bucket), models, "all", FIRST_ID, 100)
@@ -90,7 +90,7 @@ def test_caption_work_is_accepted_images_without_a_caption_or_visual_vector_of_t
     assert {m.key for m in missing} == {"no-vector.png", "other-model.png", "nothing.png"}
     assert {m.key for m in everything} == {"complete.png"} | {m.key for m in missing}
     assert backlog.count_wanted(conn, "caption", scope(bucket), models, "missing") == 3
-    blip = Models(CAPTIONER, visual=False)  # a captioner without visual vectors
+    blip = Models("caption", CAPTIONER, visual=False)  # a captioner without visual vectors
     no_visual = backlog.captions_wanted(conn, scope(bucket), blip, "missing", FIRST_ID, 100)
     assert {m.key for m in no_visual} == {"nothing.png", "other-model.png"}
 
@@ -99,7 +99,7 @@ def test_pages_follow_the_id_cursor_without_gaps_or_repeats(
     conn: psycopg.Connection[Any], bucket: str
 ) -> None:
     ids = {add(conn, bucket, f"p/{i:02}.png") for i in range(23)}
-    models = Models(CAPTIONER, visual=True)
+    models = Models("caption", CAPTIONER, visual=True)
     seen: list[uuid.UUID] = []
     after = FIRST_ID
     while page := backlog.captions_wanted(conn, scope(bucket), models, "missing", after, 5):
@@ -114,7 +114,7 @@ def test_scope_by_prefix_taken_literally_by_creation_date_and_by_age(
 ) -> None:
     add(conn, bucket, "2019_a/x.png")
     add(conn, bucket, "2019-a/x.png")  # "_" in the prefix is no wildcard
-    models = Models(CAPTIONER)
+    models = Models("caption", CAPTIONER)
 
     def found(s: Scope) -> set[str]:
         return {m.key for m in backlog.captions_wanted(conn, s, models, "missing", FIRST_ID, 50)}
@@ -141,7 +141,7 @@ def test_embed_work_is_text_newer_than_the_vector_of_the_text_model(
     note = add(conn, bucket, "note.ogg", kind="audio")
     transcripts.save(conn, TranscriptRow(note, TRANSCRIBER, "r", "en", 0.9, 3.0, "buy milk", []))
     add(conn, bucket, "uncaptioned.png")
-    models = Models(TEXT.model, captioner=CAPTIONER, transcriber=TRANSCRIBER)
+    models = Models("embed", TEXT.model, captioner=CAPTIONER, transcriber=TRANSCRIBER)
 
     wanted = backlog.vectors_wanted(conn, scope(bucket), models, "missing", FIRST_ID, 50)
 
@@ -165,3 +165,31 @@ def test_done_counts_results_written_since_the_job_began_up_to_its_cursor(
 
     assert backlog.count_done(conn, "caption", scope(bucket), CAPTIONER, ids[-1], began) == 3
     assert backlog.count_done(conn, "caption", scope(bucket), CAPTIONER, ids[0], began) == 1
+
+
+def test_repair_leaves_alone_what_the_stage_dead_lettered_since_its_workers_started(
+    conn: psycopg.Connection[Any], bucket: str
+) -> None:
+    poison = add(conn, bucket, "poison.png")
+    retried = add(conn, bucket, "retried.png")
+    add(conn, bucket, "plain.png")
+    for mid in (poison, retried):
+        conn.execute(
+            "INSERT INTO media_failures (media_id, stage, error_type, message, attempts, origin) "
+            "VALUES (%(id)s, 'caption', 'ValueError', 'cannot decode', 3, 't/0@1')",
+            {"id": mid},
+        )
+    conn.execute(
+        "UPDATE media_failures SET retried_at = now() WHERE media_id = %(id)s", {"id": retried}
+    )
+    started = datetime.now(UTC) - timedelta(minutes=1)  # the workers started before both
+
+    def found(failed_since: datetime | None) -> set[str]:
+        models = Models("caption", CAPTIONER, failed_since=failed_since)
+        return {m.key for m in backlog.captions_wanted(conn, scope(bucket), models, "missing",
+                                                       FIRST_ID, 50)}  # fmt: skip
+
+    assert found(started) == {"retried.png", "plain.png"}
+    restarted = datetime.now(UTC) + timedelta(seconds=1)  # a deploy, a model change...
+    assert found(restarted) == {"poison.png", "retried.png", "plain.png"}
+    assert found(None) == {"poison.png", "retried.png", "plain.png"}  # a backfill by hand

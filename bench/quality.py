@@ -32,11 +32,12 @@ import psycopg
 from bench.common.quality_set import QualitySet, Scores, load_set, score
 from bench.ingest import add_output_args, machine_info, publish, say
 from bench.search import connect, fresh_database, private_postgres
-from glimpse.config import ModelSettings, SearchSettings
+from glimpse.config import CueSettings, ModelSettings, SearchSettings
 from glimpse.db import captions, media, vectors
 from glimpse.db.captions import CaptionRow
 from glimpse.db.media import MediaRow, MediaStatus
 from glimpse.models.captioning import load_captioner
+from glimpse.models.cues import CueReader, ImageCues, searchable_text
 from glimpse.models.device import limit_cpu_threads
 from glimpse.models.imagenet import CaptionStyle, ImageNetVocabulary, compose_caption
 from glimpse.models.text import TextEmbedder, load_text_embedder
@@ -75,6 +76,27 @@ POLICIES = {
     "standout 3, weak 2 (<=4)": RelevanceSettings(weak=2.0),
     "standout 2.5, weak 1.5 (<=4)": RelevanceSettings(strong=2.5),
 }
+
+
+@dataclass(frozen=True, slots=True)
+class CueUse:
+    """Which cues reach full text (the caption row) and the text vector."""
+
+    name: str
+    ocr_text: bool = False
+    colours: bool = False
+    embed_ocr_words: int = 0
+    embed_colours: bool = False
+
+
+CUE_USES = [
+    CueUse("no cues (before)"),
+    CueUse("OCR words in full text", ocr_text=True),
+    CueUse("colours in full text", colours=True),
+    CueUse("OCR + colours in full text", ocr_text=True, colours=True),
+    CueUse("OCR + colours in full text, OCR in vector", True, True, embed_ocr_words=32),
+    CueUse("OCR + colours in full text and vector (new default)", True, True, 32, True),
+]
 ROUNDS = 5
 MODEL = vectors.VectorModel("minilm/all-MiniLM-L6-v2", "text", 384)
 BUCKET = "quality"
@@ -126,8 +148,27 @@ def embed_ms(embedder: TextEmbedder, captions_by_style: dict[str, list[str]]) ->
     return {name: statistics.mean(min(t) for t in per) for name, per in times.items()}
 
 
+def read_cues(quality: QualitySet) -> tuple[dict[str, ImageCues], list[float]]:
+    """Cues of every photo as the caption service reads them (thumbnail, original for
+    small text); CPU ms per photo (gate + colours + OCR where the gate lets it)."""
+    reader = CueReader(CueSettings())
+    reader.load()
+    cues: dict[str, ImageCues] = {}
+    cpu_ms = []
+    for photo in quality.photos:
+        thumbnail = photo.thumbnail()
+        started = time.process_time()
+        cues[photo.id] = reader.read(thumbnail, photo.original)
+        cpu_ms.append((time.process_time() - started) * 1000)
+    return cues, cpu_ms
+
+
 def load_library(
-    conn: psycopg.Connection[Any], captions_: dict[str, str], vecs: np.ndarray
+    conn: psycopg.Connection[Any],
+    captions_: dict[str, str],
+    vecs: np.ndarray,
+    cues: dict[str, ImageCues] | None = None,
+    use: CueUse = CUE_USES[0],
 ) -> dict[Any, str]:
     """Rows as the services write them; returns media id -> photo id."""
     vectors.register_model(conn, MODEL)
@@ -142,7 +183,17 @@ def load_library(
             sha256=photo_id,
         )
         media.save(conn, row)
-        captions.save(conn, [CaptionRow(row.id, "labels/efficientnet-lite0", "q", text, [])])
+        cue = (cues or {}).get(photo_id, ImageCues())
+        caption = CaptionRow(
+            row.id,
+            "labels/efficientnet-lite0",
+            "q",
+            text,
+            [],
+            cue.ocr_text if use.ocr_text else "",
+            cue.colours if use.colours else [],
+        )
+        captions.save(conn, [caption])
         vectors.save(conn, [row.id], MODEL, ["caption"], vec[None, :])
         ids[row.id] = photo_id
     conn.commit()
@@ -235,6 +286,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     quality = load_set()
     say(f"{len(quality.photos)} photos, {len(quality.typed())} typed, {len(quality.absent)} absent")
     captioned, caption_ms = caption_photos(quality)
+    say("reading words and colours …")
+    cues, cue_ms = read_cues(quality)
     vocabulary = ImageNetVocabulary.load()
     # One thread, as glimpse up gives each model process on 2 cores: stabler timings.
     limit_cpu_threads(1)
@@ -291,10 +344,71 @@ def main(argv: Sequence[str] | None = None) -> None:
                     )
                 if heard and style.style == CaptionStyle():
                     spoken_lines = spoken_results(conn, quality, heard, heard_vecs, ids)
+        cue_lines = cue_results(
+            port, quality, captions_by_style[_default_name()], cues, embedder, query_vecs, args
+        )
     shutil.rmtree(workdir, ignore_errors=True)
-    lines += ["", *spoken_lines, "", "Captions of the default style:", ""]
+    ran = [c for c in cues.values() if c.ocr_ran]
+    lines += [
+        "",
+        *spoken_lines,
+        "",
+        "Cues (default caption style, default policy): words read in the image (OCR) and "
+        f"colour names. Cost per photo (CPU ms: text gate + colours + OCR where the gate "
+        f"let it run): mean {statistics.mean(cue_ms):.0f}, median "
+        f"{statistics.median(cue_ms):.0f}, max {max(cue_ms):.0f}; OCR ran on {len(ran)} of "
+        f"{len(cues)} photos, words kept for "
+        f"{sum(1 for c in cues.values() if c.ocr_text)}.",
+        "",
+        *cue_lines,
+        "",
+        "Cues read per photo:",
+        "",
+        *(
+            f"- {pid}: colours {', '.join(n for n, _ in c.colours) or '-'}; "
+            f"text {c.ocr_text[:100]!r}" + (f" (OCR {ms:.0f} ms)" if c.ocr_ran else "")
+            for (pid, c), ms in zip(cues.items(), cue_ms, strict=True)
+        ),
+        "",
+        "Captions of the default style:",
+        "",
+    ]
     lines += [f"- {pid}: {text}" for pid, text in captions_by_style[_default_name()].items()]
     publish("\n".join(lines) + "\n", args)
+
+
+def cue_results(
+    port: int,
+    quality: QualitySet,
+    texts: dict[str, str],
+    cues: dict[str, ImageCues],
+    embedder: TextEmbedder,
+    query_vecs: dict[str, np.ndarray],
+    args: argparse.Namespace,
+) -> list[str]:
+    """Each way of using the cues, on the default caption style and policy."""
+    lines = [
+        "| cues | R@1 | R@5 | MRR | typed with nothing | hits for absent things "
+        "| of them not weak |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    policy = RelevanceSettings()
+    for index, use in enumerate(CUE_USES):
+        settings = CueSettings(embed_ocr_words=use.embed_ocr_words, embed_colours=use.embed_colours)
+        vector_texts = [
+            searchable_text(text, cues[pid].ocr_text, cues[pid].colours, settings)
+            for pid, text in texts.items()
+        ]
+        vecs = embedder.embed(vector_texts)
+        with connect(fresh_database(port, f"quality_cues_{index}")) as conn:
+            ids = load_library(conn, texts, vecs, cues, use)
+            scores, misses = evaluate(conn, quality, query_vecs, policy, ids)
+        say(f"{use.name}: {scores.row()}")
+        if args.misses:
+            for miss in misses:
+                print("   ", miss)
+        lines.append(f"| {use.name} | " + " | ".join(scores.row()) + " |")
+    return lines
 
 
 def spoken_results(

@@ -14,7 +14,6 @@ photographed at 12 MP is unreadable at 512 px.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -41,9 +40,7 @@ OriginalLoader = Callable[[int], Image.Image | None]
 class ImageCues:
     ocr_text: str = ""  # words read in the image, kept ones only, in reading order
     colours: list[tuple[str, float]] = field(default_factory=list)  # (name, share)
-    # what OCR cost on this image (ms, wall) and whether it ran: for metrics and bench
-    ocr_ms: float = 0.0
-    ocr_ran: bool = False
+    ocr_ran: bool = False  # the gate let Tesseract read it (bench/quality.py counts them)
 
 
 class CueReader:
@@ -72,23 +69,23 @@ class CueReader:
         ocr = (
             f"{self.text_reader.model_id}@{self.text_reader.revision}" if self.text_reader else "-"
         )
-        return f"ocr={ocr};colours={'v1' if self.settings.colours else '-'}"
+        gate = f"gate={MIN_MARKS}/{_LEGIBLE_PX:g}/{self.settings.ocr_max_side_px}"
+        return f"ocr={ocr};{gate};colours={'v1' if self.settings.colours else '-'}"
 
     def read(self, thumbnail: Image.Image, original: OriginalLoader | None = None) -> ImageCues:
         colours = dominant_colours(thumbnail) if self.settings.colours else []
         if self.text_reader is None:
             return ImageCues(colours=colours)
-        started = time.perf_counter()
         evidence = look_for_text(thumbnail)
         if not evidence.likely(MIN_MARKS) or evidence.height_px is None:
-            return ImageCues(colours=colours, ocr_ms=(time.perf_counter() - started) * 1000)
+            return ImageCues(colours=colours)
         image = self._legible(thumbnail, evidence.height_px, original)
         read = self.text_reader.read(image)
         if not read.finished:
             log.info(
                 "OCR stopped after %d ms on a %s image", self.settings.ocr_timeout_ms, image.size
             )
-        return ImageCues(read.text, colours, (time.perf_counter() - started) * 1000, True)
+        return ImageCues(read.text, colours, ocr_ran=True)
 
     def _legible(
         self, thumbnail: Image.Image, text_px: float, original: OriginalLoader | None

@@ -176,7 +176,7 @@ def reading_handler(
 
     caption = CaptionHandler(
         store.as_store(), pool, CatCaptioner("test/cat"), KafkaSettings(),
-        cues=CueReader(CueSettings()), missing_grace_s=1.0,
+        cues=CueReader(CueSettings(ocr_timeout_ms=120_000)), missing_grace_s=1.0,
     )  # fmt: skip
     yield caption
     caption.fetchers.shutdown()

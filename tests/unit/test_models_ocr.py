@@ -22,18 +22,20 @@ from glimpse.models.cues import CueReader, searchable_text
 from glimpse.models.ocr import TextReader
 
 WORDS_FILE = CueSettings().ocr_words_file
+# Tesseract's timeout is wall time: a loaded test machine must not cut a reading short
+UNHURRIED = CueSettings(ocr_timeout_ms=120_000)
 
 
 @pytest.fixture(scope="module")
 def reader() -> TextReader:
-    reader = TextReader(words_file=WORDS_FILE)
+    reader = TextReader(timeout_ms=UNHURRIED.ocr_timeout_ms, words_file=WORDS_FILE)
     reader.load()
     return reader
 
 
 @pytest.fixture(scope="module")
 def cues() -> CueReader:
-    cues = CueReader(CueSettings())
+    cues = CueReader(UNHURRIED)
     cues.load()
     return cues
 
@@ -101,7 +103,7 @@ def test_small_text_is_read_from_the_original(cues: CueReader) -> None:
 
     found = cues.read(thumbnail(screenshot()), original)
 
-    assert original.sides and 512 < original.sides[0] <= CueSettings().ocr_max_side_px
+    assert original.sides and 512 < original.sides[0] <= UNHURRIED.ocr_max_side_px
     assert found.ocr_ran
     for line in SCREEN_LINES:
         assert line in found.ocr_text
@@ -124,7 +126,7 @@ def test_without_ocr_only_colours_are_read() -> None:
     found = cues.read(thumbnail(page()))
 
     assert found.ocr_text == "" and found.colours
-    assert cues.version == "ocr=-;colours=v1"
+    assert cues.version.startswith("ocr=-;") and cues.version.endswith(";colours=v1")
 
 
 def test_the_vector_text_holds_the_caption_then_the_first_words_and_colours() -> None:

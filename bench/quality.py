@@ -16,6 +16,7 @@ the default style and policy. Appends a dated Markdown section to bench/RESULTS.
 from __future__ import annotations
 
 import argparse
+import io
 import shutil
 import statistics
 import subprocess
@@ -28,15 +29,19 @@ from typing import Any
 
 import numpy as np
 import psycopg
+from PIL import Image
 
-from bench.common.quality_set import QualitySet, Scores, load_set, score
+from bench.common import text_images
+from bench.common.quality_set import THUMBNAIL_PX, Photo, QualitySet, Scores, load_set, score
 from bench.ingest import add_output_args, machine_info, publish, say
 from bench.search import connect, fresh_database, private_postgres
-from glimpse.config import ModelSettings, SearchSettings
+from glimpse.config import CueSettings, ModelSettings, SearchSettings
 from glimpse.db import captions, media, vectors
 from glimpse.db.captions import CaptionRow
 from glimpse.db.media import MediaRow, MediaStatus
+from glimpse.media.thumbnail import make_thumbnail
 from glimpse.models.captioning import load_captioner
+from glimpse.models.cues import CueReader, ImageCues, searchable_text
 from glimpse.models.device import limit_cpu_threads
 from glimpse.models.imagenet import CaptionStyle, ImageNetVocabulary, compose_caption
 from glimpse.models.text import TextEmbedder, load_text_embedder
@@ -75,9 +80,64 @@ POLICIES = {
     "standout 3, weak 2 (<=4)": RelevanceSettings(weak=2.0),
     "standout 2.5, weak 1.5 (<=4)": RelevanceSettings(strong=2.5),
 }
+
+
+@dataclass(frozen=True, slots=True)
+class CueUse:
+    """Which cues reach full text (the caption row) and the text vector."""
+
+    name: str
+    ocr_text: bool = False
+    colours: bool = False
+    embed_ocr_words: int = 0
+    embed_colours: bool = False
+
+
+CUE_USES = [
+    CueUse("no cues (before)"),
+    CueUse("OCR words in full text", ocr_text=True),
+    CueUse("colours in full text", colours=True),
+    CueUse("OCR + colours in full text", ocr_text=True, colours=True),
+    CueUse("OCR + colours in full text, OCR in vector", True, True, embed_ocr_words=32),
+    CueUse("OCR + colours in full text and vector (new default)", True, True, 32, True),
+]
 ROUNDS = 5
 MODEL = vectors.VectorModel("minilm/all-MiniLM-L6-v2", "text", 384)
 BUCKET = "quality"
+
+
+@dataclass(frozen=True, slots=True)
+class TextPhoto:
+    """A rendered image whose words are what a person remembers of it: the set has one
+    page and no sign or screenshot, so these show whether such images are found by their
+    words (measured with each cue setting, beside the set, never tuned on)."""
+
+    id: str
+    image: Image.Image
+    queries: tuple[str, ...]
+
+    def thumbnail(self) -> Image.Image:
+        data = make_thumbnail(self.image, THUMBNAIL_PX)
+        with Image.open(io.BytesIO(data)) as thumb:
+            return thumb.convert("RGB")
+
+    def original(self, side: int) -> Image.Image:
+        copy = self.image.copy()
+        copy.thumbnail((side, side), Image.Resampling.LANCZOS)
+        return copy
+
+
+def text_photos(quality: QualitySet) -> list[TextPhoto]:
+    scene = next(p for p in quality.photos if p.id == "pagoda").original(1600)
+    assert scene is not None
+    return [
+        TextPhoto("rendered page", text_images.page(),
+                  ("harbour committee notes about the lighthouse", "report on the northern pier")),
+        TextPhoto("rendered screenshot", text_images.screenshot(),
+                  ("screenshot of the invoice email", "quarterly budget forecast")),
+        TextPhoto("rendered sign", text_images.sign("FISH MARKET", scene),
+                  ("fish market sign",)),
+    ]  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,20 +146,24 @@ class Captioned:
     labels: list[tuple[str, float]]  # the captioner's kept labels, best first
 
 
-def caption_photos(quality: QualitySet) -> tuple[list[Captioned], float]:
-    """Labels of every photo through the real captioner; mean ms per photo."""
+def caption_photos(
+    quality: QualitySet, extra: Sequence[TextPhoto] = ()
+) -> tuple[list[Captioned], float]:
+    """Labels of every photo (and ``extra``) through the real captioner; mean ms per photo."""
     captioner = load_captioner(
         ModelSettings(labels_top_k=TOP_K, labels_min_probability=MIN_PROBABILITY)
     )
     captioner.load()
+    ids = [photo.id for photo in quality.photos] + [photo.id for photo in extra]
     thumbnails = [photo.thumbnail() for photo in quality.photos]
+    thumbnails += [photo.thumbnail() for photo in extra]
     captioner.predict(thumbnails[:1])  # warm-up
     started = time.perf_counter()
     analyses = captioner.predict(thumbnails)
     ms = (time.perf_counter() - started) * 1000 / len(thumbnails)
     return [
-        Captioned(photo.id, analysis.labels)
-        for photo, analysis in zip(quality.photos, analyses, strict=True)
+        Captioned(photo_id, analysis.labels)
+        for photo_id, analysis in zip(ids, analyses, strict=True)
     ], ms
 
 
@@ -126,8 +190,27 @@ def embed_ms(embedder: TextEmbedder, captions_by_style: dict[str, list[str]]) ->
     return {name: statistics.mean(min(t) for t in per) for name, per in times.items()}
 
 
+def read_cues(photos: Sequence[Photo | TextPhoto]) -> tuple[dict[str, ImageCues], list[float]]:
+    """Cues of every photo as the caption service reads them (thumbnail, original for
+    small text); CPU ms per photo (gate + colours + OCR where the gate lets it)."""
+    reader = CueReader(CueSettings())
+    reader.load()
+    cues: dict[str, ImageCues] = {}
+    cpu_ms = []
+    for photo in photos:
+        thumbnail = photo.thumbnail()
+        started = time.process_time()
+        cues[photo.id] = reader.read(thumbnail, photo.original)
+        cpu_ms.append((time.process_time() - started) * 1000)
+    return cues, cpu_ms
+
+
 def load_library(
-    conn: psycopg.Connection[Any], captions_: dict[str, str], vecs: np.ndarray
+    conn: psycopg.Connection[Any],
+    captions_: dict[str, str],
+    vecs: np.ndarray,
+    cues: dict[str, ImageCues] | None = None,
+    use: CueUse = CUE_USES[0],
 ) -> dict[Any, str]:
     """Rows as the services write them; returns media id -> photo id."""
     vectors.register_model(conn, MODEL)
@@ -142,7 +225,17 @@ def load_library(
             sha256=photo_id,
         )
         media.save(conn, row)
-        captions.save(conn, [CaptionRow(row.id, "labels/efficientnet-lite0", "q", text, [])])
+        cue = (cues or {}).get(photo_id, ImageCues())
+        caption = CaptionRow(
+            row.id,
+            "labels/efficientnet-lite0",
+            "q",
+            text,
+            [],
+            cue.ocr_text if use.ocr_text else "",
+            cue.colours if use.colours else [],
+        )
+        captions.save(conn, [caption])
         vectors.save(conn, [row.id], MODEL, ["caption"], vec[None, :])
         ids[row.id] = photo_id
     conn.commit()
@@ -234,7 +327,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     machine = machine_info()
     quality = load_set()
     say(f"{len(quality.photos)} photos, {len(quality.typed())} typed, {len(quality.absent)} absent")
-    captioned, caption_ms = caption_photos(quality)
+    extra = text_photos(quality)
+    captioned, caption_ms = caption_photos(quality, extra)
+    extra_captioned = captioned[len(quality.photos) :]
+    captioned = captioned[: len(quality.photos)]
+    say("reading words and colours …")
+    cues, cue_ms = read_cues(quality.photos)
+    extra_cues, extra_ms = read_cues(extra)
     vocabulary = ImageNetVocabulary.load()
     # One thread, as glimpse up gives each model process on 2 cores: stabler timings.
     limit_cpu_threads(1)
@@ -291,10 +390,110 @@ def main(argv: Sequence[str] | None = None) -> None:
                     )
                 if heard and style.style == CaptionStyle():
                     spoken_lines = spoken_results(conn, quality, heard, heard_vecs, ids)
+        extra_texts = {c.photo_id: compose(c, vocabulary, CaptionStyle()) for c in extra_captioned}
+        cue_lines = cue_results(
+            port,
+            quality,
+            (captions_by_style[_default_name()], cues),
+            (extra, extra_texts, extra_cues),
+            embedder,
+            query_vecs,
+            args,
+        )
     shutil.rmtree(workdir, ignore_errors=True)
-    lines += ["", *spoken_lines, "", "Captions of the default style:", ""]
+    ran = [c for c in cues.values() if c.ocr_ran]
+    lines += [
+        "",
+        *spoken_lines,
+        "",
+        "Cues (default caption style, default policy): words read in the image (OCR) and "
+        f"colour names. Cost per photo (CPU ms: text gate + colours + OCR where the gate "
+        f"let it run): mean {statistics.mean(cue_ms):.0f}, median "
+        f"{statistics.median(cue_ms):.0f}, max {max(cue_ms):.0f}; OCR ran on {len(ran)} of "
+        f"{len(cues)} photos, words kept for "
+        f"{sum(1 for c in cues.values() if c.ocr_text)}. The rendered text images: "
+        + ", ".join(f"{pid} {ms:.0f} ms" for pid, ms in zip(extra_cues, extra_ms, strict=True))
+        + ".",
+        "",
+        *cue_lines,
+        "",
+        "Cues read per photo:",
+        "",
+        *(
+            f"- {pid}: colours {', '.join(n for n, _ in c.colours) or '-'}; "
+            f"text {c.ocr_text[:100]!r}" + (f" (OCR {ms:.0f} ms)" if c.ocr_ran else "")
+            for (pid, c), ms in zip(
+                [*cues.items(), *extra_cues.items()], cue_ms + extra_ms, strict=True
+            )
+        ),
+        "",
+        "Captions of the default style:",
+        "",
+    ]
     lines += [f"- {pid}: {text}" for pid, text in captions_by_style[_default_name()].items()]
     publish("\n".join(lines) + "\n", args)
+
+
+def cue_results(
+    port: int,
+    quality: QualitySet,
+    library: tuple[dict[str, str], dict[str, ImageCues]],
+    extra: tuple[list[TextPhoto], dict[str, str], dict[str, ImageCues]],
+    embedder: TextEmbedder,
+    query_vecs: dict[str, np.ndarray],
+    args: argparse.Namespace,
+) -> list[str]:
+    """Each way of using the cues, on the default caption style and policy: the set, and
+    the rendered text images' queries searched in the set plus those images."""
+    texts, cues = library
+    photos, extra_texts, extra_cues = extra
+    extra_queries = [(q, photo.id) for photo in photos for q in photo.queries]
+    extra_vecs = dict(
+        zip([q for q, _ in extra_queries], embedder.embed([q for q, _ in extra_queries]),
+            strict=True)
+    )  # fmt: skip
+    lines = [
+        "| cues | R@1 | R@5 | MRR | typed with nothing | hits for absent things "
+        f"| of them not weak | text images: first / top 5 of {len(extra_queries)} |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    policy = RelevanceSettings()
+    for index, use in enumerate(CUE_USES):
+        settings = CueSettings(embed_ocr_words=use.embed_ocr_words, embed_colours=use.embed_colours)
+        with connect(fresh_database(port, f"quality_cues_{index}")) as conn:
+            ids = load_library(conn, texts, _vectors(embedder, texts, cues, settings), cues, use)
+            scores, misses = evaluate(conn, quality, query_vecs, policy, ids)
+        all_texts = {**texts, **extra_texts}
+        all_cues = {**cues, **extra_cues}
+        with connect(fresh_database(port, f"quality_text_{index}")) as conn:
+            vecs = _vectors(embedder, all_texts, all_cues, settings)
+            ids = load_library(conn, all_texts, vecs, all_cues, use)
+            ranks = []
+            for query, target in extra_queries:
+                shown = [pid for pid, _ in shown_for(conn, query, extra_vecs[query], policy, ids)]
+                ranks.append(shown.index(target) + 1 if target in shown else None)
+        first = sum(1 for r in ranks if r == 1)
+        top5 = sum(1 for r in ranks if r is not None and r <= 5)
+        say(f"{use.name}: {scores.row()}; text images {first}/{top5} of {len(ranks)}")
+        if args.misses:
+            for miss in misses:
+                print("   ", miss)
+        lines.append(f"| {use.name} | " + " | ".join(scores.row()) + f" | {first} / {top5} |")
+    return lines
+
+
+def _vectors(
+    embedder: TextEmbedder,
+    texts: dict[str, str],
+    cues: dict[str, ImageCues],
+    settings: CueSettings,
+) -> np.ndarray:
+    return embedder.embed(
+        [
+            searchable_text(text, cues[pid].ocr_text, cues[pid].colours, settings)
+            for pid, text in texts.items()
+        ]
+    )
 
 
 def spoken_results(

@@ -188,6 +188,36 @@ class ModelSettings(BaseModel):
     whisper_beam_size: int = 5
 
 
+class CueSettings(BaseModel):
+    """Cues the captioner's labels miss, read in the caption stage from the same image:
+    words in the image (Tesseract OCR) and the names of its dominant colours. Both are
+    stored with the caption, searched in full text and shown with each hit."""
+
+    ocr: bool = True
+    # Tesseract's language data; None: $TESSDATA_PREFIX, else Debian's tesseract-ocr path
+    tessdata: Path | None = None
+    ocr_language: str = "eng"
+    # Recognition stops after this long (what was read by then is kept): the time one
+    # image may cost, whatever it holds.
+    ocr_timeout_ms: int = 1500
+    # An image is read at most this large (long side); small text in a large original is
+    # read from the original, scaled down to this, rather than from the 512-px thumbnail.
+    ocr_max_side_px: int = 1600
+    # Originals larger than this are read from their thumbnail only.
+    ocr_max_original_bytes: int = 32 * MIB
+    # Words are kept from this Tesseract confidence (0-100) when a dictionary knows them,
+    # and from ocr_sure_confidence when not (names, brands); numbers need the latter too.
+    ocr_min_confidence: float = 70.0
+    ocr_sure_confidence: float = 90.0
+    # One word per line (Debian's wamerican); missing: only sure words are kept.
+    ocr_words_file: Path = Path("/usr/share/dict/american-english")
+    colours: bool = True
+    # Words read in an image that join the caption in its text vector (the caption comes
+    # first; MiniLM reads 256 tokens). Full text keeps every word.
+    embed_ocr_words: int = 32
+    embed_colours: bool = True
+
+
 class WorkerSettings(BaseModel):
     """Knobs of the shared worker runtime (``glimpse.runtime``)."""
 
@@ -268,6 +298,7 @@ class Settings(BaseSettings):
     voice: VoiceSettings = Field(default_factory=VoiceSettings)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
     models: ModelSettings = Field(default_factory=ModelSettings)
+    cues: CueSettings = Field(default_factory=CueSettings)
     stack: StackSettings = Field(default_factory=StackSettings)
 
     @property

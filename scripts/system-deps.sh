@@ -4,7 +4,9 @@
 # chromium runs the web page tests, prometheus brings promtool (alert rule unit tests).
 set -euo pipefail
 # openssl makes the certificates that close SeaweedFS's master and gRPC ports (docs/security.md)
-needed=(libmagic1 openssl)
+# tesseract-ocr + -eng: the OCR language data (and the CLI to try it by hand; the engine
+# itself comes in the tesserocr wheel); wamerican: the word list OCR keeps words by
+needed=(libmagic1 openssl tesseract-ocr tesseract-ocr-eng wamerican)
 if [ "${1:-}" = "test" ]; then
   needed+=(espeak-ng chromium prometheus)
 fi

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from PIL import Image
+from PIL import Image, ImageOps
 
 from glimpse.media.thumbnail import make_thumbnail
 
@@ -35,6 +35,15 @@ class Photo:
         if spec is None or spec.origin is None:
             raise RuntimeError(f"{self.package} (a dev dependency) is not installed")
         return Path(spec.origin).parent / self.path
+
+    def original(self, side: int) -> Image.Image | None:
+        """The photo decoded to at most ``side`` px on its long side, as the caption
+        service reads an original for small text."""
+        with Image.open(self.file()) as image:
+            image.draft("RGB", (side, side))
+            upright = ImageOps.exif_transpose(image).convert("RGB")
+        upright.thumbnail((side, side), Image.Resampling.LANCZOS)
+        return upright
 
     def thumbnail(self) -> Image.Image:
         """The photo as the caption service sees it: ingest's 512-px JPEG, decoded."""

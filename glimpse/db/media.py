@@ -378,13 +378,15 @@ def accepted_ids(conn: psycopg.Connection[Any], ids: Sequence[uuid.UUID]) -> set
 
 _DETAILS = """
 SELECT m.*, c.text AS caption, coalesce(c.labels, '[]'::jsonb) AS labels,
+       nullif(c.ocr_text, '') AS text_in_image, coalesce(c.colours, '[]'::jsonb) AS colours,
        t.text AS transcript, t.language, coalesce(t.segments, '[]'::jsonb) AS segments,
        m.status = 'accepted' AND EXISTS (
            SELECT 1 FROM embeddings e WHERE e.media_id = m.id AND e.kind = 'text'
        ) AS searchable
 FROM media m
 LEFT JOIN LATERAL (
-    SELECT text, labels FROM captions WHERE media_id = m.id ORDER BY created_at DESC LIMIT 1
+    SELECT text, labels, ocr_text, colours FROM captions
+    WHERE media_id = m.id ORDER BY created_at DESC LIMIT 1
 ) c ON true
 LEFT JOIN LATERAL (
     SELECT text, language, segments FROM transcripts

@@ -8,6 +8,7 @@ from glimpse.db.pool import open_pool
 from glimpse.logs import configure_logging
 from glimpse.metrics import WorkerMetrics
 from glimpse.models.captioning import load_captioner
+from glimpse.models.cues import CueReader
 from glimpse.models.device import limit_cpu_threads
 from glimpse.runtime import ServiceSpec, run_service
 from glimpse.stages import backfill_topics_of, stage_topics
@@ -32,6 +33,7 @@ def main() -> None:
             captioner=load_captioner(settings.models),
             kafka=settings.kafka,
             limits=settings.limits,
+            cues=CueReader(settings.cues) if settings.cues.ocr or settings.cues.colours else None,
         )
 
     run_service(

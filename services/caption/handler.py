@@ -1,8 +1,10 @@
-"""Caption: an accepted image in, a caption (+ labels) and a visual vector out.
+"""Caption: an accepted image in, a caption (+ labels), cues and a visual vector out.
 
-Both come from one forward pass of the captioner, so the backbone never runs twice
-for one image. Reads the 512-px thumbnail rather than the original: on a CPU the
-decode costs more than the model.
+Caption and visual vector come from one forward pass of the captioner, so the backbone
+never runs twice for one image. Reads the 512-px thumbnail rather than the original: on
+a CPU the decode costs more than the model. The cues (words in the image, colour names)
+are read from the same thumbnail in the fetch threads while the model runs; only an
+image whose thumbnail shows small text is read again from its original.
 """
 
 from __future__ import annotations
@@ -18,23 +20,34 @@ from typing import Any
 
 import numpy as np
 import psycopg
-from PIL import Image
+from PIL import Image, ImageOps
 from psycopg_pool import ConnectionPool
 from pydantic import ValidationError
 
 from glimpse.bus import InboundMessage, OutboundMessage
-from glimpse.config import KafkaSettings, LimitsSettings
+from glimpse.config import CueSettings, KafkaSettings, LimitsSettings
 from glimpse.db import captions, media, stage_models, vectors
 from glimpse.db.captions import CaptionRow
 from glimpse.errors import ItemError, TransientError
 from glimpse.media import Rejected, validate_media
+from glimpse.media.image import DECODE_ERRORS
 from glimpse.messages import MediaAccepted, TextReady
 from glimpse.models.captioning import Captioner, ImageAnalysis
+from glimpse.models.cues import CueReader, ImageCues, searchable_text
 from glimpse.runtime import DeadLetter, Done, Failed, ItemResult, Outcome
 from glimpse.storage import ObjectStore
 
 log = logging.getLogger(__name__)
 _MAX_IMAGE_BYTES = 64 * 1024 * 1024
+# Originals are decoded for OCR only up to this size (a 50-MP PNG is 150 MB decoded).
+_MAX_ORIGINAL_PIXELS = 50_000_000
+_UNREADABLE: tuple[type[Exception], ...] = (*DECODE_ERRORS, Image.DecompressionBombError)
+
+
+@dataclass(frozen=True, slots=True)
+class _Loaded:
+    image: Image.Image
+    cues: ImageCues
 
 
 @dataclass
@@ -44,6 +57,8 @@ class CaptionHandler:
     captioner: Captioner
     kafka: KafkaSettings
     limits: LimitsSettings = field(default_factory=LimitsSettings)
+    # None: no cues (words, colours) are read
+    cues: CueReader | None = None
     fetchers: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(4))
     # how long an accepted image whose upload reads as missing is looked for again (a
     # SeaweedFS restart answers "not found" for a few seconds)
@@ -52,6 +67,9 @@ class CaptionHandler:
 
     def __post_init__(self) -> None:
         self.captioner.load()
+        if self.cues:
+            self.cues.load()
+        self.cues_version = self.cues.version if self.cues else None
         self.visual = (
             vectors.VectorModel(self.captioner.model_id, "visual", self.captioner.visual_dim)
             if self.captioner.visual_dim
@@ -86,7 +104,9 @@ class CaptionHandler:
         model = self.captioner
         with self.pool.connection() as conn:
             live = media.accepted_ids(conn, [item.media_id for item in items.values()])
-            done = captions.stored(conn, list(live), model.model_id, model.revision)
+            done = captions.stored(
+                conn, list(live), model.model_id, model.revision, self.cues_version
+            )
         for i, item in items.items():
             if item.media_id in done:  # a re-delivery: announce again, don't run the model
                 results[i] = Done([self._announce(done[item.media_id])], Outcome.SKIPPED)
@@ -134,25 +154,26 @@ class CaptionHandler:
     def _thumbnail_missing(self, item: MediaAccepted) -> bool:
         return item.thumbnail_key is not None and self.store.head(item.thumbnail_key) is None
 
-    def _analyse(self, items: dict[int, MediaAccepted]) -> dict[int, ImageAnalysis]:
+    def _analyse(
+        self, items: dict[int, MediaAccepted]
+    ) -> dict[int, tuple[ImageAnalysis, ImageCues]]:
         """Run the model on each chunk of ``batch_size`` images as soon as it is decoded,
-        while the fetch pool keeps downloading and decoding the rest: the model waits
-        on S3 and Pillow only for the first chunk."""
-        analyses: dict[int, ImageAnalysis] = {}
-        chunk: list[tuple[int, Image.Image]] = []
+        while the fetch pool keeps downloading, decoding and reading cues from the rest:
+        the model waits on S3 and Pillow only for the first chunk."""
+        analyses: dict[int, tuple[ImageAnalysis, ImageCues]] = {}
+        chunk: list[tuple[int, _Loaded]] = []
 
         def flush() -> None:
-            found = self.captioner.predict([image for _, image in chunk])
-            analyses.update(zip((i for i, _ in chunk), found, strict=True))
+            found = self.captioner.predict([loaded.image for _, loaded in chunk])
+            for (i, loaded), analysis in zip(chunk, found, strict=True):
+                analyses[i] = (analysis, loaded.cues)
             chunk.clear()
 
         # Executor.map submits every fetch at once and yields the results in order.
-        for i, image in zip(
-            items, self.fetchers.map(self._load_image, items.values()), strict=True
-        ):
-            if image is None:
+        for i, loaded in zip(items, self.fetchers.map(self._load, items.values()), strict=True):
+            if loaded is None:
                 continue  # missing: see _missing
-            chunk.append((i, image))
+            chunk.append((i, loaded))
             if len(chunk) >= self.captioner.batch_size:
                 flush()
         if chunk:
@@ -160,22 +181,26 @@ class CaptionHandler:
         return analyses
 
     def _store(
-        self, items: dict[int, MediaAccepted], analyses: dict[int, ImageAnalysis]
+        self,
+        items: dict[int, MediaAccepted],
+        analyses: dict[int, tuple[ImageAnalysis, ImageCues]],
     ) -> dict[int, ItemResult]:
         """One transaction for the batch's captions and visual vectors."""
         if not items:
             return {}
         model = self.captioner
         order = list(items)
-        rows = [
-            CaptionRow(items[i].media_id, model.model_id, model.revision,
-                       analyses[i].caption, analyses[i].labels)
-            for i in order
-        ]  # fmt: skip
+        rows = []
+        for i in order:
+            analysis, cues = analyses[i]
+            rows.append(
+                CaptionRow(items[i].media_id, model.model_id, model.revision, analysis.caption,
+                           analysis.labels, cues.ocr_text, cues.colours, self.cues_version)
+            )  # fmt: skip
         with self.pool.connection() as conn, conn.transaction():
             captions.save(conn, rows)
             if self.visual:
-                visual = np.stack([analyses[i].visual for i in order])  # type: ignore[misc]
+                visual = np.stack([analyses[i][0].visual for i in order])  # type: ignore[misc]
                 ids = [row.media_id for row in rows]
                 vectors.save(conn, ids, self.visual, ["image"] * len(ids), visual)
         return {i: Done([self._announce(row)]) for i, row in zip(order, rows, strict=True)}
@@ -202,10 +227,42 @@ class CaptionHandler:
             return checked.thumbnail
 
     def _announce(self, row: CaptionRow) -> OutboundMessage:
-        ready = TextReady(media_id=row.media_id, source="caption", model=row.model, text=row.text)
+        text = row.text
+        if self.cues:
+            text = searchable_text(row.text, row.ocr_text, row.colours, self.cues.settings)
+        ready = TextReady(media_id=row.media_id, source="caption", model=row.model, text=text)
         return OutboundMessage(
             self.kafka.captions_ready_topic, str(row.media_id).encode(), ready.to_json()
         )
+
+    def _load(self, item: MediaAccepted) -> _Loaded | None:
+        """The decoded thumbnail and the cues read from it (fetch thread)."""
+        image = self._load_image(item)
+        if image is None:
+            return None
+        if self.cues is None:
+            return _Loaded(image, ImageCues())
+        return _Loaded(image, self.cues.read(image, lambda side: self._load_original(item, side)))
+
+    def _load_original(self, item: MediaAccepted, side: int) -> Image.Image | None:
+        """The original, decoded to about ``side`` px on its long side, for reading small
+        text; None when it is too large to be worth it or cannot be read."""
+        settings = self.cues.settings if self.cues else CueSettings()
+        pixels = (item.width or 0) * (item.height or 0)
+        if item.size_bytes > settings.ocr_max_original_bytes or pixels > _MAX_ORIGINAL_PIXELS:
+            return None
+        data = self.store.read(item.key, settings.ocr_max_original_bytes)
+        if data is None:
+            return None
+        try:
+            with Image.open(io.BytesIO(data)) as image:
+                image.draft("RGB", (side, side))  # JPEG: decode at a fraction of the size
+                upright = ImageOps.exif_transpose(image).convert("RGB")
+        except _UNREADABLE as exc:
+            log.info("%s: original not read for OCR (%s)", item.key, exc)
+            return None
+        upright.thumbnail((side, side), Image.Resampling.LANCZOS)
+        return upright
 
     def _load_image(self, item: MediaAccepted) -> Image.Image | None:
         data = self.store.read(item.thumbnail_key or item.key, _MAX_IMAGE_BYTES)

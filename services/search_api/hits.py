@@ -8,6 +8,7 @@ from typing import Any
 
 import psycopg
 
+from glimpse import explain
 from glimpse.db import media
 from services.search_api.schemas import Hit
 
@@ -18,10 +19,14 @@ def hits_for(
     *,
     weak: Collection[uuid.UUID] = (),
     standout: Mapping[uuid.UUID, float | None] | None = None,
+    query: str | None = None,
 ) -> list[Hit]:
     """(media id, score, similarity) in rank order → hits with details, same order;
-    ids in ``weak`` are marked as weak matches, ``standout`` gives their standouts."""
-    rows = media.details(conn, [mid for mid, _, _ in ranked])
+    ids in ``weak`` are marked as weak matches, ``standout`` gives their standouts,
+    ``query`` (typed or heard) says which parts of each hit's text hold its words."""
+    ids = [mid for mid, _, _ in ranked]
+    rows = media.details(conn, ids)
+    matched = explain.matched_parts(conn, ids, query) if query else {}
     hits = []
     for mid, score, similarity in ranked:
         row = rows.get(mid)
@@ -43,7 +48,10 @@ def hits_for(
                 captured_at=row["captured_at"],
                 caption=row["caption"],
                 labels=[(label, float(p)) for label, p in row["labels"]],
+                text_in_image=row["text_in_image"],
+                colours=[str(name) for name, _ in row["colours"]],
                 transcript=row["transcript"],
+                matched_in=matched.get(mid, []),
                 thumbnail_url=f"/v1/media/{mid}/thumbnail" if row["thumbnail_key"] else None,
             )
         )

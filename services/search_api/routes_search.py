@@ -95,6 +95,7 @@ def find(
             [(j.candidate.media_id, j.candidate.score, j.candidate.similarity) for j in page],
             weak={j.candidate.media_id for j in page if j.weak},
             standout={j.candidate.media_id: j.standout for j in page},
+            query=text,
         )
         return hits, len(judged) > offset + limit
 

@@ -33,6 +33,8 @@ class MediaOut(BaseModel):
     updated_at: datetime
     caption: str | None = None
     labels: list[tuple[str, float]] = []
+    text_in_image: str | None = None  # images: the words read in it (OCR), kept ones
+    colours: list[tuple[str, float]] = []  # images: dominant colour names and their share
     transcript: str | None = None  # audio: what was said
     language: str | None = None  # audio: the transcript's language
     segments: list[tuple[float, float, str]] = []  # audio: (start s, end s, text)
@@ -63,7 +65,13 @@ class Hit(BaseModel):
     captured_at: datetime | None
     caption: str | None
     labels: list[tuple[str, float]]
+    text_in_image: str | None = None  # images: the words read in it (OCR)
+    colours: list[str] = []  # images: dominant colour names, largest first
     transcript: str | None = None  # audio: what was said
+    # Why it matched the query's words: the parts of its text holding one of them
+    # ("caption", "text in image", "colours", "transcript"); empty for a match by
+    # meaning alone (the vector), or without a query (similar images).
+    matched_in: list[str] = []
     thumbnail_url: str | None
 
 

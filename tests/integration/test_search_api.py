@@ -69,7 +69,12 @@ def test_typed_query_ranks_the_right_photo_first(
 
 def test_nonsense_query_returns_few_or_no_hits(stack: RunningStack, photos: dict[str, str]) -> None:
     hits = search(stack, "xqzvy plorf grunkle", prefix="samples/")["hits"]
-    assert len(hits) <= 1
+    # Nothing is presented as a match. Which captions sit a little nearer such a query
+    # than the rest depends on the whole library's text (here every test's uploads; the
+    # colour names in each caption vector moved it from one guess to two): a guess or
+    # two may show, marked weak.
+    assert all(hit["weak"] for hit in hits)
+    assert len(hits) <= 2
 
 
 def test_suggestions_name_what_the_library_holds(

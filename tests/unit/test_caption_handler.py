@@ -159,3 +159,82 @@ def test_an_upload_unreadable_while_the_store_restarts_is_retried_not_skipped(
 
     [result] = handler.handle([message(TOPIC, item)])
     assert isinstance(result, Done) and result.outcome is Outcome.OK
+
+
+def encoded(image: Image.Image, fmt: str = "JPEG") -> bytes:
+    out = io.BytesIO()
+    image.save(out, fmt)
+    return out.getvalue()
+
+
+@pytest.fixture
+def reading_handler(
+    pool: ConnectionPool[psycopg.Connection[Any]], store: MemoryStore
+) -> Iterator[CaptionHandler]:
+    from glimpse.config import CueSettings
+    from glimpse.models.cues import CueReader
+
+    caption = CaptionHandler(
+        store.as_store(), pool, CatCaptioner("test/cat"), KafkaSettings(),
+        cues=CueReader(CueSettings(ocr_timeout_ms=120_000)), missing_grace_s=1.0,
+    )  # fmt: skip
+    yield caption
+    caption.fetchers.shutdown()
+
+
+def test_words_and_colours_are_stored_and_reach_the_text_vector(
+    reading_handler: CaptionHandler,
+    pool: ConnectionPool[psycopg.Connection[Any]],
+    store: MemoryStore,
+) -> None:
+    from bench.common.text_images import screenshot, thumbnail
+    from glimpse.messages import TextReady
+
+    with pool.connection() as conn:
+        item = accepted(conn, "image", thumbnail_key="thumbnails/mail.jpg")
+    # text far too small in the thumbnail: read from the upload
+    store.objects[item.key] = encoded(screenshot(), "PNG")
+    store.objects["thumbnails/mail.jpg"] = encoded(thumbnail(screenshot()))
+
+    [result] = reading_handler.handle([message(TOPIC, item)])
+
+    assert isinstance(result, Done) and result.outcome is Outcome.OK
+    with pool.connection() as conn:
+        row = conn.execute(
+            "SELECT ocr_text, colours, cues_version FROM captions WHERE media_id = %(id)s",
+            {"id": item.media_id},
+        ).fetchone()
+    assert row is not None
+    assert "Meeting moved to Thursday afternoon" in row["ocr_text"]
+    assert row["colours"][0][0] == "white"
+    assert row["cues_version"] == reading_handler.cues_version
+    [out] = result.outputs
+    text = TextReady.model_validate_json(out.value).text
+    assert text.startswith('A photo of a cat. It reads: "Invoice for October')
+    assert text.endswith("Colours: white.")
+
+    # a replay reads nothing again and announces the same text
+    [again] = reading_handler.handle([message(TOPIC, item)])
+    assert isinstance(again, Done) and again.outcome is Outcome.SKIPPED
+    assert TextReady.model_validate_json(again.outputs[0].value).text == text
+
+
+def test_a_caption_stored_without_cues_is_made_again_with_them(
+    handler: CaptionHandler,
+    reading_handler: CaptionHandler,
+    pool: ConnectionPool[psycopg.Connection[Any]],
+    store: MemoryStore,
+) -> None:
+    with pool.connection() as conn:
+        item = accepted(conn, "image", thumbnail_key="thumbnails/plain.jpg")
+    store.objects[item.key] = store.objects["thumbnails/plain.jpg"] = jpeg()
+    handler.handle([message(TOPIC, item)])
+
+    [result] = reading_handler.handle([message(TOPIC, item)])
+
+    assert isinstance(result, Done) and result.outcome is Outcome.OK
+    with pool.connection() as conn:
+        row = conn.execute(
+            "SELECT colours FROM captions WHERE media_id = %(id)s", {"id": item.media_id}
+        ).fetchone()
+    assert row is not None and row["colours"] == [["orange", 1.0]]

@@ -255,6 +255,31 @@ function captionBlock(text, fallback) {
   return block;
 }
 
+// Why a hit matched: the parts of its text holding the query's words, else its meaning.
+function whyText(hit) {
+  const parts = hit.matched_in || [];
+  if (parts.length) return `Your words are in its ${parts.join(", ")}`;
+  return typeof hit.similarity === "number" ? "Close in meaning to your words" : "";
+}
+
+// What was read in the image (OCR) and its colours: cues the caption may not hold.
+function cuesBlock(hit) {
+  const block = el("div", { class: "cues" });
+  if (hit.text_in_image) {
+    const words = hit.text_in_image;
+    const shown = words.length > 160 ? `${words.slice(0, 160)}…` : words;
+    const text = el("p", { class: "text-in-image", text: `Text in image: “${shown}”` });
+    text.title = words;
+    block.append(text);
+  }
+  if ((hit.colours || []).length) {
+    block.append(el("p", { class: "colours", text: `Colours: ${hit.colours.join(", ")}` }));
+  }
+  const why = whyText(hit);
+  if (why) block.append(el("p", { class: "why", text: why }));
+  return block;
+}
+
 function resultCard(hit) {
   const name = displayName(hit.key || "");
   const text = hit.transcript || hit.caption || "";
@@ -269,6 +294,7 @@ function resultCard(hit) {
   card.append(thumbnailFor(hit, name, lead));
   const body = el("div", { class: "card-body" });
   body.append(captionBlock(text, hit.kind === "audio" ? "Voice note" : "No caption yet"));
+  body.append(cuesBlock(hit));
   if (hit.kind === "audio") {
     const player = el("audio", { controls: true, preload: "none" });
     player.src = `/v1/media/${encodeURIComponent(hit.id)}/original`;

@@ -25,6 +25,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, Trans
 from rich.table import Table
 
 from glimpse.cli_backfill import backfill_app, repair_command
+from glimpse.cli_dlq import dlq_app
 from glimpse.cli_models import models_app
 from glimpse.config import Settings
 from glimpse.db import media
@@ -591,6 +592,7 @@ def keys_revoke(key: Annotated[str, typer.Argument(help="The key's id or its pre
 
 
 app.add_typer(backfill_app, name="backfill")
+app.add_typer(dlq_app, name="dlq")
 app.command("repair")(repair_command)
 
 

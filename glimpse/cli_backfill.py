@@ -21,12 +21,10 @@ import threading
 import time
 from datetime import UTC, datetime
 from types import FrameType
-from typing import Annotated, Any, Literal, NoReturn
+from typing import Annotated, Any, Literal
 
 import psycopg
 import typer
-from kafka import KafkaProducer
-from psycopg.rows import dict_row
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
@@ -40,11 +38,10 @@ from glimpse.backfill import (
     run_job,
     stage_work,
 )
-from glimpse.bus import make_producer
+from glimpse.cli_common import connect, fail, producer, resolved
 from glimpse.config import Settings
 from glimpse.db import backfill_jobs as jobs
-from glimpse.db.backfill_jobs import STAGES, Job, JobSpec, Stage
-from glimpse.stack.connect import StackNotRunning, resolve
+from glimpse.db.backfill_jobs import STAGES, Job, JobSpec, Stage, as_stage
 from glimpse.stack.layout import HomeLayout
 from glimpse.storage import ObjectStore
 
@@ -86,13 +83,13 @@ def backfill(
 ) -> None:
     if ctx.invoked_subcommand:
         return
-    settings = _resolved()
+    settings = resolved()
     assert settings.database.url
-    with _connect(settings) as conn:
+    with connect(settings) as conn:
         if job_id is not None:
             found = jobs.get(conn, job_id)
             if found is None:
-                _fail(f"there is no backfill job {job_id}")
+                fail(f"there is no backfill job {job_id}")
             todo = [found]
         else:
             specs = _specs(stage, missing, everything, model, prefix, since, older_than, rate)
@@ -110,8 +107,8 @@ def list_jobs(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable.")] = False,
 ) -> None:
     """Running, interrupted and finished jobs with their progress."""
-    settings = _resolved()
-    with _connect(settings) as conn:
+    settings = resolved()
+    with connect(settings) as conn:
         rows = [job_report(job, _work(settings, conn, job).done(conn, job.cursor, job.created_at))
                 for job in jobs.recent(conn, limit)]  # fmt: skip
     if as_json:
@@ -149,10 +146,10 @@ def repair_command(
 ) -> None:
     """One stage-repair pass: announce again accepted items that lack a caption,
     transcript or vector of the models the workers run."""
-    settings = _resolved()
+    settings = resolved()
     age = _seconds(older_than) if older_than else settings.stack.repair_after_s
-    with _connect(settings) as conn, _producer(settings) as producer:
-        sent = repair(conn, producer, ObjectStore(settings.s3), settings.kafka, age,
+    with connect(settings) as conn, producer(settings) as sender:
+        sent = repair(conn, sender, ObjectStore(settings.s3), settings.kafka, age,
                       threading.Event())  # fmt: skip
     out.print("announced again: " + ", ".join(f"{s} {n}" for s, n in sent.items()))
 
@@ -167,13 +164,13 @@ def _run_and_show(settings: Settings, job: Job, wait: bool, page_size: int) -> N
     signal.signal(signal.SIGTERM, on_signal)
     failure: list[BaseException] = []
     finished = [False]
-    with _connect(settings) as watch:
+    with connect(settings) as watch:
         work = _work(settings, watch, job)
 
         def enqueue_all() -> None:
             try:
-                with _connect(settings) as conn, _producer(settings) as producer:
-                    finished[0] = run_job(job, work, conn, producer, stop, page_size)
+                with connect(settings) as conn, producer(settings) as sender:
+                    finished[0] = run_job(job, work, conn, sender, stop, page_size)
             except BaseException as exc:
                 failure.append(exc)
 
@@ -182,7 +179,7 @@ def _run_and_show(settings: Settings, job: Job, wait: bool, page_size: int) -> N
         _show_progress(watch, job, work, runner, stop, wait)
         runner.join()
     if failure:
-        _fail(f"backfill job {job.id} stopped: {failure[0]}")
+        fail(f"backfill job {job.id} stopped: {failure[0]}")
     if not finished[0]:
         console.print(f"job {job.id} interrupted; run the same command again to resume it")
 
@@ -226,7 +223,7 @@ def _work(settings: Settings, conn: psycopg.Connection[Any], job: Job) -> StageW
         return stage_work(conn, job.stage, job.mode, job_scope(job, settings.s3.bucket),
                           settings.kafka, ObjectStore(settings.s3), job.model)  # fmt: skip
     except BackfillError as exc:
-        _fail(str(exc))
+        fail(str(exc))
 
 
 def _specs(
@@ -234,25 +231,18 @@ def _specs(
     since: datetime | None, older_than: str, rate: float | None,
 ) -> list[JobSpec]:  # fmt: skip
     if stage is None:
-        _fail("say which stage: --stage " + "|".join((*STAGES, "all")))
+        fail("say which stage: --stage " + "|".join((*STAGES, "all")))
     if stage != "all" and stage not in STAGES:
-        _fail(f"unknown stage {stage!r}: one of {', '.join(STAGES)}, all")
+        fail(f"unknown stage {stage!r}: one of {', '.join(STAGES)}, all")
     if missing == everything:
-        _fail("say which items: --missing (lacking a result) or --all")
+        fail("say which items: --missing (lacking a result) or --all")
     if rate is not None and rate <= 0:
-        _fail("--rate must be above 0")
+        fail("--rate must be above 0")
     mode: Literal["missing", "all"] = "missing" if missing else "all"
-    stages: tuple[Stage, ...] = STAGES if stage == "all" else (_stage(stage),)
+    stages: tuple[Stage, ...] = STAGES if stage == "all" else (as_stage(stage),)
     when = since.replace(tzinfo=UTC) if since and since.tzinfo is None else since
     age = _seconds(older_than)
     return [JobSpec(s, mode, model, prefix, when, age, rate) for s in stages]
-
-
-def _stage(name: str) -> Stage:
-    for stage in STAGES:
-        if stage == name:
-            return stage
-    raise AssertionError(name)
 
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -262,7 +252,7 @@ def _seconds(text: str) -> float:
     """``90``, ``90s``, ``10m``, ``2h``, ``1d`` in seconds."""
     match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*", text)
     if not match:
-        _fail(f"{text!r} is no duration: say e.g. 30s, 10m, 2h or 1d")
+        fail(f"{text!r} is no duration: say e.g. 30s, 10m, 2h or 1d")
     return float(match[1]) * _UNITS[match[2] or "s"]
 
 
@@ -280,33 +270,3 @@ def _detach(settings: Settings, todo: list[Job], page_size: int) -> None:
             )  # fmt: skip
         out.print(f"backfill job {job.id} ({job.stage}) runs in the background; "
                   f"`glimpse backfill list` shows it, {log_path} its output")  # fmt: skip
-
-
-def _resolved() -> Settings:
-    try:
-        return resolve(Settings())
-    except StackNotRunning as exc:
-        _fail(str(exc))
-
-
-def _connect(settings: Settings) -> psycopg.Connection[Any]:
-    assert settings.database.url
-    return psycopg.connect(
-        settings.database.url, autocommit=True, row_factory=dict_row, connect_timeout=5
-    )
-
-
-class _producer:  # noqa: N801 - used like a function in `with`
-    def __init__(self, settings: Settings) -> None:
-        self.producer = make_producer(settings.kafka)
-
-    def __enter__(self) -> KafkaProducer:
-        return self.producer
-
-    def __exit__(self, *_exc: object) -> None:
-        self.producer.close(10)
-
-
-def _fail(message: str) -> NoReturn:
-    console.print(f"[red]{message}[/red]")
-    raise typer.Exit(1)

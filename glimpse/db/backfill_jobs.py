@@ -11,6 +11,16 @@ import psycopg
 
 Stage = Literal["ingest", "caption", "embed", "transcribe"]
 STAGES: tuple[Stage, ...] = ("ingest", "caption", "transcribe", "embed")
+
+
+def as_stage(name: str) -> Stage:
+    """``name`` as a Stage; ValueError if it names none."""
+    for stage in STAGES:
+        if stage == name:
+            return stage
+    raise ValueError(f"unknown stage {name!r}: one of {', '.join(STAGES)}")
+
+
 # a running job's process writes its heartbeat at least this often (each page, or idle)
 HEARTBEAT_S = 10.0
 # pg_try_advisory_lock(int, int): the first number keeps glimpse's locks apart from others'

@@ -29,6 +29,7 @@ class Scope:
     cutoff: datetime  # only media whose row was last written before this
     prefix: str = ""
     since: datetime | None = None  # only media created since
+    ids: tuple[uuid.UUID, ...] | None = None  # only these (a DLQ re-drive)
 
     def params(self) -> dict[str, Any]:
         return {
@@ -36,6 +37,7 @@ class Scope:
             "cutoff": self.cutoff,
             "prefix": like_prefix(self.prefix),
             "since": self.since or datetime.min.replace(tzinfo=UTC),
+            "ids": None if self.ids is None else list(self.ids),
         }
 
 
@@ -48,6 +50,7 @@ def like_prefix(prefix: str) -> str:
 _IN_SCOPE = """
     m.bucket = %(bucket)s AND m.status = 'accepted' AND m.key LIKE %(prefix)s
     AND m.created_at >= %(since)s AND m.updated_at < %(cutoff)s
+    AND (%(ids)s::uuid[] IS NULL OR m.id = ANY(%(ids)s::uuid[]))
 """
 # Repair leaves alone an item this stage dead-lettered since its workers last started:
 # the cause is likely still there. A restart (a deploy, a model or limit change) or

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 from psycopg.types.json import Jsonb
 
+from glimpse.db import failures
 from glimpse.errors import PROCESSING_ERROR
 
 if TYPE_CHECKING:
@@ -100,6 +101,10 @@ def save(conn: psycopg.Connection[Any], row: MediaRow) -> dict[str, Any] | None:
     params = row.columns()
     params["metadata"] = Jsonb(row.metadata)
     conn.execute(_SAVE, params)
+    # ingest reached a result: an earlier ingest failure of the key is history
+    conn.execute(
+        "DELETE FROM media_failures WHERE media_id = %(id)s AND stage = 'ingest'", {"id": row.id}
+    )
     if previous is None or previous["sha256"] is None:
         return None
     return promote_duplicate(conn, previous["sha256"])
@@ -223,28 +228,7 @@ def record_failure(
                 "detail": f"{stage}: {message}",
             },
         )
-    conn.execute(
-        """
-        INSERT INTO media_failures (media_id, stage, reason, error_type, message, attempts,
-                                    origin)
-        SELECT %(id)s, %(stage)s, %(reason)s, %(error_type)s, %(message)s, %(attempts)s,
-               %(origin)s
-        WHERE EXISTS (SELECT 1 FROM media WHERE id = %(id)s)
-        ON CONFLICT (media_id, stage) DO UPDATE SET reason = EXCLUDED.reason,
-            error_type = EXCLUDED.error_type,
-            message = EXCLUDED.message, attempts = EXCLUDED.attempts,
-            origin = EXCLUDED.origin, failed_at = now()
-        """,
-        {
-            "id": id_,
-            "stage": stage,
-            "reason": reason,
-            "error_type": error_type,
-            "message": message,
-            "attempts": attempts,
-            "origin": origin,
-        },
-    )
+    failures.record(conn, id_, stage, reason, error_type, message, attempts, origin)
 
 
 def record_dead_letter(
@@ -382,7 +366,13 @@ SELECT m.*, c.text AS caption, coalesce(c.labels, '[]'::jsonb) AS labels,
        t.text AS transcript, t.language, coalesce(t.segments, '[]'::jsonb) AS segments,
        m.status = 'accepted' AND EXISTS (
            SELECT 1 FROM embeddings e WHERE e.media_id = m.id AND e.kind = 'text'
-       ) AS searchable
+       ) AS searchable,
+       (SELECT coalesce(jsonb_agg(jsonb_build_object(
+                   'stage', f.stage, 'reason', f.reason, 'error', f.error_type,
+                   'message', f.message, 'attempts', f.attempts,
+                   'failed_at', f.failed_at, 'retried_at', f.retried_at)
+                ORDER BY f.failed_at), '[]')
+        FROM media_failures f WHERE f.media_id = m.id) AS failures
 FROM media m
 LEFT JOIN LATERAL (
     SELECT text, labels, ocr_text, colours FROM captions
@@ -399,7 +389,8 @@ WHERE m.id = ANY(%(ids)s)
 def details(
     conn: psycopg.Connection[Any], ids: Sequence[uuid.UUID]
 ) -> dict[uuid.UUID, dict[str, Any]]:
-    """Media rows with their latest caption or transcript and whether search can find them."""
+    """Media rows with their latest caption or transcript, whether search can find
+    them, and what any stage dead-lettered."""
     rows = conn.execute(_DETAILS, {"ids": list(ids)}).fetchall()
     return {r["id"]: r for r in rows}
 

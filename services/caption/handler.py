@@ -26,7 +26,7 @@ from pydantic import ValidationError
 
 from glimpse.bus import InboundMessage, OutboundMessage
 from glimpse.config import CueSettings, KafkaSettings, LimitsSettings
-from glimpse.db import captions, media, stage_models, vectors
+from glimpse.db import captions, failures, media, stage_models, vectors
 from glimpse.db.captions import CaptionRow
 from glimpse.errors import ItemError, TransientError
 from glimpse.media import Rejected, validate_media
@@ -203,6 +203,7 @@ class CaptionHandler:
                 visual = np.stack([analyses[i][0].visual for i in order])  # type: ignore[misc]
                 ids = [row.media_id for row in rows]
                 vectors.save(conn, ids, self.visual, ["image"] * len(ids), visual)
+            failures.clear(conn, "caption", [row.media_id for row in rows])
         return {i: Done([self._announce(row)]) for i, row in zip(order, rows, strict=True)}
 
     def _rebuild_thumbnail(self, item: MediaAccepted) -> bytes | None:

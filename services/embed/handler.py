@@ -11,7 +11,7 @@ from psycopg_pool import ConnectionPool
 from pydantic import ValidationError
 
 from glimpse.bus import InboundMessage
-from glimpse.db import media, vectors
+from glimpse.db import failures, media, vectors
 from glimpse.messages import TextReady
 from glimpse.metrics import EmbedMetrics
 from glimpse.models.text import TextEmbedder
@@ -34,7 +34,14 @@ class EmbedHandler:
         self.pool.close()
 
     def record_failure(self, message: InboundMessage, letter: DeadLetter) -> None:
-        return  # the DLQ entry is the record: a media row's caption is already stored
+        try:
+            text = TextReady.from_json(message.value)
+        except ValidationError:
+            return  # no media to attach it to: the DLQ entry is the record
+        with self.pool.connection() as conn:
+            failures.record(conn, text.media_id, letter.stage, letter.reason,
+                            letter.error_type, letter.message, letter.attempts,
+                            letter.origin)  # fmt: skip
 
     def handle(self, batch: Sequence[InboundMessage]) -> list[ItemResult]:
         results: list[ItemResult] = []
@@ -60,6 +67,7 @@ class EmbedHandler:
                 first = set(ids) - vectors.with_text_vector(conn, ids, self.model)
                 with conn.transaction():
                     vectors.save(conn, ids, self.model, [t.source for t in todo.values()], vecs)
+                    failures.clear(conn, "embed", ids)
                 if self.metrics is not None and first:
                     for kind, seconds in media.seconds_since_created(conn, list(first)):
                         self.metrics.upload_to_searchable.labels(kind).observe(seconds)

@@ -11,6 +11,18 @@ from pydantic import BaseModel
 from glimpse.db.media import MediaStatus
 
 
+class StageFailure(BaseModel):
+    """A stage gave up on the item (it went to the DLQ); `glimpse dlq retry` re-drives it."""
+
+    stage: str
+    reason: str  # machine-readable: processing_error, crashed_worker, thumbnail_missing...
+    error: str
+    message: str
+    attempts: int
+    failed_at: datetime
+    retried_at: datetime | None = None
+
+
 class MediaOut(BaseModel):
     id: uuid.UUID
     bucket: str
@@ -39,6 +51,7 @@ class MediaOut(BaseModel):
     language: str | None = None  # audio: the transcript's language
     segments: list[tuple[float, float, str]] = []  # audio: (start s, end s, text)
     searchable: bool = False  # text stored and embedded: search can find it
+    failures: list[StageFailure] = []  # stages that gave up on it, and why
 
 
 class MediaPage(BaseModel):

@@ -26,7 +26,7 @@ from pydantic import ValidationError
 
 from glimpse.bus import InboundMessage, OutboundMessage
 from glimpse.config import KafkaSettings, LimitsSettings, VoiceSettings
-from glimpse.db import media, stage_models, transcripts, voice_queries
+from glimpse.db import failures, media, stage_models, transcripts, voice_queries
 from glimpse.db.transcripts import TranscriptRow
 from glimpse.messages import MediaAccepted, TextReady, VoiceQueryRequested
 from glimpse.models.speech import Transcriber, Transcript, TranscriptionError
@@ -120,6 +120,7 @@ class TranscribeHandler:
             log.info("%s: saving the transcript kept from an earlier attempt", item.key)
         with self.pool.connection() as conn, conn.transaction():
             transcripts.save(conn, row)
+            failures.clear(conn, "transcribe", [row.media_id])
         del self._unsaved[unsaved]
         ready = TextReady(
             media_id=row.media_id, source="transcript", model=row.model, text=row.text

@@ -1,0 +1,98 @@
+"""`glimpse dlq retry`: send dead-lettered items through their stage again.
+
+Items go where a backfill would send them (the stage's backfill topic): an item whose
+media row was marked failed (ingest, or transcribe, which fails the whole audio item)
+is ingested again from the bucket; any other is announced to its stage again from
+what Postgres holds. Re-driven failures get ``retried_at``; a new failure clears it,
+a success deletes the failure.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import psycopg
+from kafka import KafkaProducer
+
+from glimpse.backfill import BackfillError, backfill_topic, enqueue, stage_work
+from glimpse.bus import OutboundMessage, send_all
+from glimpse.config import KafkaSettings
+from glimpse.db import failures
+from glimpse.db.backfill_jobs import as_stage
+from glimpse.db.backlog import Scope
+from glimpse.db.failures import Failure, Selection
+from glimpse.events import ObjectAction, ObjectEvent, s3_event_json
+from glimpse.storage import ObjectStore
+
+_BATCH = 1000
+
+
+def redrive(
+    conn: psycopg.Connection[Any],
+    producer: KafkaProducer,
+    store: ObjectStore,
+    kafka: KafkaSettings,
+    which: Selection,
+) -> dict[str, int]:
+    """Re-drive every failure ``which`` selects; how many items went to each stage."""
+    sent: dict[str, int] = defaultdict(int)
+    while found := failures.select(conn, which, limit=_BATCH):
+        by_stage: dict[str, list[Failure]] = defaultdict(list)
+        for failure in found:
+            by_stage["ingest" if failure.media_status == "failed" else failure.stage].append(
+                failure
+            )
+        for stage, items in by_stage.items():
+            if stage == "ingest":
+                sent[stage] += _ingest_again(producer, store, kafka, items)
+            else:
+                sent[stage] += _announce_again(conn, producer, store, kafka, stage, items)
+        for failure in found:
+            failures.mark_retried(conn, failure.stage, [failure.media_id])
+    return dict(sent)
+
+
+def _ingest_again(
+    producer: KafkaProducer, store: ObjectStore, kafka: KafkaSettings, items: list[Failure]
+) -> int:
+    messages = []
+    for failure in items:
+        info = store.head(failure.key)
+        if info is None:  # gone meanwhile: reconcile records the delete
+            continue
+        event = ObjectEvent(ObjectAction.CREATED, store.bucket, failure.key, info.size,
+                            info.etag, info.last_modified, "backfill")  # fmt: skip
+        messages.append(
+            OutboundMessage(
+                backfill_topic(kafka, "ingest"), failure.key.encode(), s3_event_json([event])
+            )
+        )
+    send_all(producer, messages, timeout_s=60)
+    return len(messages)
+
+
+def _announce_again(
+    conn: psycopg.Connection[Any],
+    producer: KafkaProducer,
+    store: ObjectStore,
+    kafka: KafkaSettings,
+    stage: str,
+    items: list[Failure],
+) -> int:
+    ids = tuple(f.media_id for f in items)
+    # every item of the selection, whatever its age (the cutoff is tomorrow)
+    scope = Scope(store.bucket, datetime.now(UTC) + timedelta(days=1), ids=ids)
+    try:
+        work = stage_work(conn, as_stage(stage), "all", scope, kafka, store)
+    except BackfillError:
+        return 0  # no worker of the stage ever ran: nothing can take it
+    counted = [0]
+
+    def count(_cursor: str, n: int) -> None:
+        counted[0] += n
+
+    enqueue(work, conn, producer, cursor=None, stop=threading.Event(), after_page=count)
+    return counted[0]

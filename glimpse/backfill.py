@@ -198,10 +198,13 @@ def _models(
         raise BackfillError(f"no {stage} worker has started yet, so there is no {role} "
                             "model to backfill for: start glimpse first")  # fmt: skip
     if asked is not None and asked != running.model:
-        raise BackfillError(
-            f"the {stage} workers run {running.model}, not {asked}: start them with "
-            f"{asked} (see `glimpse models`) and backfill again"
-        )
+        other = stage_models.current(conn, role, asked)
+        if other is None:  # only a worker running the model can write its results
+            raise BackfillError(
+                f"no {stage} worker has run {asked} (they run {running.model}): start "
+                f"one with {asked} (see `glimpse models`) and backfill again"
+            )
+        running = other
     failed_since = running.since if skip_failed else None
     if stage == "caption":
         has_visual = conn.execute(

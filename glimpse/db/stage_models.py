@@ -38,17 +38,20 @@ class Running:
     since: datetime  # when a worker last started with it
 
 
-def current(conn: psycopg.Connection[Any], role: Role) -> Running | None:
-    """The model the workers of ``role`` started with last; None if none ever ran."""
+def current(conn: psycopg.Connection[Any], role: Role, model: str | None = None) -> Running | None:
+    """The model the workers of ``role`` started with last (or ``model``, if a worker
+    ever ran it); None if none did."""
     if role in ("text", "visual"):
         query = (
             "SELECT model, registered_at FROM vector_models WHERE kind = %(role)s "
+            "AND (%(model)s::text IS NULL OR model = %(model)s) "
             "ORDER BY registered_at DESC LIMIT 1"
         )
     else:
         query = (
             "SELECT model, registered_at FROM stage_models WHERE role = %(role)s "
+            "AND (%(model)s::text IS NULL OR model = %(model)s) "
             "ORDER BY registered_at DESC LIMIT 1"
         )
-    row = conn.execute(query, {"role": role}).fetchone()
+    row = conn.execute(query, {"role": role, "model": model}).fetchone()
     return None if row is None else Running(str(row["model"]), row["registered_at"])

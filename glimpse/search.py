@@ -22,6 +22,7 @@ import psycopg
 from pgvector import HalfVector
 from psycopg import errors, sql
 
+from glimpse.db import stage_models
 from glimpse.db.vectors import VectorModel
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,27 @@ class SearchFilters:
     since: datetime | None = None
     until: datetime | None = None
     prefix: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TextSources:
+    """Whose captions and transcripts full text reads: the active captioner's and
+    transcriber's, so that a model being filled side by side (or an old one not purged
+    yet) never answers. None: any model's (none registered, as in a bare database)."""
+
+    captioner: str | None = None
+    transcriber: str | None = None
+
+
+ANY_SOURCES = TextSources()
+
+
+def active_sources(conn: psycopg.Connection[Any]) -> TextSources:
+    captioner = stage_models.active(conn, "captioner")
+    transcriber = stage_models.active(conn, "transcriber")
+    return TextSources(
+        captioner.model if captioner else None, transcriber.model if transcriber else None
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +155,7 @@ def keyword(
     filters: SearchFilters,
     limit: int,
     timeout_ms: int | None = None,
+    sources: TextSources = ANY_SOURCES,
 ) -> list[uuid.UUID]:
     """Media whose caption or transcript matches ``text`` (websearch syntax), best first.
 
@@ -145,13 +168,21 @@ def keyword(
     statement = (
         "SELECT d.media_id, max(ts_rank_cd(d.tsv, websearch_to_tsquery('english', %(text)s))) "
         "AS rank FROM (SELECT media_id, tsv FROM captions "
-        "UNION ALL SELECT media_id, tsv FROM transcripts) d "
+        "WHERE %(captioner)s::text IS NULL OR model = %(captioner)s "
+        "UNION ALL SELECT media_id, tsv FROM transcripts "
+        "WHERE %(transcriber)s::text IS NULL OR model = %(transcriber)s) d "
         "JOIN media m ON m.id = d.media_id "
         "WHERE d.tsv @@ websearch_to_tsquery('english', %(text)s) AND "
         + _FILTERS
         + "GROUP BY d.media_id ORDER BY rank DESC, d.media_id LIMIT %(limit)s"
     )
-    params = {"text": text, "limit": limit, **_filter_params(filters)}
+    params = {
+        "text": text,
+        "limit": limit,
+        "captioner": sources.captioner,
+        "transcriber": sources.transcriber,
+        **_filter_params(filters),
+    }
     if timeout_ms is None:
         return [r["media_id"] for r in conn.execute(statement, params)]
     try:
@@ -190,10 +221,12 @@ def hybrid(
     *,
     ef_search: int = DEFAULT_EF_SEARCH,
     keyword_timeout_ms: int | None = None,
+    sources: TextSources = ANY_SOURCES,
 ) -> list[Candidate]:
     vector_hits = [
         (mid, sim)
         for mid, sim in nearest(conn, model, query, filters, candidates, ef_search=ef_search)
         if sim >= min_similarity
     ]
-    return fuse(vector_hits, keyword(conn, text, filters, candidates, keyword_timeout_ms))
+    keyword_hits = keyword(conn, text, filters, candidates, keyword_timeout_ms, sources)
+    return fuse(vector_hits, keyword_hits)

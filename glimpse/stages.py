@@ -6,6 +6,8 @@ name the same groups.
 
 from __future__ import annotations
 
+import re
+
 from glimpse.config import KafkaSettings
 
 
@@ -35,6 +37,13 @@ def backfill_topics_of(kafka: KafkaSettings) -> dict[str, tuple[str, ...]]:
         "transcribe": (kafka.backfill_audio_topic,),
         "embed": (kafka.backfill_texts_topic,),
     }
+
+
+def side_by_side(model: str) -> str:
+    """The group suffix of a worker that runs ``model`` next to the stage's usual one
+    (a new text model being filled before it is activated): its own offsets, so both
+    workers see every message."""
+    return "--" + re.sub(r"[^A-Za-z0-9._-]+", "-", model)
 
 
 def backfill_group_of(stage: str) -> str:

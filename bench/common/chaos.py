@@ -330,7 +330,10 @@ def completeness(settings: Settings, images: Sequence[str], clips: Sequence[str]
     clip_ids = [str(media_id(bucket, k)) for k in clips]
     assert settings.database.url
     with psycopg.connect(settings.database.url, row_factory=dict_row) as conn:
-        active = conn.execute("SELECT model, kind FROM vector_models WHERE active").fetchall()
+        active = conn.execute(
+            "SELECT model, role AS kind FROM stage_models "
+            "WHERE active AND role IN ('text', 'visual')"
+        ).fetchall()
         rows = conn.execute(
             "SELECT m.id::text AS id, m.key, m.status, m.reason, "
             " (SELECT count(*) FROM captions c WHERE c.media_id = m.id) AS captions, "

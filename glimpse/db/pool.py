@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
 import psycopg
 from pgvector.psycopg import register_vector
 from psycopg.rows import dict_row
@@ -44,3 +48,18 @@ def open_pool(database: DatabaseSettings, name: str) -> ConnectionPool[psycopg.C
         name=name,
     )
     return pool
+
+
+@contextmanager
+def autocommit(
+    pool: ConnectionPool[psycopg.Connection[Any]],
+) -> Iterator[psycopg.Connection[Any]]:
+    """A pooled connection in autocommit mode, for statements that refuse a transaction
+    block (CREATE INDEX CONCURRENTLY); it goes back to the pool in transaction mode."""
+    with pool.connection() as conn:
+        conn.autocommit = True
+        try:
+            yield conn
+        finally:
+            if not conn.closed:
+                conn.autocommit = False

@@ -1,8 +1,11 @@
-"""SQL for ``embeddings`` and ``vector_models``: one table, one partial HNSW index per model."""
+"""SQL for ``embeddings`` and ``vector_models``: one table, one partial HNSW index per model
+(its dimension and index here; the registry row, active or not, in ``stage_models``)."""
 
 from __future__ import annotations
 
 import hashlib
+import logging
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -12,6 +15,10 @@ import numpy as np
 import psycopg
 from pgvector import HalfVector
 from psycopg import sql
+
+from glimpse.db import stage_models
+
+log = logging.getLogger(__name__)
 
 VectorKind = Literal["text", "visual"]
 
@@ -32,40 +39,116 @@ def index_name(model: str, kind: VectorKind) -> str:
     return f"embeddings_hnsw_{kind}_{hashlib.sha1(model.encode()).hexdigest()[:12]}"
 
 
-def register_model(conn: psycopg.Connection[Any], vm: VectorModel) -> None:
-    """Create the model's partial HNSW index (cosine, on a cast to its dimension) and its
-    registry row; the first model of a kind becomes the active one. Idempotent; stamps
-    the model as the one the workers run now (``stage_models.current``)."""
+# Index builds on the embeddings table take turns under this advisory lock (one
+# constant for every glimpse process): two concurrent CREATE INDEX CONCURRENTLY on one
+# table wait on each other's snapshots, and a builder must not take another's index in
+# progress (INVALID until done) for a crashed leftover and drop it.
+_INDEX_LOCK = 0x6C1B5F
+_LOCK_POLL_S = 0.2
+
+
+def register_model(
+    conn: psycopg.Connection[Any],
+    vm: VectorModel,
+    revision: str = "",
+    spec: dict[str, Any] | None = None,
+) -> None:
+    """Build the model's partial HNSW index (cosine, on a cast to its dimension) with
+    CREATE INDEX CONCURRENTLY, so live writes of other models never wait for it; then
+    register it (``stage_models``, role = kind: the first of a kind becomes active, and
+    it is stamped as the model the workers run now). An INVALID index a crashed build
+    left is dropped and built again. Idempotent; ``conn`` must be in autocommit mode."""
+    if not conn.autocommit:
+        raise ValueError("register_model needs an autocommit connection (CONCURRENTLY)")
+    _build_index(conn, vm)
+    with conn.transaction():
+        stage_models.register(conn, vm.kind, vm.model, revision, spec)
+        conn.execute(
+            """
+            INSERT INTO vector_models (model, kind, dim, index_name)
+            VALUES (%(model)s, %(kind)s, %(dim)s, %(index)s)
+            ON CONFLICT (model, kind) DO NOTHING
+            """,
+            {"model": vm.model, "kind": vm.kind, "dim": vm.dim,
+             "index": index_name(vm.model, vm.kind)},
+        )  # fmt: skip
+
+
+def _build_index(conn: psycopg.Connection[Any], vm: VectorModel) -> None:
     name = index_name(vm.model, vm.kind)
+    if index_state(conn, name) == "valid":
+        return  # the usual restart: nothing to wait for
+    # Polled, never waited for inside a statement: a session blocked on the lock would
+    # hold a snapshot the builder's CONCURRENTLY waits for.
+    while not _try_lock(conn):
+        time.sleep(_LOCK_POLL_S)
+    try:
+        state = index_state(conn, name)
+        if state == "invalid":  # a build that crashed (no builder holds the lock)
+            log.warning("dropping index %s left invalid by a crashed build", name)
+            drop_index(conn, vm.model, vm.kind)
+        if state != "valid":
+            conn.execute(
+                sql.SQL(
+                    "CREATE INDEX CONCURRENTLY IF NOT EXISTS {name} ON embeddings USING hnsw "
+                    "((embedding::halfvec({dim})) halfvec_cosine_ops) "
+                    "WITH (m = 16, ef_construction = {ef_construction}) "
+                    "WHERE model = {model} AND kind = {kind}"
+                ).format(
+                    name=sql.Identifier(name),
+                    dim=sql.Literal(vm.dim),
+                    ef_construction=sql.Literal(EF_CONSTRUCTION),
+                    model=sql.Literal(vm.model),
+                    kind=sql.Literal(vm.kind),
+                )
+            )
+    finally:
+        conn.execute("SELECT pg_advisory_unlock(%(id)s)", {"id": _INDEX_LOCK})
+
+
+def _try_lock(conn: psycopg.Connection[Any]) -> bool:
+    row = conn.execute("SELECT pg_try_advisory_lock(%(id)s) AS ok", {"id": _INDEX_LOCK}).fetchone()
+    return bool(row and row["ok"])
+
+
+IndexState = Literal["valid", "invalid", "missing"]
+
+
+def index_state(conn: psycopg.Connection[Any], name: str) -> IndexState:
+    row = conn.execute(
+        "SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+        "WHERE c.relname = %(name)s AND c.relnamespace = current_schema()::regnamespace",
+        {"name": name},
+    ).fetchone()
+    if row is None:
+        return "missing"
+    return "valid" if row["indisvalid"] else "invalid"
+
+
+def drop_index(conn: psycopg.Connection[Any], model: str, kind: VectorKind) -> None:
+    """Drop the model's index without blocking queries or writes (autocommit ``conn``)."""
     conn.execute(
-        sql.SQL(
-            "CREATE INDEX IF NOT EXISTS {name} ON embeddings USING hnsw "
-            "((embedding::halfvec({dim})) halfvec_cosine_ops) "
-            "WITH (m = 16, ef_construction = {ef_construction}) "
-            "WHERE model = {model} AND kind = {kind}"
-        ).format(
-            name=sql.Identifier(name),
-            dim=sql.Literal(vm.dim),
-            ef_construction=sql.Literal(EF_CONSTRUCTION),
-            model=sql.Literal(vm.model),
-            kind=sql.Literal(vm.kind),
+        sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(
+            sql.Identifier(index_name(model, kind))
         )
-    )
-    conn.execute(
-        """
-        INSERT INTO vector_models (model, kind, dim, index_name, active)
-        VALUES (%(model)s, %(kind)s, %(dim)s, %(index)s,
-                NOT EXISTS (SELECT 1 FROM vector_models WHERE kind = %(kind)s AND active))
-        ON CONFLICT (model, kind) DO UPDATE SET registered_at = now()
-        """,
-        {"model": vm.model, "kind": vm.kind, "dim": vm.dim, "index": name},
     )
 
 
 def active_model(conn: psycopg.Connection[Any], kind: VectorKind) -> VectorModel | None:
+    """The model search serves for ``kind``."""
     row = conn.execute(
-        "SELECT model, kind, dim FROM vector_models WHERE kind = %(kind)s AND active",
+        "SELECT v.model, v.kind, v.dim FROM vector_models v JOIN stage_models s "
+        "ON s.role = v.kind AND s.model = v.model WHERE v.kind = %(kind)s AND s.active",
         {"kind": kind},
+    ).fetchone()
+    return VectorModel(row["model"], row["kind"], row["dim"]) if row else None
+
+
+def model_of(conn: psycopg.Connection[Any], model: str, kind: VectorKind) -> VectorModel | None:
+    """A registered vector model by id."""
+    row = conn.execute(
+        "SELECT model, kind, dim FROM vector_models WHERE model = %(model)s AND kind = %(kind)s",
+        {"model": model, "kind": kind},
     ).fetchone()
     return VectorModel(row["model"], row["kind"], row["dim"]) if row else None
 

@@ -13,7 +13,7 @@ import logging
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -41,6 +41,8 @@ BATCH_SIZE = 64
 # variants search one index) and marks the revision.
 _INT8_SUFFIX = "+int8"
 
+Pooling = Literal["mean", "cls"]
+
 
 class TextEmbedder(InferenceModel):
     def __init__(
@@ -51,9 +53,11 @@ class TextEmbedder(InferenceModel):
         quantize: bool,
         device: DeviceSetting,
         cache_dir: Path | None,
+        pooling: Pooling = "mean",
     ) -> None:
         super().__init__(model_id)
         self._source = source
+        self._pooling: Pooling = pooling
         self._quantize = quantize
         self._device_setting: DeviceSetting = device
         self._cache_dir = cache_dir
@@ -119,6 +123,9 @@ class TextEmbedder(InferenceModel):
             return_tensors="pt",
         ).to(self._device)
         hidden: torch.Tensor = self._model(**encoded).last_hidden_state
+        if self._pooling == "cls":
+            cls: Matrix = normalize(hidden[:, 0], dim=1).float().cpu().numpy()
+            return cls
         mask = encoded["attention_mask"].unsqueeze(-1).to(hidden.dtype)
         summed = (hidden * mask).sum(dim=1)
         counts = mask.sum(dim=1).clamp(min=1e-9)
@@ -128,7 +135,9 @@ class TextEmbedder(InferenceModel):
 
 
 def load_text_embedder(models: ModelSettings) -> TextEmbedder:
-    """The embedder ``models.text_model`` names (empty: the wheel's MiniLM), not loaded yet."""
+    """The embedder ``models.text_model`` names (empty: the wheel's MiniLM), not loaded yet.
+    Its id is ``models.text_model_id`` if set, else derived from the source, marked
+    with the pooling when that is not the usual mean (other pooling, other vectors)."""
     if models.text_model:
         source = models.text_model
         model_id = f"text/{display_name(source)}"
@@ -137,12 +146,15 @@ def load_text_embedder(models: ModelSettings) -> TextEmbedder:
 
         source = str(get_model_path())
         model_id = DEFAULT_MODEL_ID
+    if models.text_pooling != "mean":
+        model_id += f"+{models.text_pooling}"
     return TextEmbedder(
         source,
-        model_id=model_id,
+        model_id=models.text_model_id or model_id,
         quantize=models.text_quantize,
         device=models.device,
         cache_dir=models.cache_dir,
+        pooling=models.text_pooling,
     )
 
 

@@ -7,6 +7,7 @@ from glimpse.config import Settings
 from glimpse.db.pool import open_pool
 from glimpse.logs import configure_logging
 from glimpse.metrics import WorkerMetrics
+from glimpse.model_specs import spec_of
 from glimpse.models.captioning import load_captioner
 from glimpse.models.cues import CueReader
 from glimpse.models.device import limit_cpu_threads
@@ -34,6 +35,7 @@ def main() -> None:
             kafka=settings.kafka,
             limits=settings.limits,
             cues=CueReader(settings.cues) if settings.cues.ocr or settings.cues.colours else None,
+            spec=spec_of("captioner", settings.models),
         )
 
     run_service(

@@ -28,6 +28,7 @@ from glimpse.bus import InboundMessage, OutboundMessage
 from glimpse.config import CueSettings, KafkaSettings, LimitsSettings
 from glimpse.db import captions, failures, media, stage_models, vectors
 from glimpse.db.captions import CaptionRow
+from glimpse.db.pool import autocommit
 from glimpse.errors import ItemError, TransientError
 from glimpse.media import Rejected, validate_media
 from glimpse.media.image import DECODE_ERRORS
@@ -59,6 +60,8 @@ class CaptionHandler:
     limits: LimitsSettings = field(default_factory=LimitsSettings)
     # None: no cues (words, colours) are read
     cues: CueReader | None = None
+    # the captioner's load spec for the registry (glimpse.model_specs)
+    spec: dict[str, Any] = field(default_factory=dict)
     fetchers: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(4))
     # how long an accepted image whose upload reads as missing is looked for again (a
     # SeaweedFS restart answers "not found" for a few seconds)
@@ -75,11 +78,11 @@ class CaptionHandler:
             if self.captioner.visual_dim
             else None
         )
-        with self.pool.connection() as conn:
+        with autocommit(self.pool) as conn:
             model = self.captioner
-            stage_models.register(conn, "captioner", model.model_id, model.revision)
+            stage_models.register(conn, "captioner", model.model_id, model.revision, self.spec)
             if self.visual:
-                vectors.register_model(conn, self.visual)
+                vectors.register_model(conn, self.visual, model.revision, self.spec)
 
     def close(self) -> None:
         self.fetchers.shutdown(wait=False, cancel_futures=True)

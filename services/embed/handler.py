@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 from glimpse.bus import InboundMessage
 from glimpse.db import failures, media, vectors
+from glimpse.db.pool import autocommit
 from glimpse.messages import TextReady
 from glimpse.metrics import EmbedMetrics
 from glimpse.models.text import TextEmbedder
@@ -23,12 +24,16 @@ class EmbedHandler:
     pool: ConnectionPool[psycopg.Connection[Any]]
     embedder: TextEmbedder
     metrics: EmbedMetrics | None = None
+    # the embedder's load spec for the registry (glimpse.model_specs): the API loads
+    # the active text model from it
+    spec: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.embedder.load()
         self.model = vectors.VectorModel(self.embedder.model_id, "text", self.embedder.dim)
-        with self.pool.connection() as conn:
-            vectors.register_model(conn, self.model)
+        # builds the model's index CONCURRENTLY the first time: live writes go on
+        with autocommit(self.pool) as conn:
+            vectors.register_model(conn, self.model, self.embedder.revision, self.spec)
 
     def close(self) -> None:
         self.pool.close()

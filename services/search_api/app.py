@@ -62,10 +62,10 @@ def _lifespan(settings: Settings) -> Callable[[FastAPI], AbstractAsyncContextMan
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        embedder = QueryModel(settings.models)
-        embedder.start_loading()
         assert settings.database.url, "database URL is not configured"
         pool = open_pool(settings.database, "search-api")
+        embedder = QueryModel(settings.models, pool, settings.search.model_check_s)
+        embedder.start_loading()
         producer = LazyProducer(settings.kafka)
         notifications = QueryNotifications(settings.database.url)
         ctx = ApiContext(
@@ -97,6 +97,7 @@ def _lifespan(settings: Settings) -> Callable[[FastAPI], AbstractAsyncContextMan
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            embedder.stop()
             producer.close()
             pool.close()
 

@@ -1,21 +1,36 @@
-"""The query embedder, loaded on a background thread so the API serves at once.
+"""The query embedder: the active text model's, loaded and switched in the background.
 
 Importing torch and loading MiniLM takes seconds (more while the workers load their
-own models on the same cores); uploads, media and thumbnails don't need it. Until it
-is loaded, a search answers 503 with ``Retry-After`` instead of holding the request.
+own models on the same cores); uploads, media and thumbnails don't need it. Until a
+model is loaded, a search answers 503 with ``Retry-After`` instead of holding the
+request.
+
+A watcher thread reads the active text model from the registry every few seconds
+(``search.model_check_s``). When another one is activated it loads that one from its
+load spec while searches go on with the one loaded, then swaps. A search takes one
+``Serving`` — an embedder and the model id whose vectors it queries — so a query vector
+never meets another model's vectors, and a switch never fails a query. Before the
+registry names any text model (a fresh stack), the configured model serves.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import psycopg
+from psycopg_pool import ConnectionPool
 
 from glimpse.config import ModelSettings
+from glimpse.db import stage_models, vectors
+from glimpse.db.vectors import VectorModel
+from glimpse.model_specs import settings_for
 
 if TYPE_CHECKING:
-    from glimpse.models.text import Matrix, TextEmbedder
+    from glimpse.models.text import TextEmbedder
 
 log = logging.getLogger(__name__)
 
@@ -26,33 +41,123 @@ class QueryModelLoading(RuntimeError):
     retry_after_s = 2
 
 
+@dataclass(frozen=True, slots=True)
+class Serving:
+    """What one search uses: the embedder for its query and the model of the vectors
+    that query is compared with (always the embedder's own)."""
+
+    model: VectorModel
+    embedder: TextEmbedder
+
+
+@dataclass(frozen=True, slots=True)
+class _Wanted:
+    model: VectorModel
+    spec: dict[str, Any]
+
+
 class QueryModel:
-    def __init__(self, models: ModelSettings) -> None:
+    def __init__(
+        self,
+        models: ModelSettings,
+        pool: ConnectionPool[psycopg.Connection[Any]],
+        check_s: float = 2.0,
+        retry_failed_s: float = 60.0,
+    ) -> None:
         self._models = models
-        self._embedder: TextEmbedder | None = None
-        self.error: BaseException | None = None
-        self._thread = threading.Thread(target=self._load, name="load-query-model", daemon=True)
+        self._pool = pool
+        self._check_s = check_s
+        self._retry_failed_s = retry_failed_s
+        self._serving: Serving | None = None
+        self.error: BaseException | None = None  # the first load failed: nothing serves
+        self.switch_error: str | None = None  # the active model could not be loaded
+        self._failed: dict[str, float] = {}  # model id -> when loading it failed
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="query-model", daemon=True)
 
     def start_loading(self) -> None:
         self._thread.start()
 
+    def stop(self) -> None:
+        self._stop.set()
+
     @property
     def loaded(self) -> bool:
-        return self._embedder is not None
+        return self._serving is not None
 
-    def embed(self, texts: Sequence[str]) -> Matrix:
-        embedder = self._embedder
-        if embedder is None:
+    def serving(self) -> Serving:
+        serving = self._serving
+        if serving is None:
             raise QueryModelLoading("the query model is still loading; retry in a moment")
-        return embedder.embed(texts)
+        return serving
 
-    def _load(self) -> None:
+    def _watch(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._follow()
+            except Exception:  # a database hiccup: the next check tries again
+                log.warning("checking the active text model failed", exc_info=True)
+            self._stop.wait(self._check_s)
+
+    def _follow(self) -> None:
+        try:
+            wanted = self._wanted()
+        except psycopg.Error:
+            if self._serving is not None:
+                raise
+            wanted = None  # no database yet: the configured model serves meanwhile
+        serving = self._serving
+        if wanted is None:
+            if serving is None and self.error is None:
+                self._load_configured()
+            return
+        if serving is not None and serving.model.model == wanted.model.model:
+            return
+        failed_at = self._failed.get(wanted.model.model)
+        if failed_at is not None and time.monotonic() - failed_at < self._retry_failed_s:
+            return
+        self._switch_to(wanted)
+
+    def _wanted(self) -> _Wanted | None:
+        with self._pool.connection() as conn:
+            model = vectors.active_model(conn, "text")
+            registered = stage_models.active(conn, "text")
+        if model is None or registered is None or registered.model != model.model:
+            return None
+        return _Wanted(model, registered.spec)
+
+    def _load_configured(self) -> None:
         try:
             from glimpse.models.text import load_text_embedder  # imports torch: seconds
 
             embedder = load_text_embedder(self._models)
             embedder.load()
-            self._embedder = embedder
-        except BaseException as exc:  # reported by /readyz; the process stays up
+        except Exception as exc:  # reported by /readyz; the process stays up
             log.exception("loading the query model failed")
             self.error = exc
+            return
+        self._serving = Serving(VectorModel(embedder.model_id, "text", embedder.dim), embedder)
+
+    def _switch_to(self, wanted: _Wanted) -> None:
+        """Load the active model from its spec; searches use the old one until then."""
+        model_id = wanted.model.model
+        log.info("loading the active text model %s for queries", model_id)
+        try:
+            from glimpse.models.text import load_text_embedder
+
+            embedder = load_text_embedder(settings_for(self._models, wanted.spec))
+            if embedder.model_id != model_id:
+                raise ValueError(f"its load spec loads {embedder.model_id}, not {model_id}")
+            embedder.load()
+            if embedder.dim != wanted.model.dim:
+                raise ValueError(f"it loads {embedder.dim}-d, its vectors are {wanted.model.dim}-d")
+        except Exception as exc:
+            self._failed[model_id] = time.monotonic()
+            self.switch_error = f"{model_id}: {exc}"
+            kept = self._serving.model.model if self._serving else "none"
+            log.exception("cannot load the active text model %s; queries keep %s", model_id, kept)
+            return
+        self._serving = Serving(wanted.model, embedder)  # one assignment: atomic for readers
+        self.error = None
+        self.switch_error = None
+        log.info("queries now use %s", model_id)

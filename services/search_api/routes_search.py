@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated
 
@@ -11,10 +12,9 @@ from fastapi.concurrency import run_in_threadpool
 
 from glimpse import suggestions
 from glimpse.config import SearchSettings
-from glimpse.db import vectors
 from glimpse.relevance import RelevanceSettings
 from glimpse.relevance import search as judged_search
-from glimpse.search import SearchFilters
+from glimpse.search import SearchFilters, active_sources
 from services.search_api.auth import require_key_unless_open
 from services.search_api.context import ApiContext, context
 from services.search_api.hits import hits_for
@@ -60,6 +60,13 @@ def relevance_settings(settings: SearchSettings, min_score: float | None) -> Rel
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Found:
+    hits: list[Hit]
+    more: bool  # another page follows
+    model: str  # the text model whose vectors answered
+
+
 def find(
     ctx: ApiContext,
     text: str,
@@ -68,15 +75,16 @@ def find(
     limit: int,
     offset: int = 0,
     min_score: float | None = None,
-) -> tuple[list[Hit], bool]:
-    """One page of hybrid search hits for ``text``, and whether more follow. Blocking:
-    call it from a worker thread."""
+) -> Found:
+    """One page of hybrid search hits for ``text``. Blocking: call it from a worker
+    thread."""
     settings = ctx.settings.search
-    query_vec = ctx.embedder.embed([text])[0]
+    # One embedder and the model of its vectors, taken together: a switch of the active
+    # text model in between never pairs this query vector with another model's vectors.
+    serving = ctx.embedder.serving()
+    model = serving.model
+    query_vec = serving.embedder.embed([text])[0]
     with ctx.pool.connection() as conn:
-        model = vectors.active_model(conn, "text")
-        if model is None:
-            return [], False
         depth = max(settings.candidates, offset + limit + 1)
         judged = judged_search(
             conn,
@@ -88,6 +96,7 @@ def find(
             depth,
             ef_search=settings.ef_search,
             keyword_timeout_ms=settings.keyword_timeout_ms,
+            sources=active_sources(conn),
         )
         page = judged[offset : offset + limit]
         hits = hits_for(
@@ -97,7 +106,7 @@ def find(
             standout={j.candidate.media_id: j.standout for j in page},
             query=text,
         )
-        return hits, len(judged) > offset + limit
+        return Found(hits, len(judged) > offset + limit, model.model)
 
 
 @router.get("/search", response_model=SearchResults)
@@ -125,10 +134,15 @@ async def search(
         raise HTTPException(400, "q is empty: type what you are looking for")
     offset = _offset(cursor)
     filters = SearchFilters(kind=kind, mime=mime, since=since, until=until, prefix=prefix)
-    hits, more = await run_in_threadpool(
+    found = await run_in_threadpool(
         find, ctx, text, filters, limit=limit, offset=offset, min_score=min_score
     )
-    return SearchResults(query=text, hits=hits, next_cursor=next_cursor(offset, limit, more))
+    return SearchResults(
+        query=text,
+        hits=found.hits,
+        next_cursor=next_cursor(offset, limit, found.more),
+        model=found.model,
+    )
 
 
 def _suggest(ctx: ApiContext, limit: int) -> list[str]:

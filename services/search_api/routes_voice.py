@@ -253,8 +253,8 @@ def _answer(
         return None
     answer = _out(row)
     if answer.status == "done" and answer.transcript:
-        hits, more = find(ctx, answer.transcript, filters, limit=limit)
-        answer.hits, answer.next_cursor = hits, next_cursor(0, limit, more)
+        found = find(ctx, answer.transcript, filters, limit=limit)
+        answer.hits, answer.next_cursor = found.hits, next_cursor(0, limit, found.more)
     return answer
 
 

@@ -97,3 +97,6 @@ class SearchResults(BaseModel):
     query: str
     hits: list[Hit]
     next_cursor: str | None
+    # the text model whose vectors answered (the active one, or the one before it while
+    # a newly activated model loads)
+    model: str | None = None

@@ -15,6 +15,7 @@ from glimpse.db.pool import open_pool
 from glimpse.logs import configure_logging
 from glimpse.malloc import release_large_frees
 from glimpse.metrics import WorkerMetrics
+from glimpse.model_specs import spec_of
 from glimpse.models.speech import load_transcriber
 from glimpse.runtime import ServiceSpec, run_service
 from glimpse.stages import backfill_topics_of, stage_topics
@@ -63,6 +64,7 @@ def main(argv: list[str] | None = None) -> None:
             kafka=settings.kafka,
             limits=settings.limits,
             voice=settings.voice,
+            spec=spec_of("transcriber", settings.models),
         )
 
     run_service(

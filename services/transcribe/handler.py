@@ -47,6 +47,8 @@ class TranscribeHandler:
     kafka: KafkaSettings
     limits: LimitsSettings
     voice: VoiceSettings
+    # the transcriber's load spec for the registry (glimpse.model_specs)
+    spec: dict[str, Any] = field(default_factory=dict)
     # (media id, content sha256, model) -> the transcript not saved yet
     _unsaved: dict[tuple[uuid.UUID, str, str], TranscriptRow] = field(
         default_factory=dict, init=False
@@ -56,7 +58,8 @@ class TranscribeHandler:
         self.transcriber.load()
         with self.pool.connection() as conn:
             model = self.transcriber
-            stage_models.register(conn, "transcriber", model.model_id, model.revision)
+            stage_models.register(conn, "transcriber", model.model_id, model.revision,
+                                  self.spec)  # fmt: skip
 
     def close(self) -> None:
         self.pool.close()

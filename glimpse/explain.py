@@ -33,7 +33,8 @@ def any_word(query: str) -> str:
 def matched_parts(
     conn: psycopg.Connection[Any], ids: Sequence[uuid.UUID], query: str
 ) -> dict[uuid.UUID, list[str]]:
-    """For each media id: the parts of its latest caption or transcript that hold a word
+    """For each media id: the parts of its caption or transcript (the active model's, else
+    the latest) that hold a word
     of ``query`` (stop words and stems as full-text search treats them)."""
     words = any_word(query)
     if not words or not ids:
@@ -49,11 +50,16 @@ def matched_parts(
         FROM media m
         CROSS JOIN websearch_to_tsquery('english', %(words)s) q
         LEFT JOIN LATERAL (
-            SELECT text, ocr_text, colours FROM captions
-            WHERE media_id = m.id ORDER BY created_at DESC LIMIT 1
+            SELECT text, ocr_text, colours FROM captions WHERE media_id = m.id
+            ORDER BY model IN (SELECT model FROM stage_models
+                               WHERE role = 'captioner' AND active) DESC,
+                     created_at DESC LIMIT 1
         ) c ON true
         LEFT JOIN LATERAL (
-            SELECT tsv FROM transcripts WHERE media_id = m.id ORDER BY created_at DESC LIMIT 1
+            SELECT tsv FROM transcripts WHERE media_id = m.id
+            ORDER BY model IN (SELECT model FROM stage_models
+                               WHERE role = 'transcriber' AND active) DESC,
+                     created_at DESC LIMIT 1
         ) t ON true
         WHERE m.id = ANY(%(ids)s)
         """,

@@ -376,11 +376,15 @@ SELECT m.*, c.text AS caption, coalesce(c.labels, '[]'::jsonb) AS labels,
 FROM media m
 LEFT JOIN LATERAL (
     SELECT text, labels, ocr_text, colours FROM captions
-    WHERE media_id = m.id ORDER BY created_at DESC LIMIT 1
+    WHERE media_id = m.id ORDER BY model IN (SELECT model FROM stage_models
+                                             WHERE role = 'captioner' AND active) DESC,
+                                   created_at DESC LIMIT 1
 ) c ON true
 LEFT JOIN LATERAL (
     SELECT text, language, segments FROM transcripts
-    WHERE media_id = m.id ORDER BY created_at DESC LIMIT 1
+    WHERE media_id = m.id ORDER BY model IN (SELECT model FROM stage_models
+                                             WHERE role = 'transcriber' AND active) DESC,
+                                   created_at DESC LIMIT 1
 ) t ON true
 WHERE m.id = ANY(%(ids)s)
 """
@@ -389,7 +393,8 @@ WHERE m.id = ANY(%(ids)s)
 def details(
     conn: psycopg.Connection[Any], ids: Sequence[uuid.UUID]
 ) -> dict[uuid.UUID, dict[str, Any]]:
-    """Media rows with their latest caption or transcript, whether search can find
+    """Media rows with their caption or transcript (the active model's, else the latest),
+    whether search can find
     them, and what any stage dead-lettered."""
     rows = conn.execute(_DETAILS, {"ids": list(ids)}).fetchall()
     return {r["id"]: r for r in rows}

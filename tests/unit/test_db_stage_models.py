@@ -18,12 +18,14 @@ from pgvector.psycopg import register_vector
 from psycopg.conninfo import make_conninfo
 from psycopg.rows import dict_row
 
+from glimpse import search
 from glimpse.db import captions, coverage, media, stage_models, transcripts, vectors
 from glimpse.db.captions import CaptionRow
 from glimpse.db.media import MediaRow, MediaStatus
 from glimpse.db.migrate import migrate
 from glimpse.db.transcripts import TranscriptRow
 from glimpse.model_switch import SwitchRefused, activate, purge
+from glimpse.search import SearchFilters
 
 OLD = vectors.VectorModel("text/old", "text", 4)
 NEW = vectors.VectorModel("text/new", "text", 4)
@@ -263,9 +265,7 @@ def test_purge_refuses_the_active_model_and_removes_every_trace_of_another(
     vector(conn, mid, OLD)
     vector(conn, mid, NEW)
     captions.save(conn, [CaptionRow(mid, "text/old", "r1", "an old caption", [])])
-    transcripts.save(
-        conn, TranscriptRow(mid, "text/old", "r1", "en", 1.0, 1.0, "old words", [])
-    )
+    transcripts.save(conn, TranscriptRow(mid, "text/old", "r1", "en", 1.0, 1.0, "old words", []))
 
     with pytest.raises(SwitchRefused, match="active text model"):
         purge(conn, OLD.model)
@@ -283,3 +283,27 @@ def test_purge_refuses_the_active_model_and_removes_every_trace_of_another(
     assert vectors.index_state(conn, vectors.index_name(OLD.model, "text")) == "missing"
     assert vectors.active_model(conn, "text") == NEW
     assert [r.model for r in stage_models.registered(conn, "captioner")] == ["cap/keep"]
+
+
+def test_full_text_reads_only_the_active_captioners_and_transcribers_texts(
+    conn: psycopg.Connection[Any],
+) -> None:
+    stage_models.register(conn, "captioner", "cap/old", "r1")
+    stage_models.register(conn, "captioner", "cap/new", "r1")
+    stage_models.register(conn, "transcriber", "asr/old", "r1")
+    stage_models.register(conn, "transcriber", "asr/new", "r1")
+    photo, note = add_item(conn, "words.png"), add_item(conn, "words.ogg")
+    captions.save(conn, [CaptionRow(photo, "cap/old", "r1", "a lighthouse at dusk", []),
+                         CaptionRow(photo, "cap/new", "r1", "a tower by the sea", [])])  # fmt: skip
+    transcripts.save(conn, TranscriptRow(note, "asr/old", "r1", "en", 1.0, 1.0, "buy milk", []))
+    transcripts.save(conn, TranscriptRow(note, "asr/new", "r1", "en", 1.0, 1.0, "by milk", []))
+
+    def found(text: str) -> list[uuid.UUID]:
+        return search.keyword(conn, text, SearchFilters(), 10, sources=search.active_sources(conn))
+
+    assert search.active_sources(conn) == search.TextSources("cap/old", "asr/old")
+    assert (found("lighthouse"), found("tower"), found("buy")) == ([photo], [], [note])
+    with conn.transaction():
+        stage_models.set_active(conn, "captioner", "cap/new")
+    assert (found("lighthouse"), found("tower")) == ([], [photo])
+    assert search.keyword(conn, "lighthouse", SearchFilters(), 10) == [photo]  # any model's

@@ -122,3 +122,16 @@ def test_a_configured_model_gets_its_own_id() -> None:
     assert model.model_id == "text/model"
     hub = load_text_embedder(ModelSettings(text_model="sentence-transformers/all-mpnet-base-v2"))
     assert hub.model_id == "text/sentence-transformers/all-mpnet-base-v2"
+
+
+def test_cls_pooling_is_another_model_with_an_id_of_its_own(embedder: TextEmbedder) -> None:
+    cls = load_text_embedder(ModelSettings(text_pooling="cls"))
+    cls.load()
+    assert cls.model_id == DEFAULT_MODEL_ID + "+cls"
+    assert cls.dim == embedder.dim
+    vectors = cls.embed([CAT, ROCKET])
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    # other vectors for the same text: a query of one must never meet the other's
+    assert float(vectors[0] @ embedder.embed([CAT])[0]) < 0.99
+    named = load_text_embedder(ModelSettings(text_pooling="cls", text_model_id="text/mine"))
+    assert named.model_id == "text/mine"

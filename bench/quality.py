@@ -34,7 +34,7 @@ from PIL import Image
 from bench.common import text_images
 from bench.common.quality_set import THUMBNAIL_PX, Photo, QualitySet, Scores, load_set, score
 from bench.ingest import add_output_args, machine_info, publish, say
-from bench.search import connect, fresh_database, private_postgres
+from bench.search import connect, fresh_database, private_postgres, register_model
 from glimpse.config import CueSettings, ModelSettings, SearchSettings
 from glimpse.db import captions, media, vectors
 from glimpse.db.captions import CaptionRow
@@ -213,7 +213,7 @@ def load_library(
     use: CueUse = CUE_USES[0],
 ) -> dict[Any, str]:
     """Rows as the services write them; returns media id -> photo id."""
-    vectors.register_model(conn, MODEL)
+    register_model(conn, MODEL)
     ids = {}
     for (photo_id, text), vec in zip(captions_.items(), vecs, strict=True):
         row = MediaRow(

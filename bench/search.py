@@ -263,6 +263,17 @@ def private_postgres(directory: Path) -> Iterator[BenchPostgres]:
         process.stop()
 
 
+def register_model(conn: psycopg.Connection[Any], vm: vectors.VectorModel) -> None:
+    """``vectors.register_model`` on this script's transaction-mode connection: it builds
+    the index CONCURRENTLY, which needs autocommit."""
+    conn.commit()
+    conn.autocommit = True
+    try:
+        vectors.register_model(conn, vm)
+    finally:
+        conn.autocommit = False
+
+
 def connect(url: str) -> psycopg.Connection[Any]:
     """A connection configured like the pool's (dict rows, pgvector types)."""
     conn: psycopg.Connection[Any] = psycopg.connect(url, row_factory=dict_row)
@@ -566,7 +577,7 @@ def load_and_build(
     """glimpse's schema: register the model, drop its index, load, re-create the index."""
     build = Build()
     n = len(data.points)
-    vectors.register_model(conn, VM)
+    register_model(conn, VM)
     index = vectors.index_name(VM.model, VM.kind)
     conn.execute(sql.SQL("DROP INDEX {}").format(sql.Identifier(index)))
     conn.commit()
@@ -594,7 +605,7 @@ def load_and_build(
     build.index_s, build.notices = _timed_build(
         conn,
         memory,
-        (lambda: vectors.register_model(conn, VM))
+        (lambda: register_model(conn, VM))
         if ef_construction is None
         else lambda: create_half_index(conn, ef_construction),
     )

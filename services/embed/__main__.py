@@ -1,6 +1,6 @@
-"""``python -m services.embed [side-by-side]``: the text-embedding worker.
+"""``python -m services.embed [--side-by-side]``: the text-embedding worker.
 
-``side-by-side`` runs the configured text model next to the stage's usual worker, in
+``--side-by-side`` runs the configured text model next to the stage's usual worker, in
 consumer groups of its own (suffixed with the model id): it embeds every live text and
 what ``glimpse backfill --stage embed --model ID`` sends, while search keeps serving the
 active model, until ``glimpse models activate text ID``.
@@ -8,7 +8,7 @@ active model, until ``glimpse models activate text ID``.
 
 from __future__ import annotations
 
-import sys
+import argparse
 
 from glimpse import dependencies
 from glimpse.config import Settings
@@ -22,14 +22,17 @@ from glimpse.runtime import ServiceSpec, run_service
 from glimpse.stages import backfill_topics_of, side_by_side, stage_topics
 from services.embed.handler import EmbedHandler
 
-ROLES = ("live", "side-by-side")
-
 
 def main(argv: list[str] | None = None) -> None:
-    args = sys.argv[1:] if argv is None else argv
-    role = args[0] if args else "live"
-    if role not in ROLES:
-        sys.exit(f"usage: python -m services.embed [{'|'.join(ROLES)}]")
+    # An option, not a role: deployments run the usual worker; a side-by-side one runs
+    # only while a new model is filled.
+    parser = argparse.ArgumentParser(prog="python -m services.embed")
+    parser.add_argument(
+        "--side-by-side",
+        action="store_true",
+        help="run the configured text model next to the usual worker, in groups of its own",
+    )
+    side_by_side_mode = parser.parse_args(argv).side_by_side
     settings = Settings()
     configure_logging(settings.log_level, "embed")
     limit_cpu_threads(settings.models.torch_threads)
@@ -39,7 +42,7 @@ def main(argv: list[str] | None = None) -> None:
         "embed",
         stage_topics(kafka)["embed"],
         backfill_topics=backfill_topics_of(kafka)["embed"],
-        group_suffix=side_by_side(embedder.model_id) if role == "side-by-side" else "",
+        group_suffix=side_by_side(embedder.model_id) if side_by_side_mode else "",
     )
 
     metrics = WorkerMetrics()

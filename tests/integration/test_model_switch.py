@@ -166,7 +166,7 @@ def start_side_by_side_worker(settings: Settings, log: Path) -> subprocess.Popen
     }
     with log.open("wb") as out:
         return subprocess.Popen(
-            [sys.executable, "-m", "services.embed", "side-by-side"],
+            [sys.executable, "-m", "services.embed", "--side-by-side"],
             env=env,
             cwd=REPO,
             stdout=out,

@@ -23,6 +23,7 @@ from pgvector import HalfVector
 from psycopg import errors, sql
 
 from glimpse.db.vectors import VectorModel
+from glimpse.phases import Phases
 
 log = logging.getLogger(__name__)
 
@@ -190,10 +191,15 @@ def hybrid(
     *,
     ef_search: int = DEFAULT_EF_SEARCH,
     keyword_timeout_ms: int | None = None,
+    phases: Phases | None = None,
 ) -> list[Candidate]:
-    vector_hits = [
-        (mid, sim)
-        for mid, sim in nearest(conn, model, query, filters, candidates, ef_search=ef_search)
-        if sim >= min_similarity
-    ]
-    return fuse(vector_hits, keyword(conn, text, filters, candidates, keyword_timeout_ms))
+    """Both retrievers, fused; ``phases`` (when given) gets the seconds of each
+    (``vector_sql``, ``keyword_sql``, ``fuse``)."""
+    phases = phases or Phases()
+    with phases.phase("vector_sql"):
+        nearby = nearest(conn, model, query, filters, candidates, ef_search=ef_search)
+    vector_hits = [(mid, sim) for mid, sim in nearby if sim >= min_similarity]
+    with phases.phase("keyword_sql"):
+        keyword_hits = keyword(conn, text, filters, candidates, keyword_timeout_ms)
+    with phases.phase("fuse"):
+        return fuse(vector_hits, keyword_hits)

@@ -100,11 +100,10 @@ class Transcriber(InferenceModel):
         hub_cache: Path | None,
         cpu_threads: int | None = None,  # None: every core this process may use
     ) -> None:
-        super().__init__(f"whisper/{display_name(source)}" if source else WHISPER_BASE_ID)
+        super().__init__(f"whisper/{display_name(source)}" if source else WHISPER_BASE_ID, device)
         self._source = source
         self._language = language
         self._beam_size = beam_size
-        self._device_setting: DeviceSetting = device
         self._cache_root = cache_root
         self._hub_cache = hub_cache
         self._cpu_threads = cpu_threads
@@ -116,7 +115,7 @@ class Transcriber(InferenceModel):
         directory = whisper_directory(
             self._source, cache_root=self._cache_root, hub_cache=self._hub_cache
         )
-        device = select_device(self._device_setting)
+        device = self._device = select_device(self.requested_device)
         # int8 is CTranslate2's fastest CPU path; GPUs run float16 natively.
         compute_type = "float16" if device.type == "cuda" else "int8"
         self._model = WhisperModel(

@@ -6,7 +6,7 @@ from glimpse import dependencies
 from glimpse.config import Settings
 from glimpse.db.pool import open_pool
 from glimpse.logs import configure_logging
-from glimpse.metrics import EmbedMetrics, WorkerMetrics
+from glimpse.metrics import EmbedMetrics, ModelMetrics, WorkerMetrics
 from glimpse.models.device import limit_cpu_threads
 from glimpse.models.text import load_text_embedder
 from glimpse.runtime import ServiceSpec, run_service
@@ -27,11 +27,12 @@ def main() -> None:
 
     metrics = WorkerMetrics()
     embed_metrics = EmbedMetrics(metrics.registry)
+    models = ModelMetrics(metrics.registry, spec.name)
 
     def make_handler() -> EmbedHandler:
         return EmbedHandler(
             pool=open_pool(settings.database, "embed"),
-            embedder=load_text_embedder(settings.models),
+            embedder=load_text_embedder(settings.models).report_to(models),
             metrics=embed_metrics,
         )
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from glimpse.config import ModelSettings
 
 if TYPE_CHECKING:
+    from glimpse.models.base import ModelObserver
     from glimpse.models.text import Matrix, TextEmbedder
 
 log = logging.getLogger(__name__)
@@ -27,8 +28,9 @@ class QueryModelLoading(RuntimeError):
 
 
 class QueryModel:
-    def __init__(self, models: ModelSettings) -> None:
+    def __init__(self, models: ModelSettings, observer: ModelObserver | None = None) -> None:
         self._models = models
+        self._observer = observer  # the API's model metrics
         self._embedder: TextEmbedder | None = None
         self.error: BaseException | None = None
         self._thread = threading.Thread(target=self._load, name="load-query-model", daemon=True)
@@ -51,6 +53,8 @@ class QueryModel:
             from glimpse.models.text import load_text_embedder  # imports torch: seconds
 
             embedder = load_text_embedder(self._models)
+            if self._observer is not None:
+                embedder.report_to(self._observer)
             embedder.load()
             self._embedder = embedder
         except BaseException as exc:  # reported by /readyz; the process stays up

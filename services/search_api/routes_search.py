@@ -12,6 +12,7 @@ from fastapi.concurrency import run_in_threadpool
 from glimpse import suggestions
 from glimpse.config import SearchSettings
 from glimpse.db import vectors
+from glimpse.phases import Phases
 from glimpse.relevance import RelevanceSettings
 from glimpse.relevance import search as judged_search
 from glimpse.search import SearchFilters
@@ -71,8 +72,25 @@ def find(
 ) -> tuple[list[Hit], bool]:
     """One page of hybrid search hits for ``text``, and whether more follow. Blocking:
     call it from a worker thread."""
+    phases = Phases()
+    found = _find(ctx, text, filters, phases, limit, offset, min_score)
+    # searches that answered only: a 503 while the query model loads took no time anywhere
+    ctx.search_metrics.observe(phases)
+    return found
+
+
+def _find(
+    ctx: ApiContext,
+    text: str,
+    filters: SearchFilters,
+    phases: Phases,
+    limit: int,
+    offset: int,
+    min_score: float | None,
+) -> tuple[list[Hit], bool]:
     settings = ctx.settings.search
-    query_vec = ctx.embedder.embed([text])[0]
+    with phases.phase("embed"):
+        query_vec = ctx.embedder.embed([text])[0]
     with ctx.pool.connection() as conn:
         model = vectors.active_model(conn, "text")
         if model is None:
@@ -88,15 +106,17 @@ def find(
             depth,
             ef_search=settings.ef_search,
             keyword_timeout_ms=settings.keyword_timeout_ms,
+            phases=phases,
         )
         page = judged[offset : offset + limit]
-        hits = hits_for(
-            conn,
-            [(j.candidate.media_id, j.candidate.score, j.candidate.similarity) for j in page],
-            weak={j.candidate.media_id for j in page if j.weak},
-            standout={j.candidate.media_id: j.standout for j in page},
-            query=text,
-        )
+        with phases.phase("hits_sql"):
+            hits = hits_for(
+                conn,
+                [(j.candidate.media_id, j.candidate.score, j.candidate.similarity) for j in page],
+                weak={j.candidate.media_id for j in page if j.weak},
+                standout={j.candidate.media_id: j.standout for j in page},
+                query=text,
+            )
         return hits, len(judged) > offset + limit
 
 

@@ -14,7 +14,7 @@ from glimpse.config import Settings
 from glimpse.db.pool import open_pool
 from glimpse.logs import configure_logging
 from glimpse.malloc import release_large_frees
-from glimpse.metrics import WorkerMetrics
+from glimpse.metrics import ModelMetrics, WorkerMetrics
 from glimpse.models.speech import load_transcriber
 from glimpse.runtime import ServiceSpec, run_service
 from glimpse.stages import backfill_topics_of, stage_topics
@@ -55,11 +55,14 @@ def main(argv: list[str] | None = None) -> None:
     if role == "queries":
         worker = worker.model_copy(update={"max_wait_ms": 0})
 
+    metrics = WorkerMetrics()
+    models = ModelMetrics(metrics.registry, spec.name)
+
     def make_handler() -> TranscribeHandler:
         return TranscribeHandler(
             store=ObjectStore(settings.s3),
             pool=open_pool(settings.database, spec.name),
-            transcriber=load_transcriber(settings.models, home=settings.home),
+            transcriber=load_transcriber(settings.models, home=settings.home).report_to(models),
             kafka=settings.kafka,
             limits=settings.limits,
             voice=settings.voice,
@@ -70,7 +73,7 @@ def main(argv: list[str] | None = None) -> None:
         make_handler,
         settings.kafka,
         worker,
-        WorkerMetrics(),
+        metrics,
         settings.database,
         dependencies=dependencies.of(settings),
     )

@@ -95,12 +95,13 @@ def exported_families() -> dict[str, str]:
     from prometheus_client import CollectorRegistry, Metric
 
     from glimpse.lag_exporter import GroupLagCollector
-    from glimpse.metrics import EmbedMetrics, IngestMetrics, WorkerMetrics
+    from glimpse.metrics import EmbedMetrics, IngestMetrics, ModelMetrics, WorkerMetrics
     from services.search_api.app import create_app
 
     worker = WorkerMetrics()
     IngestMetrics(worker.registry)
     EmbedMetrics(worker.registry)
+    ModelMetrics(worker.registry, "caption")
     registries: list[CollectorRegistry] = [
         worker.registry,
         create_app(Settings()).state.metrics_registry,

@@ -34,6 +34,15 @@ import promql_parser
 import pytest
 import yaml
 from compose_spec import PyCompose
+from monitoring import (
+    ALERTS_FILE,
+    HOME_DASHBOARD,
+    all_rules,
+    dashboards,
+    grafana_to_promql,
+    panels,
+    variable_queries,
+)
 from pydantic import BaseModel
 
 from glimpse.config import Settings
@@ -43,9 +52,7 @@ INFRA = ROOT / "infra"
 K8S = ROOT / "k8s"
 COMPOSE_FILE = INFRA / "docker-compose.yml"
 GPU_COMPOSE_FILE = INFRA / "docker-compose.gpu.yml"
-ALERTS_FILE = INFRA / "prometheus" / "alerts.yml"
 PROMETHEUS_FILE = INFRA / "prometheus" / "prometheus.yml"
-DASHBOARD_FILE = INFRA / "grafana" / "dashboards" / "glimpse.json"
 DATASOURCES_DIR = INFRA / "grafana" / "provisioning" / "datasources"
 DASHBOARD_PROVIDERS_DIR = INFRA / "grafana" / "provisioning" / "dashboards"
 SECRET_TEMPLATE = K8S / "base" / "secret.template.yaml"
@@ -249,16 +256,6 @@ def labels_match(selector: dict[str, str], labels: dict[str, str]) -> bool:
     return all(labels.get(k) == v for k, v in selector.items())
 
 
-def grafana_to_promql(expr: str) -> str:
-    """Replace Grafana's template variables so the query parses as plain PromQL."""
-    durations = {"__rate_interval": "5m", "__interval": "1m", "__range": "1h"}
-
-    def value(match: re.Match[str]) -> str:
-        return durations.get(match.group(1) or match.group(2), ".*")
-
-    return re.sub(r"\$\{(\w+)(?::\w+)?\}|\$(\w+)", value, expr)
-
-
 def metric_names(expr: str) -> set[str]:
     """Metric names an expression selects; it must parse as PromQL and name every metric."""
     tree = promql_parser.parse(expr)
@@ -321,24 +318,12 @@ def health_port(svc: dict[str, Any]) -> int:
     return int(env["GLIMPSE_WORKER__HEALTH_PORT"])
 
 
-def all_rules() -> list[dict[str, Any]]:
-    return [rule for group in load_yaml(ALERTS_FILE)["groups"] for rule in group["rules"]]
-
-
-def dashboard() -> dict[str, Any]:
-    return json.loads(DASHBOARD_FILE.read_text())
-
-
-def dashboard_panels() -> list[dict[str, Any]]:
-    return [p for p in dashboard()["panels"] if p["type"] != "row"]
-
-
 def dashboard_queries() -> list[str]:
-    queries = [t["expr"] for p in dashboard_panels() for t in p["targets"]]
-    for var in dashboard()["templating"]["list"]:
-        match = re.fullmatch(r"label_values\((\w+),\s*\w+\)", var["definition"])
-        assert match, f"template variable {var['name']}: unexpected query {var['definition']!r}"
-        queries.append(match.group(1))
+    """Every panel query and template variable of every dashboard."""
+    queries = []
+    for board in dashboards().values():
+        queries += [t["expr"] for p in panels(board) for t in p["targets"]]
+        queries += variable_queries(board)
     return queries
 
 
@@ -893,23 +878,38 @@ def test_dashboard_queries_are_promql_over_known_metrics() -> None:
     assert shown >= SHOWABLE, sorted(SHOWABLE - shown)
 
 
-def test_dashboard_panels_use_the_provisioned_datasource_and_do_not_overlap() -> None:
+@pytest.mark.parametrize("name", sorted(dashboards()))
+def test_dashboard_panels_use_the_provisioned_datasource_and_do_not_overlap(name: str) -> None:
     provisioned = {
         ds["uid"] for f in DATASOURCES_DIR.glob("*.yml") for ds in load_yaml(f)["datasources"]
     }
-    panels = dashboard()["panels"]
-    assert len({p["id"] for p in panels}) == len(panels), "duplicate panel ids"
+    board = dashboards()[name]
+    all_panels = board["panels"]
+    assert len({p["id"] for p in all_panels}) == len(all_panels), "duplicate panel ids"
     occupied: set[tuple[int, int]] = set()
-    for panel in panels:
+    for panel in all_panels:
         pos = panel["gridPos"]
         assert pos["x"] + pos["w"] <= 24, panel["title"]
         cells = grid_cells(pos)
         assert not cells & occupied, f"panel {panel['title']!r} overlaps another"
         occupied |= cells
-    for panel in dashboard_panels():
+    for panel in panels(board):
         assert panel["title"] and panel["targets"], panel.get("title")
         assert panel["datasource"]["uid"] in provisioned, panel["title"]
         assert all(t["datasource"]["uid"] in provisioned for t in panel["targets"])
+
+
+def test_dashboards_are_what_the_generator_writes() -> None:
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "dashboards.py"), "--check"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert {"pipeline.json", "models.json", "api.json", "infrastructure.json"} <= set(dashboards())
+    assert len({board["uid"] for board in dashboards().values()}) == len(dashboards())
 
 
 def test_grafana_provisioning_points_at_the_mounted_dashboards_and_prometheus() -> None:
@@ -922,7 +922,7 @@ def test_grafana_provisioning_points_at_the_mounted_dashboards_and_prometheus() 
         for provider in load_yaml(provider_file)["providers"]:
             assert provider["options"]["path"] == dashboards_dir
     assert grafana["environment"]["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"] == (
-        f"{dashboards_dir}/{DASHBOARD_FILE.name}"
+        f"{dashboards_dir}/{HOME_DASHBOARD.name}"
     )
     for f in DATASOURCES_DIR.glob("*.yml"):
         for ds in load_yaml(f)["datasources"]:

@@ -593,6 +593,7 @@ def run_service(
         state: dict[str, Worker] = {}
         phase = ["loading models"]
         stop_requested = threading.Event()
+        models_loaded = threading.Event()
 
         def on_signal(signum: int, _frame: FrameType | None) -> None:
             log.info("%s: received %s", spec.name, signal.Signals(signum).name)
@@ -618,11 +619,13 @@ def run_service(
                 ready=lambda: "worker" in state and state["worker"].is_ready(),
                 detail=readiness,
                 status=activity.snapshot,
+                started=models_loaded.is_set,  # /startupz
             )
             health.start()
             resources.callback(health.stop)
 
         handler = make_handler()
+        models_loaded.set()
         resources.callback(handler.close)
         attempts = PostgresAttemptLog(open_pool(database, f"{spec.name}-attempts"))
         resources.callback(attempts.close)

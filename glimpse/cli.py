@@ -24,11 +24,11 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 from rich.table import Table
 
-from glimpse.cli_backfill import backfill_app, repair_command
+from glimpse.cli_backfill import backfill_app, job_report, repair_command, state_of
 from glimpse.cli_dlq import dlq_app
 from glimpse.cli_models import models_app
 from glimpse.config import Settings
-from glimpse.db import media
+from glimpse.db import backfill_jobs, media
 from glimpse.redact import redact_url
 from glimpse.stack.connect import StackNotRunning, resolve, running_endpoints
 from glimpse.stack.layout import HomeLayout, read_part_states
@@ -248,6 +248,7 @@ def status(
     endpoints = running_endpoints(settings)
     store = ObjectStore(settings.s3)
     counts: dict[str, int] = {}
+    backfills: list[dict[str, Any]] = []  # running or interrupted jobs
 
     def database() -> str:
         assert settings.database.url
@@ -256,6 +257,10 @@ def status(
         ) as conn:
             counts.update(media.status_counts(conn))
             counts.update(media.stage_counts(conn))
+            backfills.extend(
+                job_report(job, None) for job in backfill_jobs.recent(conn, 10)
+                if state_of(job) in ("running", "interrupted")
+            )  # fmt: skip
         return "ok"
 
     def broker() -> str:
@@ -306,6 +311,7 @@ def status(
         },
         "media": counts,
         "stages": stages,
+        "backfill": backfills,
     }
     if as_json:
         out.print_json(json.dumps(report))
@@ -319,6 +325,10 @@ def status(
         out.print(
             "media: " + (", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "none yet")
         )
+        for job in backfills:
+            total = f" of {job['total']:,}" if job["total"] is not None else ""
+            what = f"backfill job {job['id']} ({job['stage']} {job['mode']}): {job['state']}"
+            out.print(f"{what}, {job['enqueued']:,}{total} enqueued (`glimpse backfill list`)")
         for key, value in endpoint_info.items():
             out.print(f"{key}: {value}")
     # a worker still loading its model is coming up, not broken

@@ -123,7 +123,7 @@ def list_jobs(
     out.print(table)
 
 
-def job_report(job: Job, completed: int) -> dict[str, Any]:
+def job_report(job: Job, completed: int | None) -> dict[str, Any]:
     return {
         "id": job.id, "stage": job.stage, "mode": job.mode, "model": job.model,
         "prefix": job.prefix, "state": state_of(job), "enqueued": job.enqueued,

@@ -135,6 +135,10 @@ def test_ingest_backfill_interrupted_half_way_resumes_and_enqueues_each_object_o
     assert interrupted["status"] == "interrupted", stderr
     assert 6 <= interrupted["enqueued"] < 30
     assert "run the same command again to resume" in stderr
+    status = json.loads(glimpse(env, "status", "--json").stdout)
+    assert [(j["id"], j["state"]) for j in status["backfill"] if j["prefix"] == prefix] == [
+        (first["id"], "interrupted")
+    ]
 
     resumed = glimpse(env, *command)
 

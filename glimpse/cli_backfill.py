@@ -150,7 +150,7 @@ def repair_command(
     age = _seconds(older_than) if older_than else settings.stack.repair_after_s
     with connect(settings) as conn, producer(settings) as sender:
         sent = repair(conn, sender, ObjectStore(settings.s3), settings.kafka, age,
-                      threading.Event())  # fmt: skip
+                      threading.Event(), settings.limits)  # fmt: skip
     out.print("announced again: " + ", ".join(f"{s} {n}" for s, n in sent.items()))
 
 

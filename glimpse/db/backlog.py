@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 import psycopg
 
+from glimpse.media.limits import REJECTED_UNDER
 from glimpse.messages import MediaAccepted, TextReady
 
 Mode = Literal["missing", "all"]
@@ -234,3 +235,17 @@ def count_ingested(
         {"bucket": bucket, "prefix": like_prefix(prefix), "cursor": cursor, "began": began},
     ).fetchone()
     return int(row["n"]) if row else 0
+
+
+def rejected_by_a_limit(
+    conn: psycopg.Connection[Any], bucket: str, after: uuid.UUID, limit: int
+) -> list[tuple[uuid.UUID, str, str]]:
+    """(id, key, the limit it ran into) of rejected files still in the bucket that a
+    limit turned away, in id order after ``after``."""
+    rows = conn.execute(
+        "SELECT id, key, metadata ->> %(under)s AS under FROM media "
+        "WHERE bucket = %(bucket)s AND status = 'rejected' AND metadata ? %(under)s "
+        "AND id > %(after)s ORDER BY id LIMIT %(limit)s",
+        {"bucket": bucket, "under": REJECTED_UNDER, "after": after, "limit": limit},
+    ).fetchall()
+    return [(r["id"], r["key"], r["under"]) for r in rows]

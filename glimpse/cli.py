@@ -32,6 +32,7 @@ from glimpse.db import backfill_jobs, media
 from glimpse.redact import redact_url
 from glimpse.stack.connect import StackNotRunning, resolve, running_endpoints
 from glimpse.stack.layout import HomeLayout, read_part_states
+from glimpse.stack.ports import worker_health_ports
 from glimpse.storage import ObjectStore
 
 app = typer.Typer(
@@ -360,7 +361,7 @@ def _worker_states(settings: Settings) -> dict[str, tuple[str, str]]:
     # what the supervisor says of parts that do not answer yet (starting, restarting)
     supervised = read_part_states(HomeLayout.at(settings.home).parts_file)
     states: dict[str, tuple[str, str]] = {}
-    for name, port in _worker_ports(settings).items():
+    for name, port in worker_health_ports(settings.stack).items():
         try:
             response = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=3)
         except httpx.HTTPError as exc:
@@ -399,7 +400,7 @@ def _stage_activity(settings: Settings) -> dict[str, dict[str, Any]]:
                 entry["lag"] = (entry["lag"] or 0) + p.lag
         except Exception as exc:  # the broker check above says why
             logging.getLogger(__name__).debug("lag not read: %r", exc)
-    for stage, port in _worker_ports(settings).items():
+    for stage, port in worker_health_ports(settings.stack).items():
         try:
             answer = httpx.get(f"http://127.0.0.1:{port}/status", timeout=3)
             answer.raise_for_status()
@@ -425,17 +426,6 @@ def _stage_table(stages: dict[str, dict[str, Any]]) -> Table:
             else "",
         )
     return table
-
-
-def _worker_ports(settings: Settings) -> dict[str, int]:
-    ports = settings.stack
-    return {
-        "ingest": ports.ingest_health_port,
-        "caption": ports.caption_health_port,
-        "embed": ports.embed_health_port,
-        "transcribe": ports.transcribe_health_port,
-        "transcribe-queries": ports.transcribe_queries_health_port,
-    }
 
 
 def _dict_row() -> Any:

@@ -146,21 +146,20 @@ def captions_wanted(
     conn: psycopg.Connection[Any], scope: Scope, models: Models, mode: Mode,
     after: uuid.UUID, limit: int,
 ) -> list[MediaAccepted]:  # fmt: skip
-    rows = conn.execute(
-        "SELECT m.* FROM media m WHERE " + _CAPTION_WORK + _PAGE,
-        _params(scope, models, mode, after, limit),
-    ).fetchall()
-    return [MediaAccepted.from_row(r) for r in rows]
+    return _media_wanted(conn, _CAPTION_WORK, _params(scope, models, mode, after, limit))
 
 
 def transcripts_wanted(
     conn: psycopg.Connection[Any], scope: Scope, models: Models, mode: Mode,
     after: uuid.UUID, limit: int,
 ) -> list[MediaAccepted]:  # fmt: skip
-    rows = conn.execute(
-        "SELECT m.* FROM media m WHERE " + _TRANSCRIBE_WORK + _PAGE,
-        _params(scope, models, mode, after, limit),
-    ).fetchall()
+    return _media_wanted(conn, _TRANSCRIBE_WORK, _params(scope, models, mode, after, limit))
+
+
+def _media_wanted(
+    conn: psycopg.Connection[Any], work: str, params: dict[str, Any]
+) -> list[MediaAccepted]:
+    rows = conn.execute("SELECT m.* FROM media m WHERE " + work + _PAGE, params).fetchall()
     return [MediaAccepted.from_row(r) for r in rows]
 
 

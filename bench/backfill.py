@@ -39,8 +39,9 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
-from bench.ingest import Photo, add_output_args, make_corpus, private_settings, publish, say
-from bench.search import machine_info, report_header, table
+from bench.common.corpus import Photo, make_corpus
+from bench.common.report import add_output_args, machine_info, publish, report_header, say, table
+from bench.common.stack import private_settings
 from glimpse.config import Settings
 from glimpse.db.media import media_id
 from glimpse.stack.supervisor import EmbeddedStack, service_env
@@ -225,7 +226,7 @@ def report(args: argparse.Namespace, machine: dict[str, str], result: Result) ->
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
-    machine = machine_info()
+    machine = machine_info(with_torch=True)
     with tempfile.TemporaryDirectory(prefix="bench-backfill-") as home:
         stack = EmbeddedStack(private_settings(Path(home) / "home"))
         try:

@@ -32,9 +32,9 @@ import psycopg
 from PIL import Image
 
 from bench.common import text_images
+from bench.common.postgres import connect, fresh_database, private_postgres
 from bench.common.quality_set import THUMBNAIL_PX, Photo, QualitySet, Scores, load_set, score
-from bench.ingest import add_output_args, machine_info, publish, say
-from bench.search import connect, fresh_database, private_postgres
+from bench.common.report import add_output_args, machine_info, publish, say
 from glimpse.config import CueSettings, ModelSettings, SearchSettings, VoiceSettings
 from glimpse.db import captions, media, vectors
 from glimpse.db.captions import CaptionRow

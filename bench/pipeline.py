@@ -76,6 +76,7 @@ from glimpse.db.media import media_id
 from glimpse.media import validate_media
 from glimpse.models.captioning import load_captioner
 from glimpse.models.text import BATCH_SIZE, load_text_embedder
+from glimpse.stack.ports import worker_health_ports
 from glimpse.stack.supervisor import EmbeddedStack
 
 if TYPE_CHECKING:
@@ -430,11 +431,9 @@ def run_pipeline(
 
 
 def worker_ports(s: Settings) -> dict[str, int]:
-    return {
-        "ingest": s.stack.ingest_health_port,
-        "caption": s.stack.caption_health_port,
-        "embed": s.stack.embed_health_port,
-    }
+    """The image pipeline's workers (the photos measured here never reach transcribe)."""
+    ports = worker_health_ports(s.stack)
+    return {name: ports[name] for name in ("ingest", "caption", "embed")}
 
 
 def settled_metrics(ports: dict[str, int], timeout_s: float = 20) -> dict[str, dict[str, float]]:

@@ -127,6 +127,10 @@ class VoiceSettings(BaseModel):
     # A query nobody has waited for or polled during this long is dropped, not
     # transcribed (after an outage, answers to callers who left would come first).
     abandon_after_s: float = 30.0
+    # Whisper hears a voice query biased toward this many of the library's most common
+    # words (its hotwords): "show me the cat" rather than "show me the cut". 0: no bias.
+    vocabulary_words: int = 40
+    vocabulary_refresh_s: float = 300.0  # the words are read again this often
 
 
 class LimitsSettings(BaseModel):

@@ -135,12 +135,13 @@ class Transcriber(InferenceModel):
         max_seconds: float,
         language: str | None = None,
         window_s: float = WINDOW_SECONDS,
+        hotwords: str | None = None,
     ) -> Transcript:
         """The speech in ``audio`` (bytes, or a file's path); raises ``TranscriptionError``
         for a file without any, or longer than ``max_seconds`` (checked before the model
         runs). ``language`` overrides the configured one; with neither, it is detected on
         the first window (which costs a second encoder pass: ~0.7 s on 2 CPU cores) and
-        kept for the rest."""
+        kept for the rest. ``hotwords`` bias decoding toward those words."""
         windows = speech_windows(audio, max_seconds=max_seconds, window_s=window_s)
         # Decoding needs no model: the first window (all of a short clip) is decoded
         # outside the lock, overlapping another clip's run.
@@ -163,6 +164,7 @@ class Transcriber(InferenceModel):
                     # Silero VAD cuts silences out first: faster on voice notes with
                     # pauses, and whisper invents text ("Thank you.") for silence otherwise.
                     vad_filter=True,
+                    hotwords=hotwords,
                 )
                 # A generator: the decoding happens while it is consumed, so in the lock.
                 segments += [

@@ -19,6 +19,7 @@ from glimpse.models.speech import load_transcriber
 from glimpse.runtime import ServiceSpec, run_service
 from glimpse.stages import backfill_topics_of, stage_topics
 from glimpse.storage import ObjectStore
+from glimpse.vocabulary import LibraryVocabulary
 from services.transcribe.handler import TranscribeHandler
 
 ROLES = ("uploads", "queries", "all")
@@ -59,13 +60,16 @@ def main(argv: list[str] | None = None) -> None:
     models = ModelMetrics(metrics.registry, spec.name)
 
     def make_handler() -> TranscribeHandler:
+        pool = open_pool(settings.database, spec.name)
+        voice = settings.voice
         return TranscribeHandler(
             store=ObjectStore(settings.s3),
-            pool=open_pool(settings.database, spec.name),
+            pool=pool,
             transcriber=load_transcriber(settings.models, home=settings.home).report_to(models),
             kafka=settings.kafka,
             limits=settings.limits,
-            voice=settings.voice,
+            voice=voice,
+            vocabulary=LibraryVocabulary(pool, voice.vocabulary_words, voice.vocabulary_refresh_s),
         )
 
     run_service(

@@ -32,6 +32,7 @@ from glimpse.messages import MediaAccepted, TextReady, VoiceQueryRequested
 from glimpse.models.speech import Transcriber, Transcript, TranscriptionError
 from glimpse.runtime import DeadLetter, Done, Failed, ItemResult, Outcome
 from glimpse.storage import ObjectStore
+from glimpse.vocabulary import LibraryVocabulary, without_repeats
 
 log = logging.getLogger(__name__)
 # Unsaved transcripts kept for a retry. A few: the uploads worker takes one clip at a
@@ -47,6 +48,8 @@ class TranscribeHandler:
     kafka: KafkaSettings
     limits: LimitsSettings
     voice: VoiceSettings
+    # the library's words whisper is biased toward when it hears a voice query
+    vocabulary: LibraryVocabulary | None = None
     # (media id, content sha256, model) -> the transcript not saved yet
     _unsaved: dict[tuple[uuid.UUID, str, str], TranscriptRow] = field(
         default_factory=dict, init=False
@@ -166,7 +169,10 @@ class TranscribeHandler:
         else:
             try:
                 found = self.transcriber.transcribe(
-                    data, max_seconds=self.voice.max_seconds, language=self.voice.language
+                    data,
+                    max_seconds=self.voice.max_seconds,
+                    language=self.voice.language,
+                    hotwords=self.vocabulary.hotwords() if self.vocabulary else None,
                 )
                 failure = None
             except TranscriptionError as exc:
@@ -178,7 +184,7 @@ class TranscribeHandler:
             voice_queries.finish(
                 conn,
                 query.query_id,
-                transcript=found.text,
+                transcript=without_repeats(found.text),
                 language=found.language,
                 duration_s=found.duration_s,
                 model=self.transcriber.model_id,

@@ -301,10 +301,16 @@ class Worker:
                 timeout_ms=0 if self._backfill_busy else timeout_ms, max_records=room
             )
             self._last_beat = time.monotonic()
+            from_backfill = False
             if polled:
                 self._live_seen = self._last_beat
             elif self.backfill is not None:
-                polled = self._poll_backfill(timeout_ms, room)
+                from_backfill = True
+                # small batches of backfill: a live message arriving meanwhile waits
+                # for at most one of them
+                polled = self._poll_backfill(
+                    timeout_ms, min(room, self.settings.backfill_max_batch)
+                )
             for tp, records in polled.items():
                 self.metrics.consumed.labels(self.spec.name, tp.topic).inc(len(records))
                 batch.extend(
@@ -320,6 +326,8 @@ class Worker:
                 self.metrics.last_progress.labels(self.spec.name).set(time.time())  # caught up
             if batch and deadline is None:
                 deadline = time.monotonic() + self.settings.max_wait_ms / 1000
+            if from_backfill and polled:
+                break  # a backfill batch is done; look at the live input first again
         return batch
 
     def _poll_backfill(self, timeout_ms: int, room: int) -> Mapping[TopicPartition, list[Any]]:

@@ -41,8 +41,7 @@ from bench.common.chaos import (
     wait_complete,
     worker_ports,
 )
-from bench.ingest import add_output_args, publish, say
-from bench.search import machine_info, report_header, table
+from bench.common.report import add_output_args, machine_info, publish, report_header, say, table
 from glimpse.config import Settings
 from glimpse.stack.ports import private_settings
 from glimpse.stack.supervisor import EmbeddedStack
@@ -153,7 +152,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.faults:
         wanted = set(args.faults.split(","))
         faults = tuple(f for f in ALL_FAULTS if f.name in wanted)
-    machine = machine_info()
+    machine = machine_info(with_torch=True)
     began = time.monotonic()
     home = Path(tempfile.mkdtemp(prefix="glimpse-chaos-"))
     settings = quick_repair(private_settings(home / "home"))

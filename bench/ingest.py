@@ -19,127 +19,47 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import io
 import os
-import platform
-import re
 import shutil
-import subprocess
 import tempfile
 import threading
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import boto3
-import httpx
-import numpy as np
-import PIL
 import psutil
 import psycopg
-from botocore.config import Config
-from PIL import ExifTags, Image, features
-from prometheus_client.parser import text_string_to_metric_families
 
+from bench.common.corpus import PREFIX, Photo, corpus_bytes, corpus_mix, make_corpus
+from bench.common.processes import CpuSnapshot, machine_busy_fraction, tree_memory
+from bench.common.report import add_output_args, machine_info, of_one_core, publish, say, table
+from bench.common.stack import (
+    BATCHES,
+    IN_BATCHES,
+    INFLIGHT,
+    MESSAGES,
+    StartStop,
+    part_pids,
+    private_settings,
+    running_stack,
+    s3_client,
+    worker_metrics,
+)
 from glimpse.config import LimitsSettings, Settings, StackSettings
 from glimpse.media import validate_media
-from glimpse.stack.ports import private_settings as stack_settings_with_free_ports
 from glimpse.stack.supervisor import EmbeddedStack
 
 if TYPE_CHECKING:
     from types_boto3_s3 import S3Client
 
-REPO = Path(__file__).resolve().parent.parent
-RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
-PREFIX = "bench/"
 MB = 1_000_000
 MIB = 1024 * 1024
 GOAL_RATIO = 0.8
 GOAL_WARM_S = 10.0
-
-
-# --- corpus --------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Photo:
-    key: str
-    data: bytes
-    mime: str
-
-
-def make_corpus(count: int, large_every: int, png_every: int, seed: int) -> list[Photo]:
-    """``count`` distinct photos: mostly 1600x1200 JPEGs with camera EXIF, every
-    ``large_every``-th a 4000x3000 (12 MP) JPEG, every ``png_every``-th a PNG.
-    The same seed gives the same bytes."""
-    # One generator per photo, seeded by (seed, index): the bytes do not depend on the
-    # order the threads finish in. numpy and Pillow release the GIL, so threads help.
-    with ThreadPoolExecutor(os.cpu_count()) as pool:
-        return list(pool.map(lambda i: _photo(i, seed, large_every, png_every), range(count)))
-
-
-def _photo(index: int, seed: int, large_every: int, png_every: int) -> Photo:
-    rng = np.random.default_rng([seed, index])
-    if png_every and index % png_every == png_every - 1:
-        png = _encode_png(_pixels(rng, 1600, 1200))
-        return Photo(f"{PREFIX}{index:05d}.png", png, "image/png")
-    large = bool(large_every) and index % large_every == large_every - 1
-    width, height = (4000, 3000) if large else (1600, 1200)
-    jpeg = _encode_jpeg(_pixels(rng, width, height), index)
-    return Photo(f"{PREFIX}{index:05d}.jpg", jpeg, "image/jpeg")
-
-
-def _pixels(rng: np.random.Generator, width: int, height: int) -> np.ndarray[Any, Any]:
-    """Photo-like pixels: smooth colour regions, some texture, a sky-to-ground gradient
-    and sensor noise. Flat or pure-noise images would compress (and decode) unlike
-    photos and make the numbers meaningless."""
-    blobs = _upscaled(rng, 8, 6, width, height, Image.Resampling.BICUBIC)
-    texture = _upscaled(rng, width // 16, height // 16, width, height, Image.Resampling.BILINEAR)
-    gradient = np.linspace(-30, 30, height, dtype=np.float32)[:, None, None]
-    noise = rng.standard_normal((height, width, 1), dtype=np.float32) * 6
-    mixed = blobs * 0.75 + texture * 0.25 + gradient + noise
-    return np.clip(mixed, 0, 255).astype(np.uint8)
-
-
-def _upscaled(
-    rng: np.random.Generator,
-    small_w: int,
-    small_h: int,
-    width: int,
-    height: int,
-    resample: Image.Resampling,
-) -> np.ndarray[Any, Any]:
-    tiny = Image.fromarray(rng.integers(0, 256, (small_h, small_w, 3), dtype=np.uint8))
-    return np.asarray(tiny.resize((width, height), resample), dtype=np.float32)
-
-
-def _encode_jpeg(pixels: np.ndarray[Any, Any], index: int) -> bytes:
-    # Camera EXIF like a phone's, so the EXIF path runs; every 4th is a portrait shot
-    # stored sideways (orientation 6), so thumbnails get rotated like real ones.
-    exif = Image.Exif()
-    exif[ExifTags.Base.Make], exif[ExifTags.Base.Model] = "BenchCam", f"Model {index % 3}"
-    exif[ExifTags.Base.Orientation] = 6 if index % 4 == 0 else 1
-    exif_ifd = exif.get_ifd(ExifTags.IFD.Exif)
-    exif_ifd[ExifTags.Base.DateTimeOriginal] = (
-        f"2024:07:{1 + index % 28:02d} 12:{index % 60:02d}:00"
-    )
-    out = io.BytesIO()
-    Image.fromarray(pixels).save(out, "JPEG", quality=90, exif=exif)
-    return out.getvalue()
-
-
-def _encode_png(pixels: np.ndarray[Any, Any]) -> bytes:
-    out = io.BytesIO()
-    Image.fromarray(pixels).save(out, "PNG")
-    return out.getvalue()
-
-
-def corpus_bytes(corpus: Sequence[Photo]) -> int:
-    return sum(len(p.data) for p in corpus)
 
 
 # --- 1. bare validation --------------------------------------------------------------
@@ -181,124 +101,6 @@ def _pinned_to_one_core() -> Iterator[None]:
         os.sched_setaffinity(0, before)
 
 
-# --- the embedded stack --------------------------------------------------------------
-
-_STEP_DONE = re.compile(r"^\s+(.+) ready in ([\d.]+)s$")
-
-
-def private_settings(home: Path, weed_memory_limit: str | None = None) -> Settings:
-    """Default settings (as ``glimpse up`` uses them) with a private home and every port
-    free, so the bench never collides with a running glimpse or a test stack."""
-    settings = stack_settings_with_free_ports(home)
-    if weed_memory_limit:
-        settings.stack.weed_memory_limit = weed_memory_limit
-    return settings
-
-
-@dataclass
-class StartStop:
-    """One ``start()`` … ``stop()`` of the stack: wall times and the slowest steps."""
-
-    start_s: float = 0.0
-    stop_s: float = 0.0
-    steps: list[tuple[str, float]] = field(default_factory=list)
-
-
-@contextlib.contextmanager
-def running_stack(
-    settings: Settings, timing: StartStop
-) -> Iterator[tuple[EmbeddedStack, Settings]]:
-    """Start the stack (timing ``start()`` to its return: every part is ready then,
-    ingest and the API included) and always stop it again."""
-
-    def progress(message: str) -> None:
-        if done := _STEP_DONE.match(message):
-            timing.steps.append((done[1], float(done[2])))
-
-    stack = EmbeddedStack(settings, progress=progress)
-    try:
-        started = time.perf_counter()
-        resolved = stack.start()
-        stack.wait_all_ready()  # start() returns while workers still load their models
-        timing.start_s = time.perf_counter() - started
-        yield stack, resolved
-    finally:
-        stopping = time.perf_counter()
-        stack.stop()
-        timing.stop_s = time.perf_counter() - stopping
-
-
-# --- process accounting --------------------------------------------------------------
-
-
-def _tree(pid: int) -> list[psutil.Process]:
-    root = psutil.Process(pid)
-    return [root, *root.children(recursive=True)]
-
-
-def tree_cpu_seconds(pid: int) -> float:
-    """CPU time of a process and its descendants, including those already reaped
-    (Postgres backends come and go; their time lands in ``children_*``)."""
-    total = 0.0
-    for proc in _tree(pid):
-        with contextlib.suppress(psutil.NoSuchProcess):
-            t = proc.cpu_times()
-            total += t.user + t.system + t.children_user + t.children_system
-    return total
-
-
-def tree_runqueue_wait_s(pid: int) -> float:
-    """Seconds the tree's threads were runnable but waiting for a CPU (schedstat)."""
-    total_ns = 0
-    for proc in _tree(pid):
-        for stat in Path(f"/proc/{proc.pid}/task").glob("*/schedstat"):
-            with contextlib.suppress(OSError, ValueError, IndexError):
-                total_ns += int(stat.read_text().split()[1])
-    return total_ns / 1e9
-
-
-def tree_memory(pid: int) -> tuple[int, int, int]:
-    """(processes, RSS, PSS) of the tree. PSS splits shared pages among the processes
-    sharing them, so unlike RSS it can be summed (Postgres' shared buffers)."""
-    rss = pss = count = 0
-    for proc in _tree(pid):
-        with contextlib.suppress(psutil.NoSuchProcess):
-            info = proc.memory_full_info()
-            rss, pss, count = rss + info.rss, pss + info.pss, count + 1
-    return count, rss, pss
-
-
-def part_pids(stack: EmbeddedStack) -> dict[str, int]:
-    return {
-        p.name: p.process.pid
-        for p in stack.parts
-        if p.process.pid is not None and p.process.is_running()
-    }
-
-
-@dataclass(frozen=True, slots=True)
-class CpuSnapshot:
-    cpu_s: dict[str, float]
-    wait_s: dict[str, float]
-    system: Any  # psutil.cpu_times(): machine-wide, to see whether both cores were busy
-
-    @classmethod
-    def take(cls, pids: dict[str, int]) -> CpuSnapshot:
-        me = psutil.Process().cpu_times()
-        cpu = {name: tree_cpu_seconds(pid) for name, pid in pids.items()}
-        # this process: the uploader threads and the row poller (its own time only,
-        # its children are the parts above)
-        cpu["bench (uploader, poller)"] = me.user + me.system
-        wait = {name: tree_runqueue_wait_s(pid) for name, pid in pids.items()}
-        return cls(cpu, wait, psutil.cpu_times())
-
-
-def machine_busy_fraction(before: Any, after: Any) -> float:
-    total = sum(after) - sum(before)
-    idle = (after.idle - before.idle) + (after.iowait - before.iowait)
-    return 1 - idle / total if total else 0.0
-
-
 # --- 2. end to end -------------------------------------------------------------------
 
 
@@ -317,21 +119,6 @@ class EndToEnd:
     @property
     def per_s(self) -> float:
         return self.objects / self.total_s
-
-
-def s3_client(s: Settings, threads: int) -> S3Client:
-    return boto3.client(
-        "s3",
-        endpoint_url=s.s3.endpoint,
-        aws_access_key_id=s.s3.access_key,
-        aws_secret_access_key=s.s3.secret_key,
-        region_name=s.s3.region,
-        config=Config(
-            max_pool_connections=threads,  # one connection per uploader thread
-            s3={"addressing_style": "path"},
-            retries={"max_attempts": 3, "mode": "standard"},
-        ),
-    )
 
 
 class Uploader(threading.Thread):
@@ -434,8 +221,8 @@ def settled_metrics(
     last, still_since = -1.0, time.monotonic()
     while time.monotonic() < deadline:
         now = worker_metrics(port)
-        messages = now.get(_MESSAGES, 0) - before.get(_MESSAGES, 0)
-        if messages != last or now.get(_INFLIGHT):
+        messages = now.get(MESSAGES, 0) - before.get(MESSAGES, 0)
+        if messages != last or now.get(INFLIGHT):
             last, still_since = messages, time.monotonic()
         elif messages >= objects and time.monotonic() - still_since >= 1.0:
             break
@@ -443,70 +230,11 @@ def settled_metrics(
     return now
 
 
-_MESSAGES = "glimpse_worker_batch_size_sum"
-_INFLIGHT = "glimpse_worker_inflight_messages"
-
-
-def worker_metrics(port: int) -> dict[str, float]:
-    """The ingest worker's Prometheus samples, keyed ``name{labels}`` (service dropped)."""
-    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
-    values: dict[str, float] = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            labels = ",".join(
-                f"{k}={v}" for k, v in sorted(sample.labels.items()) if k != "service"
-            )
-            values[sample.name + (f"{{{labels}}}" if labels else "")] = sample.value
-    return values
-
-
 # --- 4. memory -----------------------------------------------------------------------
 
 
 def memory_by_part(stack: EmbeddedStack) -> dict[str, tuple[int, int, int]]:
     return {name: tree_memory(pid) for name, pid in part_pids(stack).items()}
-
-
-# --- machine -------------------------------------------------------------------------
-
-
-def machine_info(extra: dict[str, str] | None = None) -> dict[str, str]:
-    """The machine and the code measured; ``extra`` lines go before the commit."""
-    memory = psutil.virtual_memory().total
-    # Anything else running skews every number below: measure it, and say so.
-    busy = psutil.cpu_percent(interval=2.0)
-    return {
-        "CPU": _cpu_model(),
-        "cores": f"{psutil.cpu_count(logical=True)} logical, "
-        f"{psutil.cpu_count(logical=False)} physical",
-        "RAM": f"{memory / (1 << 30):.1f} GiB",
-        "OS": platform.platform(),
-        "Python": platform.python_version(),
-        "Pillow": f"{PIL.__version__} (libjpeg-turbo {features.version('libjpeg_turbo')})",
-        **(extra or {}),
-        "glimpse commit": _git_commit(),
-        "before the run": f"machine {busy:.0f} % busy (other processes), load average "
-        + " ".join(f"{x:.2f}" for x in os.getloadavg()),
-    }
-
-
-def _cpu_model() -> str:
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
-
-
-def _git_commit() -> str:
-    def git(*args: str) -> str:
-        done = subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, check=False)
-        return done.stdout.strip() if done.returncode == 0 else ""
-
-    commit = git("rev-parse", "--short", "HEAD") or "unknown"
-    # Uncommitted changes to glimpse are measured too: say so (the bench's own are not).
-    dirty = git("status", "--porcelain", "--", ".", ":(exclude)bench")
-    return commit + (" (with uncommitted changes)" if dirty else "")
 
 
 # --- report --------------------------------------------------------------------------
@@ -537,11 +265,7 @@ class Report:
 
     def _header(self) -> str:
         when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-        kinds: dict[str, int] = {}
-        for photo in self.corpus:
-            kind = _kind_of(photo)
-            kinds[kind] = kinds.get(kind, 0) + 1
-        mix = ", ".join(f"{n} x {kind}" for kind, n in kinds.items())
+        mix = corpus_mix(self.corpus)
         machine = "\n".join(f"- {k}: {v}" for k, v in self.machine.items())
         weed_limit = self.args.weed_memory_limit or StackSettings().weed_memory_limit
         return (
@@ -562,7 +286,7 @@ class Report:
         ratio = e2e.per_s / bare.per_s
         verdict = "meets" if ratio >= GOAL_RATIO else "below"
         statuses = ", ".join(f"{n} {s}" for s, n in sorted(e2e.statuses.items()))
-        return _table(
+        return table(
             ["measurement", "seconds", "objects/s", "MB/s", "note"],
             [
                 [
@@ -597,29 +321,29 @@ class Report:
             [
                 name,
                 f"{cpu:.1f}",
-                _of_one_core(cpu, e2e.total_s),
+                of_one_core(cpu, e2e.total_s),
                 f"{e2e.wait_s[name]:.1f}" if name in e2e.wait_s else "",
             ]
             for name, cpu in sorted(e2e.cpu_s.items(), key=lambda kv: -kv[1])
         ]
         total = sum(e2e.cpu_s.values())
-        rows.append(["**glimpse total**", f"{total:.1f}", _of_one_core(total, e2e.total_s), ""])
+        rows.append(["**glimpse total**", f"{total:.1f}", of_one_core(total, e2e.total_s), ""])
         # everything else on the machine (another test run, the kernel's own threads)
         outside = max(0.0, e2e.busy * cores * e2e.total_s - total)
-        rows.append(["other processes", f"{outside:.1f}", _of_one_core(outside, e2e.total_s), ""])
+        rows.append(["other processes", f"{outside:.1f}", of_one_core(outside, e2e.total_s), ""])
         return (
             f"CPU during the end-to-end window ({e2e.total_s:.1f} s, {cores} cores; 100 % = one "
             f"core busy all along). Machine busy: {100 * e2e.busy:.0f} % of all cores.\n\n"
-            + _table(
+            + table(
                 ["process (with children)", "CPU s", "of one core", "waited for a CPU, s"], rows
             )
         )
 
     def _worker(self) -> str:
         m, e2e, bare = self.e2e.metrics, self.e2e, self.bare
-        batches = m.get("glimpse_worker_batch_seconds_count", 0.0)
-        in_batches = m.get("glimpse_worker_batch_seconds_sum", 0.0)
-        messages = m.get("glimpse_worker_batch_size_sum", 0.0)
+        batches = m.get(BATCHES, 0.0)
+        in_batches = m.get(IN_BATCHES, 0.0)
+        messages = m.get(MESSAGES, 0.0)
         worker_cpu = e2e.cpu_s.get("ingest", 0.0)
         per_object_ms = 1000 * worker_cpu / e2e.objects
         bare_ms = 1000 * bare.cpu_seconds / bare.objects
@@ -657,7 +381,7 @@ class Report:
         return (
             "`glimpse up` (`EmbeddedStack.start()` until it returns: every part ready, "
             "ingest and API included):\n\n"
-            + _table(["start", "start s", "stop s", "slowest steps (s)"], rows)
+            + table(["start", "start s", "stop s", "slowest steps (s)"], rows)
             + f"\n\nslowest warm start {worst:.1f} s (goal ≤ {GOAL_WARM_S:.0f} s: {verdict})"
         )
 
@@ -672,39 +396,13 @@ class Report:
         return (
             "Memory after the end-to-end run (process and children; RSS double-counts "
             "shared pages such as Postgres' shared buffers, PSS does not):\n\n"
-            + _table(["part", "processes", "RSS MiB", "PSS MiB"], rows)
+            + table(["part", "processes", "RSS MiB", "PSS MiB"], rows)
         )
-
-
-def _of_one_core(cpu_s: float, wall_s: float) -> str:
-    return f"{100 * cpu_s / wall_s:.0f} %"
-
-
-def _kind_of(photo: Photo) -> str:
-    if photo.mime == "image/png":
-        return "1600x1200 PNG"
-    with Image.open(io.BytesIO(photo.data)) as image:
-        return f"{image.width}x{image.height} JPEG"
 
 
 def _slowest(timing: StartStop, n: int = 3) -> str:
     steps = sorted(timing.steps, key=lambda s: -s[1])[:n]
     return ", ".join(f"{label} {seconds:.1f}" for label, seconds in steps)
-
-
-def _table(header: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
-def record(markdown: str, path: Path) -> None:
-    if not path.exists():
-        path.write_text(
-            "# Benchmark results\n\nAppended by the benchmarks (see README.md); newest last.\n"
-        )
-    with path.open("a") as out:
-        out.write("\n" + markdown)
 
 
 # --- main ----------------------------------------------------------------------------
@@ -733,24 +431,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     add_output_args(parser)
     parser.add_argument("--keep-home", action="store_true", help="keep the temporary home")
     return parser.parse_args(argv)
-
-
-def publish(markdown: str, args: argparse.Namespace) -> None:
-    """Print the run's Markdown; append it to ``args.results`` unless ``--no-record``."""
-    print("\n" + markdown)
-    if not args.no_record:
-        record(markdown, args.results)
-        say(f"appended to {args.results}")
-
-
-def add_output_args(parser: argparse.ArgumentParser) -> None:
-    """``--results`` and ``--no-record``, as every benchmark takes them."""
-    parser.add_argument("--results", type=Path, default=RESULTS, help="Markdown file to append to")
-    parser.add_argument("--no-record", action="store_true", help="print only, append nothing")
-
-
-def say(message: str) -> None:
-    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -37,12 +37,19 @@ from pathlib import Path
 import av
 import numpy as np
 
-from bench.ingest import add_output_args, publish, say
-from bench.search import OtherLoad, machine_info, report_header, table
+from bench.common.quiet import OtherLoad
+from bench.common.report import (
+    REPO,
+    add_output_args,
+    machine_info,
+    publish,
+    report_header,
+    say,
+    table,
+)
 from glimpse.malloc import release_large_frees
 from glimpse.models.speech import WINDOW_SECONDS
 
-REPO = Path(__file__).resolve().parent.parent
 SIDE = 10_000  # 100 MP
 THREADS = 4
 SPEECH = (
@@ -292,7 +299,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         return
     args = parse_args(raw)
     started = time.perf_counter()
-    machine = machine_info()
+    machine = machine_info(with_torch=True)
     ingest: list[Peak] = []
     speech: list[Peak] = []
     with tempfile.TemporaryDirectory(prefix="glimpse-bench-memory-") as tmp, OtherLoad() as others:

@@ -35,14 +35,21 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image, ImageOps
 
-from bench.ingest import add_output_args, publish, say
-from bench.search import OtherLoad, machine_info, report_header, table
+from bench.common.quiet import OtherLoad
+from bench.common.report import (
+    REPO,
+    add_output_args,
+    machine_info,
+    publish,
+    report_header,
+    say,
+    table,
+)
 from glimpse.config import ModelSettings
 from glimpse.models.captioning import Captioner, load_captioner
 from glimpse.models.imagenet import CaptionStyle, ImageNetVocabulary, compose_caption
 from glimpse.models.text import BATCH_SIZE, TextEmbedder, load_text_embedder, top_k_overlap
 
-REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO / "tests" / "models_fixtures.py"
 BATCH = 16
 GOAL_BATCH_SPEEDUP = 2.0
@@ -504,7 +511,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     transformers.logging.set_verbosity_error()
     transformers.logging.disable_progress_bar()
     started = time.perf_counter()
-    machine = machine_info({"transformers": transformers.__version__})
+    machine = machine_info({"transformers": transformers.__version__}, with_torch=True)
     with OtherLoad() as others:
         captioners, text = _run(args)
     machine["during the run"] = (

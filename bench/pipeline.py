@@ -5,7 +5,7 @@
 One run, in this order:
 
 1. waits for a quiet machine (1-minute load average below ``--max-load``), then
-   generates two deterministic, duplicate-free photo corpora with bench.ingest's
+   generates two deterministic, duplicate-free photo corpora with bench.common.corpus'
    generator (not timed): one for the burst run, a second for the paced run (the
    same bytes twice would be recorded as duplicates and never captioned);
 2. bare models in this process, on the burst corpus' own 512-px thumbnails (made by
@@ -47,24 +47,28 @@ import psutil
 import psycopg
 from PIL import Image
 
-from bench.ingest import (
-    CpuSnapshot,
-    Photo,
-    StartStop,
-    _kind_of,
-    _of_one_core,
-    _table,
+from bench.common.corpus import Photo, corpus_bytes, corpus_mix, make_corpus
+from bench.common.processes import CpuSnapshot, machine_busy_fraction
+from bench.common.quiet import wait_for_idle_cpus, wait_for_low_load
+from bench.common.report import (
     add_output_args,
-    corpus_bytes,
-    machine_busy_fraction,
     machine_info,
-    make_corpus,
+    of_one_core,
+    percentile,
+    publish,
+    say,
+    table,
+)
+from bench.common.stack import (
+    BATCHES,
+    IN_BATCHES,
+    INFLIGHT,
+    MESSAGES,
+    StartStop,
     part_pids,
     private_settings,
-    publish,
     running_stack,
     s3_client,
-    say,
     worker_metrics,
 )
 from glimpse.config import LimitsSettings, ModelSettings, Settings
@@ -72,6 +76,7 @@ from glimpse.db.media import media_id
 from glimpse.media import validate_media
 from glimpse.models.captioning import load_captioner
 from glimpse.models.text import BATCH_SIZE, load_text_embedder
+from glimpse.stack.ports import worker_health_ports
 from glimpse.stack.supervisor import EmbeddedStack
 
 if TYPE_CHECKING:
@@ -82,47 +87,6 @@ GOAL_P50_S = 2.0
 GOAL_RATIO = 0.8
 POLL_S = 0.05
 WORKERS = ("ingest", "caption", "embed")
-_MESSAGES = "glimpse_worker_batch_size_sum"
-_BATCHES = "glimpse_worker_batch_seconds_count"
-_IN_BATCHES = "glimpse_worker_batch_seconds_sum"
-_INFLIGHT = "glimpse_worker_inflight_messages"
-
-
-# --- a quiet machine -----------------------------------------------------------------
-
-
-def _loads() -> str:
-    return " ".join(f"{x:.2f}" for x in os.getloadavg())
-
-
-def wait_for_low_load(max_load: float, timeout_s: float) -> str:
-    """Wait until the 1-minute load average is below ``max_load`` (other sessions run
-    test suites here); say what was seen either way."""
-    started = time.monotonic()
-    first = _loads()
-    while os.getloadavg()[0] >= max_load and time.monotonic() - started < timeout_s:
-        say(f"  load average {_loads()}: waiting for < {max_load} …")
-        time.sleep(10)
-    waited = time.monotonic() - started
-    now = os.getloadavg()[0]
-    verdict = "below" if now < max_load else f"still not below after {waited:.0f} s:"
-    return (
-        f"load average {first} at the start; {verdict} {max_load} after {waited:.0f} s "
-        f"(now {_loads()})"
-    )
-
-
-def wait_for_idle_cpus(label: str, max_busy: float = 25.0, timeout_s: float = 60.0) -> str:
-    """Before a timed phase, while this process (and the idle stack) does nothing: how
-    busy the machine is over 2 s; wait a little if someone else is using the cores.
-    (The load average cannot tell: it still remembers this run's own work.)"""
-    started = time.monotonic()
-    busy = psutil.cpu_percent(interval=2.0)
-    while busy > max_busy and time.monotonic() - started < timeout_s:
-        say(f"  machine {busy:.0f} % busy before {label}: waiting …")
-        busy = psutil.cpu_percent(interval=5.0)
-    waited = time.monotonic() - started
-    return f"{label}: machine {busy:.0f} % busy (after {waited:.0f} s), load average {_loads()}"
 
 
 # --- 2. bare models ------------------------------------------------------------------
@@ -467,11 +431,9 @@ def run_pipeline(
 
 
 def worker_ports(s: Settings) -> dict[str, int]:
-    return {
-        "ingest": s.stack.ingest_health_port,
-        "caption": s.stack.caption_health_port,
-        "embed": s.stack.embed_health_port,
-    }
+    """The image pipeline's workers (the photos measured here never reach transcribe)."""
+    ports = worker_health_ports(s.stack)
+    return {name: ports[name] for name in ("ingest", "caption", "embed")}
 
 
 def settled_metrics(ports: dict[str, int], timeout_s: float = 20) -> dict[str, dict[str, float]]:
@@ -484,8 +446,8 @@ def settled_metrics(ports: dict[str, int], timeout_s: float = 20) -> dict[str, d
     now: dict[str, dict[str, float]] = {}
     while time.monotonic() < deadline:
         now = {n: worker_metrics(p) for n, p in ports.items()}
-        state = tuple(now[n].get(_MESSAGES, 0.0) for n in ports)
-        if state != last or any(now[n].get(_INFLIGHT) for n in ports):
+        state = tuple(now[n].get(MESSAGES, 0.0) for n in ports)
+        if state != last or any(now[n].get(INFLIGHT) for n in ports):
             last, still_since = state, time.monotonic()
         elif time.monotonic() - still_since >= 1.0:
             break
@@ -501,10 +463,6 @@ def rekeyed(photos: Sequence[Photo], prefix: str) -> list[Photo]:
 
 
 # --- report --------------------------------------------------------------------------
-
-
-def _pct(values: Sequence[float], q: float) -> float:
-    return float(np.percentile(values, q)) if values else float("nan")
 
 
 def _spans(stages: Sequence[Stages]) -> list[list[float]]:
@@ -554,11 +512,7 @@ class Report:
 
     def _header(self) -> str:
         when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-        kinds: dict[str, int] = {}
-        for photo in self.corpora["burst"]:
-            kind = _kind_of(photo)
-            kinds[kind] = kinds.get(kind, 0) + 1
-        mix = ", ".join(f"{n} x {kind}" for kind, n in kinds.items())
+        mix = corpus_mix(self.corpora["burst"])
         machine = "\n".join(f"- {k}: {v}" for k, v in self.machine.items())
         quiet = "\n".join(f"- {line}" for line in self.quiet)
         others = ", ".join(
@@ -636,7 +590,7 @@ class Report:
             f"{b.torch_threads} threads unless said; other processes used "
             f"{100 * b.others_busy:.0f} % of a core meanwhile. CPU = this process, all "
             "threads:\n\n"
-            + _table(
+            + table(
                 [
                     "measurement",
                     "images",
@@ -662,7 +616,7 @@ class Report:
                 "",
                 "",
                 "",
-                *(f"{_pct(alone[1:], q):.2f}" for q in (50, 90, 99)),
+                *(f"{percentile(alone[1:], q):.2f}" for q in (50, 90, 99)),
                 f"{max(alone[1:], default=float('nan')):.2f}",
             ]
         ]
@@ -676,14 +630,14 @@ class Report:
                     f"{run.put_rate:.1f}",
                     f"{run.window_s:.1f}",
                     f"{run.per_s:.1f}",
-                    *(f"{_pct(lat, q):.2f}" for q in (50, 90, 99)),
+                    *(f"{percentile(lat, q):.2f}" for q in (50, 90, 99)),
                     f"{max(lat, default=float('nan')):.2f}",
                 ]
             )
         ratio = self.burst.per_s / self.bare.chain_per_s
         verdicts = "; ".join(
-            f"{run.name}: {_pct(run.latencies, 50):.2f} s "
-            f"({'meets' if _pct(run.latencies, 50) <= GOAL_P50_S else 'misses'})"
+            f"{run.name}: {percentile(run.latencies, 50):.2f} s "
+            f"({'meets' if percentile(run.latencies, 50) <= GOAL_P50_S else 'misses'})"
             for run in self.paced
         )
         cold = f"{alone[0]:.2f} s" if alone else "n/a"
@@ -696,7 +650,7 @@ class Report:
             "Upload → searchable on the embedded stack (latency: the image's PUT returned → "
             f"its text embedding visible, polled every {1000 * POLL_S:.0f} ms; window: first "
             "PUT started → last image searchable; images/s over the window):\n\n"
-            + _table(
+            + table(
                 [
                     "run",
                     "images",
@@ -735,8 +689,8 @@ class Report:
         rows = [
             [
                 label,
-                f"{_pct(alone[i], 50):.2f}",
-                *(f"{_pct(s[i], 50):.2f} / {_pct(s[i], 90):.2f}" for s in spans),
+                f"{percentile(alone[i], 50):.2f}",
+                *(f"{percentile(s[i], 50):.2f} / {percentile(s[i], 90):.2f}" for s in spans),
             ]
             for i, label in enumerate(labels)
         ]
@@ -745,7 +699,7 @@ class Report:
             "of the transaction that wrote them: ingest's and caption's begin after the "
             "work (validation; predict of the batch), embed's before it (its first query "
             "precedes the embedding); seconds, p50 / p90:\n\n"
-            + _table(
+            + table(
                 ["stage", "one at a time, p50", *(run.name for run in self.runs)],
                 rows,
             )
@@ -765,7 +719,7 @@ class Report:
                     if label == "**total**"
                     else max(0.0, run.busy * cores * run.window_s - total)
                 )
-                cells += [f"{value:.1f} ({_of_one_core(value, run.window_s)})", ""]
+                cells += [f"{value:.1f} ({of_one_core(value, run.window_s)})", ""]
             rows.append(cells)
         header = ["process (with children)"]
         for run in runs:
@@ -782,7 +736,7 @@ class Report:
             f"CPU per part over each window ({windows}; {cores} cores; 100 % = one core busy "
             "all along; waited = runnable but no free core). Machine busy, of all cores: "
             f"{busy}. 'Other processes' is what the machine did besides this run.\n\n"
-            + _table(header, rows)
+            + table(header, rows)
             + f"\n\nBurst CPU per image, ms: {split} (total "
             f"{1000 * sum(burst.cpu_s.values()) / len(burst.latencies):.0f} ms, on {cores} "
             f"cores); bare, CPU: {self.bare.chain.cpu_ms:.0f} ms caption + embed with "
@@ -795,8 +749,8 @@ class Report:
         for run in self.runs:
             for worker in WORKERS:
                 m = run.metrics.get(worker, {})
-                batches, messages = m.get(_BATCHES, 0.0), m.get(_MESSAGES, 0.0)
-                inside = m.get(_IN_BATCHES, 0.0)
+                batches, messages = m.get(BATCHES, 0.0), m.get(MESSAGES, 0.0)
+                inside = m.get(IN_BATCHES, 0.0)
                 cpu = run.cpu_s.get(worker, 0.0)
                 rows.append(
                     [
@@ -813,7 +767,7 @@ class Report:
         return (
             "Workers' own /metrics over each run (ingest's messages are S3 events: besides "
             "the upload's own, cheap skipped ones such as its thumbnail's):\n\n"
-            + _table(
+            + table(
                 [
                     "run / worker",
                     "batches",
@@ -832,7 +786,7 @@ class Report:
 def _cpu_cells(run: PipelineRun, name: str) -> list[str]:
     cpu, wait = run.cpu_s.get(name, 0.0), run.wait_s.get(name)
     return [
-        f"{cpu:.1f} ({_of_one_core(cpu, run.window_s)})",
+        f"{cpu:.1f} ({of_one_core(cpu, run.window_s)})",
         "" if wait is None else f"{wait:.1f}",
     ]
 
@@ -939,8 +893,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                     name, stack, s, client, photos, args.threads, rate, args.timeout, note
                 )
                 say(
-                    f"  {run.per_s:.1f} images/s, p50 {_pct(run.latencies, 50):.2f} s, "
-                    f"p99 {_pct(run.latencies, 99):.2f} s"
+                    f"  {run.per_s:.1f} images/s, p50 {percentile(run.latencies, 50):.2f} s, "
+                    f"p99 {percentile(run.latencies, 99):.2f} s"
                 )
                 return run
 

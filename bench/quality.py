@@ -32,10 +32,10 @@ import psycopg
 from PIL import Image
 
 from bench.common import text_images
+from bench.common.postgres import connect, fresh_database, private_postgres, register_model
 from bench.common.quality_set import THUMBNAIL_PX, Photo, QualitySet, Scores, load_set, score
-from bench.ingest import add_output_args, machine_info, publish, say
-from bench.search import connect, fresh_database, private_postgres, register_model
-from glimpse.config import CueSettings, ModelSettings, SearchSettings
+from bench.common.report import add_output_args, machine_info, publish, say
+from glimpse.config import CueSettings, ModelSettings, SearchSettings, VoiceSettings
 from glimpse.db import captions, media, vectors
 from glimpse.db.captions import CaptionRow
 from glimpse.db.media import MediaRow, MediaStatus
@@ -48,6 +48,7 @@ from glimpse.models.text import TextEmbedder, load_text_embedder
 from glimpse.relevance import RelevanceSettings
 from glimpse.relevance import search as judged_search
 from glimpse.search import SearchFilters
+from glimpse.vocabulary import library_words, without_repeats
 
 # The labels the captioner would keep: top 3 classes, the best always, the others from
 # 5 % (glimpse's defaults, unchanged by the styles below).
@@ -287,8 +288,11 @@ def evaluate(
     return score(typed, absent), misses
 
 
-def spoken_transcripts(quality: QualitySet, workdir: Path) -> dict[str, str]:
-    """Each spoken phrase said by espeak-ng and heard by whisper as voice queries are."""
+def spoken_transcripts(
+    quality: QualitySet, workdir: Path, hotwords: str | None = None
+) -> dict[str, str]:
+    """Each spoken phrase said by espeak-ng and heard by whisper as voice queries are
+    (with ``hotwords``: biased toward the library's words, as the service does)."""
     from glimpse.config import Settings
     from glimpse.models.speech import load_transcriber
 
@@ -309,8 +313,9 @@ def spoken_transcripts(quality: QualitySet, workdir: Path) -> dict[str, str]:
             wav.read_bytes(),
             max_seconds=settings.voice.max_seconds,
             language=settings.voice.language,
+            hotwords=hotwords,
         )
-        heard[spoken.text] = transcript.text
+        heard[spoken.text] = without_repeats(transcript.text)
     return heard
 
 
@@ -390,6 +395,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                     )
                 if heard and style.style == CaptionStyle():
                     spoken_lines = spoken_results(conn, quality, heard, heard_vecs, ids)
+                    spoken_lines += biased_spoken(conn, quality, workdir, embedder, ids)
         extra_texts = {c.photo_id: compose(c, vocabulary, CaptionStyle()) for c in extra_captioned}
         cue_lines = cue_results(
             port,
@@ -517,6 +523,28 @@ def spoken_results(
         f"{len(quality.spoken)}",
         "",
         *rows,
+    ]
+
+
+def biased_spoken(
+    conn: psycopg.Connection[Any],
+    quality: QualitySet,
+    workdir: Path,
+    embedder: TextEmbedder,
+    ids: dict[Any, str],
+) -> list[str]:
+    """The spoken queries heard again with the library's words as whisper's hotwords,
+    as the voice-query worker hears them."""
+    words = library_words(conn, VoiceSettings().vocabulary_words)
+    say(f"spoken queries again, biased toward {len(words)} library words …")
+    biased = spoken_transcripts(quality, workdir, " ".join(words) or None)
+    vecs = dict(zip(biased.values(), embedder.embed(list(biased.values())), strict=True))
+    return [
+        "",
+        f"With the library's {len(words)} most common words as whisper's hotwords "
+        f"({', '.join(words[:12])}, …):",
+        "",
+        *spoken_results(conn, quality, biased, vecs, ids),
     ]
 
 

@@ -26,11 +26,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import itertools
-import os
-import random
 import shutil
-import socket
 import struct
 import sys
 import tempfile
@@ -39,35 +37,43 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import numpy as np
 import numpy.typing as npt
-import psutil
 import psycopg
-from pgvector import Vector
-from pgvector.psycopg import register_vector
 from psycopg import sql
-from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
-from bench.ingest import add_output_args, publish, say
-from bench.ingest import machine_info as ingest_machine_info
+from bench.common.postgres import (
+    BenchPostgres,
+    connect,
+    drop_database,
+    free_port,
+    fresh_database,
+    private_postgres,
+    register_model,
+)
+from bench.common.quiet import OtherLoad
+from bench.common.report import (
+    add_output_args,
+    machine_info,
+    publish,
+    report_header,
+    say,
+    table,
+)
 from glimpse.config import DatabaseSettings, ModelSettings, S3Settings, SearchSettings, Settings
 from glimpse.db import vectors
-from glimpse.db.migrate import migrate
 from glimpse.db.pool import open_pool
 from glimpse.db.vectors import EF_CONSTRUCTION
 from glimpse.models.text import TextEmbedder, load_text_embedder
-from glimpse.search import _FILTERS, SearchFilters, _filter_params, fuse, keyword, nearest
-from glimpse.stack import pg_access, postgres
-from glimpse.stack.process import ManagedProcess
+from glimpse.search import SearchFilters, fuse, keyword, nearest
+from glimpse.stack import postgres
 from services.search_api.hits import hits_for
 
-REPO = Path(__file__).resolve().parent.parent
 DIM = 384
 K = 10
 LID_K = 20
@@ -217,85 +223,6 @@ def make_text_queries(count: int, seed: int) -> list[str]:
         " ".join(rng.choice(WORDS, size=int(rng.integers(2, 4)), replace=False, p=weights))
         for _ in range(count)
     ]
-
-
-# --- Postgres ------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    """A free port below the ephemeral range (32768+)."""
-    while True:
-        port = random.randint(12000, 32700)
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-        return port
-
-
-@dataclass(frozen=True)
-class BenchPostgres:
-    """A private embedded Postgres; the bench makes and drops databases as its superuser."""
-
-    port: int
-    creds: pg_access.PostgresCredentials
-
-    def admin_url(self, database: str = "postgres") -> str:
-        return pg_access.superuser_conninfo(self.port, self.creds, database)
-
-
-@contextlib.contextmanager
-def private_postgres(directory: Path) -> Iterator[BenchPostgres]:
-    """The embedded Postgres as glimpse runs it (glimpse.stack.postgres), on a free port;
-    stops the server on the way out."""
-    port = free_port()
-    creds, fresh = pg_access.load_or_create(directory / "postgres.json")
-    spec = postgres.postgres_spec(
-        directory / "pgdata", directory / "sockets", port, directory / "postgres.log", creds, fresh
-    )
-    process = ManagedProcess(spec)
-    process.start()
-    try:
-        pg_access.set_up_roles(port, creds, timeout_s=60)
-        yield BenchPostgres(port, creds)
-    finally:
-        process.stop()
-
-
-def register_model(conn: psycopg.Connection[Any], vm: vectors.VectorModel) -> None:
-    """``vectors.register_model`` on this script's transaction-mode connection: it builds
-    the index CONCURRENTLY, which needs autocommit."""
-    conn.commit()
-    conn.autocommit = True
-    try:
-        vectors.register_model(conn, vm)
-    finally:
-        conn.autocommit = False
-
-
-def connect(url: str) -> psycopg.Connection[Any]:
-    """A connection configured like the pool's (dict rows, pgvector types)."""
-    conn: psycopg.Connection[Any] = psycopg.connect(url, row_factory=dict_row)
-    register_vector(conn)
-    conn.commit()
-    return conn
-
-
-def fresh_database(pg: BenchPostgres, name: str) -> str:
-    with psycopg.connect(pg.admin_url(), autocommit=True) as admin:
-        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    url = pg.admin_url(name)
-    migrate(url)
-    return url
-
-
-def drop_database(pg: BenchPostgres, name: str) -> None:
-    with psycopg.connect(pg.admin_url(), autocommit=True) as admin:
-        admin.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
 
 
 # --- binary COPY ---------------------------------------------------------------------
@@ -452,36 +379,8 @@ def create_f32_index(conn: psycopg.Connection[Any]) -> None:
     )
 
 
-def nearest_f32(
-    conn: psycopg.Connection[Any],
-    model: vectors.VectorModel,
-    query: Floats,
-    filters: SearchFilters,
-    limit: int,
-    exclude: uuid.UUID | None = None,
-    ef_search: int = 100,
-) -> list[tuple[uuid.UUID, float]]:
-    """glimpse.search.nearest, word for word, on the fp32 table."""
-    conn.execute(sql.SQL("SET LOCAL hnsw.ef_search = {}").format(sql.Literal(ef_search)))
-    conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
-    cast = sql.SQL("vector({})").format(sql.Literal(model.dim))
-    rows = conn.execute(
-        sql.SQL(
-            "SELECT e.media_id, e.embedding::{cast} <=> %(q)s::{cast} AS distance "
-            "FROM " + F32_TABLE + " e JOIN media m ON m.id = e.media_id "
-            "WHERE e.model = {model} AND e.kind = {kind} "
-            "AND (%(exclude)s::uuid IS NULL OR e.media_id <> %(exclude)s) AND "
-            + _FILTERS
-            + "ORDER BY e.embedding::{cast} <=> %(q)s::{cast} LIMIT %(limit)s"
-        ).format(cast=cast, model=sql.Literal(model.model), kind=sql.Literal(model.kind)),
-        {
-            "q": Vector(query),
-            "exclude": exclude,
-            "limit": limit,
-            **_filter_params(filters),
-        },
-    ).fetchall()
-    return [(r["media_id"], 1.0 - float(r["distance"])) for r in rows]
+# glimpse.search.nearest itself, on the fp32 table: the comparison differs in the type only
+nearest_f32 = functools.partial(nearest, table=F32_TABLE, vector_type="vector")
 
 
 # --- measurements --------------------------------------------------------------------
@@ -970,72 +869,6 @@ def run_size(
 # --- machine -------------------------------------------------------------------------
 
 
-class OtherLoad:
-    """Samples, every 2 s, the CPU time of every process outside this one's tree
-    (Postgres and its workers are inside): what else ran during the benchmark."""
-
-    def __init__(self, interval_s: float = 2.0) -> None:
-        self._interval_s = interval_s
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="other-load", daemon=True)
-        self._seen: dict[tuple[int, float], float] = {}
-        self._mine: set[tuple[int, float]] = set()
-        self._started = 0.0
-        self.other_cpu_s = 0.0
-        self.wall_s = 0.0
-
-    def __enter__(self) -> OtherLoad:
-        self._started = time.time()
-        self._sample(first=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.wall_s = time.time() - self._started
-
-    @property
-    def share(self) -> float:
-        """Other processes' CPU as a share of all cores over the run."""
-        cores = psutil.cpu_count(logical=True) or 1
-        return self.other_cpu_s / max(self.wall_s * cores, 1e-9)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self._interval_s):
-            self._sample(first=False)
-        self._sample(first=False)
-
-    def _sample(self, first: bool) -> None:
-        me = os.getpid()
-        for proc in psutil.process_iter():
-            with contextlib.suppress(psutil.Error):
-                key = (proc.pid, proc.create_time())
-                if key in self._mine:
-                    continue
-                if key not in self._seen and (
-                    proc.pid == me or any(a.pid == me for a in proc.parents())
-                ):
-                    self._mine.add(key)
-                    continue
-                times = proc.cpu_times()
-                total = times.user + times.system
-                before = self._seen.get(key)
-                if before is None:
-                    # new since the start: all its CPU time fell in the run
-                    before = total if first or key[1] < self._started else 0.0
-                self.other_cpu_s += total - before
-                self._seen[key] = total
-
-
-def machine_info(extra: dict[str, str] | None = None) -> dict[str, str]:
-    """bench.ingest's machine lines, with torch's version and threads."""
-    import torch
-
-    threads = f"{torch.__version__} ({torch.get_num_threads()} threads)"
-    return ingest_machine_info({"torch": threads, **(extra or {})})
-
-
 def server_versions(pg: BenchPostgres) -> dict[str, str]:
     with psycopg.connect(pg.admin_url(postgres.DB_NAME)) as conn:
         conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
@@ -1054,24 +887,12 @@ def server_versions(pg: BenchPostgres) -> dict[str, str]:
 # --- report --------------------------------------------------------------------------
 
 
-def table(header: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
 def mib(value: int) -> str:
     return f"{value / (1 << 20):,.0f} MiB"
 
 
 def per_row(value: int, n: int) -> str:
     return f"{value / n:,.0f} B"
-
-
-def report_header(title: str, machine: dict[str, str]) -> list[str]:
-    """A dated ``## {title} — …`` heading and the machine as a bullet list."""
-    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    return [f"## {title} — {stamp}", "", *(f"- **{k}**: {v}" for k, v in machine.items())]
 
 
 def report(
@@ -1260,7 +1081,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     results: list[SizeResult] = []
     try:
         with private_postgres(directory) as pg, OtherLoad() as others:
-            machine = machine_info(server_versions(pg))
+            machine = machine_info(server_versions(pg), with_torch=True)
             say(f"Postgres on 127.0.0.1:{pg.port} in {directory}")
             results = [run_size(pg, n, args, say, directory) for n in args.sizes]
     finally:

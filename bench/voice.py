@@ -47,23 +47,27 @@ import psutil
 import psycopg
 import skimage.data
 
-from bench.ingest import (
+from bench.common.processes import CpuSnapshot, machine_busy_fraction
+from bench.common.quiet import wait_for_idle_cpus, wait_for_low_load
+from bench.common.report import (
     REPO,
     RESULTS,
-    CpuSnapshot,
-    StartStop,
-    _of_one_core,
-    _table,
-    machine_busy_fraction,
     machine_info,
+    of_one_core,
+    percentile,
+    publish,
+    say,
+    table,
+)
+from bench.common.stack import (
+    BATCHES,
+    IN_BATCHES,
+    StartStop,
     part_pids,
     private_settings,
-    record,
     running_stack,
-    say,
     worker_metrics,
 )
-from bench.pipeline import _pct, wait_for_idle_cpus, wait_for_low_load
 from glimpse.config import Settings
 from glimpse.models.speech import decode_speech, load_transcriber
 from glimpse.stack.supervisor import EmbeddedStack
@@ -80,8 +84,6 @@ PHRASES: tuple[tuple[str, str], ...] = (
     ("an astronaut in a space suit", "astronaut.png"),
 )
 FORMATS = {"webm": "audio/webm", "wav": "audio/wav"}  # webm/opus: Chrome's MediaRecorder
-_BATCH_SECONDS = "glimpse_worker_batch_seconds_sum"
-_BATCHES = "glimpse_worker_batch_seconds_count"
 
 
 def speech_clips() -> ModuleType:
@@ -267,8 +269,8 @@ class VoiceClient:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             now = worker_metrics(self.worker_port)
-            if now.get(_BATCHES, 0.0) - before.get(_BATCHES, 0.0) == 1:
-                return now.get(_BATCH_SECONDS, 0.0) - before.get(_BATCH_SECONDS, 0.0)
+            if now.get(BATCHES, 0.0) - before.get(BATCHES, 0.0) == 1:
+                return now.get(IN_BATCHES, 0.0) - before.get(IN_BATCHES, 0.0)
             time.sleep(0.02)
         return None
 
@@ -443,7 +445,7 @@ def bench_bare_whisper(clips: Sequence[Clip], s: Settings, rounds: int) -> list[
                 if fell_back is not None:
                     result.fell_back.append(fell_back)
     for result in results:
-        say(f"  {result.name}: p50 {1000 * _pct(result.seconds, 50):.0f} ms")
+        say(f"  {result.name}: p50 {1000 * percentile(result.seconds, 50):.0f} ms")
     return results
 
 
@@ -455,7 +457,7 @@ def _language(language: str | None) -> str:
 
 
 def _p(values: Sequence[float], q: float) -> str:
-    return f"{_pct(values, q):.2f}"
+    return f"{percentile(values, q):.2f}"
 
 
 def _latency_row(label: str, seconds: list[float], right: list[bool], heard: str = "") -> list[str]:
@@ -543,13 +545,13 @@ class Report:
                 [t.right for t in typed],
             )
         )
-        p50 = _pct([q.wall_s for q in queries], 50)
+        p50 = percentile([q.wall_s for q in queries], 50)
         warm = ", ".join(f"{q.wall_s:.2f}" for q in self.run.warmup)
         return (
             "Sequential requests from one keep-alive client, wall time until the answer was "
             f"read; formats alternating; warm-up ({warm} s) not counted. Right = the first hit "
             "is the photo the phrase names; heard = the transcript has the phrase's words:\n\n"
-            + _table(
+            + table(
                 ["request", "n", "p50 s", "p90 s", "p99 s", "max s", "right first", "heard"],
                 rows,
             )
@@ -583,12 +585,12 @@ class Report:
             ("for scale: `GET /v1/search?q=<transcript>` alone", [q.search_s for q in queries]),
             ("**total**", [q.wall_s for q in queries]),
         ]
-        total = _pct([q.wall_s for q in queries], 50)
+        total = percentile([q.wall_s for q in queries], 50)
         rows = [
             [
                 label,
                 *(_p(values, q) for q in (50, 90, 99)),
-                f"{100 * _pct(values, 50) / total:.0f} %",
+                f"{100 * percentile(values, 50) / total:.0f} %",
             ]
             for label, values in spans
         ]
@@ -596,7 +598,7 @@ class Report:
             "Where the time goes, per voice query (seconds; the row's `created_at` and "
             "`finished_at` are the start of the transactions that wrote them, on the same "
             "clock as this process):\n\n"
-            + _table(["span", "p50", "p90", "p99", "p50 / total p50"], rows)
+            + table(["span", "p50", "p90", "p99", "p50 / total p50"], rows)
         )
 
     def _phrases(self) -> str:
@@ -619,7 +621,7 @@ class Report:
                     _p([q.wall_s for q in mine], 50),
                 ]
             )
-        return "Per phrase:\n\n" + _table(
+        return "Per phrase:\n\n" + table(
             [
                 "said",
                 "should find",
@@ -643,7 +645,7 @@ class Report:
             [
                 name.replace("bench (uploader, poller)", "bench (client, metrics, rows)"),
                 f"{run.cpu_s[name]:.1f}",
-                _of_one_core(run.cpu_s[name], run.window_s),
+                of_one_core(run.cpu_s[name], run.window_s),
                 f"{1000 * run.cpu_s[name] / n:.0f}",
             ]
             for name in names
@@ -651,12 +653,12 @@ class Report:
         ]
         total = sum(run.cpu_s.values())
         others = max(0.0, run.busy * cores * run.window_s - total)
-        rows.append(["**total**", f"{total:.1f}", _of_one_core(total, run.window_s), ""])
-        rows.append(["other processes", f"{others:.1f}", _of_one_core(others, run.window_s), ""])
+        rows.append(["**total**", f"{total:.1f}", of_one_core(total, run.window_s), ""])
+        rows.append(["other processes", f"{others:.1f}", of_one_core(others, run.window_s), ""])
         return (
             f"CPU per part over the {n} timed voice queries ({run.window_s:.1f} s; {cores} "
             f"cores; machine {100 * run.busy:.0f} % busy; {run.quiet}):\n\n"
-            + _table(["process (with children)", "CPU s", "of one core", "CPU ms/query"], rows)
+            + table(["process (with children)", "CPU s", "of one core", "CPU ms/query"], rows)
         )
 
     def _bare(self) -> str:
@@ -672,8 +674,8 @@ class Report:
                 [
                     variant.name,
                     str(len(variant.seconds)),
-                    f"{1000 * _pct(variant.seconds, 50):.0f}",
-                    f"{1000 * _pct(variant.seconds, 90):.0f}",
+                    f"{1000 * percentile(variant.seconds, 50):.0f}",
+                    f"{1000 * percentile(variant.seconds, 90):.0f}",
                     f"{1000 * max(variant.seconds):.0f}",
                     f"{sum(fell_back)}/{len(fell_back)}" if fell_back else "",
                     f"{same}/{len(reference)}" if compares else "",
@@ -686,7 +688,7 @@ class Report:
             "samples; fell back = a segment needed a retry at a temperature above 0 (random "
             "sampling, a decoder pass per retry); same words = as the worker's call, "
             "punctuation and case aside):\n\n"
-            + _table(
+            + table(
                 ["what", "calls", "p50 ms", "p90 ms", "max ms", "fell back", "same words"], rows
             )
         )
@@ -762,11 +764,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             shutil.rmtree(home, ignore_errors=True)
 
     markdown = Report(args, machine, quiet, clips, s, start, upload_s, run, bare).markdown()
-    print(f"\n{markdown}")
-    if args.no_record:
-        return
-    record(markdown, args.results)
-    say(f"appended to {args.results}")
+    publish(markdown, args)
 
 
 if __name__ == "__main__":

@@ -32,13 +32,19 @@ from types import ModuleType
 
 import numpy as np
 
-from bench.ingest import add_output_args, publish, say
-from bench.pipeline import wait_for_idle_cpus, wait_for_low_load
-from bench.search import OtherLoad, machine_info, report_header, table
+from bench.common.quiet import OtherLoad, wait_for_idle_cpus, wait_for_low_load
+from bench.common.report import (
+    REPO,
+    add_output_args,
+    machine_info,
+    publish,
+    report_header,
+    say,
+    table,
+)
 from glimpse.models.speech import Transcriber, decode_speech
 from glimpse.models.whisper_assets import ensure_whisper_base
 
-REPO = Path(__file__).resolve().parent.parent
 CLIPS = REPO / "tests" / "speech_clips.py"
 GOAL_RTF = 0.3
 MAX_SECONDS = 120.0
@@ -283,7 +289,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     quiet = wait_for_low_load(args.max_load, args.quiet_timeout)
     started = time.perf_counter()
     machine = machine_info(
-        {"faster-whisper": faster_whisper.__version__, "ctranslate2": ctranslate2.__version__}
+        {"faster-whisper": faster_whisper.__version__, "ctranslate2": ctranslate2.__version__},
+        with_torch=True,
     )
     machine["quiet"] = quiet
     with tempfile.TemporaryDirectory(prefix="glimpse-bench-whisper-") as tmp, OtherLoad() as others:

@@ -28,13 +28,14 @@ import psycopg
 from kafka import KafkaProducer
 
 from glimpse.bus import OutboundMessage, send_all
-from glimpse.config import KafkaSettings
+from glimpse.config import KafkaSettings, LimitsSettings
 from glimpse.db import backfill_jobs as jobs
 from glimpse.db import backlog, media, stage_models
 from glimpse.db.backfill_jobs import Job, Stage
 from glimpse.db.backlog import FIRST_ID, Mode, Models, Scope
 from glimpse.errors import is_transient
 from glimpse.events import DERIVED_PREFIXES, ObjectAction, ObjectEvent, s3_event_json
+from glimpse.media.limits import raised_since
 from glimpse.model_specs import Role
 from glimpse.stages import backfill_topics_of
 from glimpse.storage import ObjectInfo, ObjectStore
@@ -139,7 +140,7 @@ class BucketWork:
             OutboundMessage(
                 backfill_topic(self.kafka, "ingest"),
                 o.key.encode(),
-                s3_event_json([_created(self.store.bucket, o)]),
+                s3_event_json([backfill_event(self.store.bucket, o)]),
             )
             for o in listed
         ]
@@ -160,7 +161,9 @@ def backfill_topic(kafka: KafkaSettings, stage: Stage) -> str:
     return backfill_topics_of(kafka)[stage][0]
 
 
-def _created(bucket: str, obj: ObjectInfo) -> ObjectEvent:
+def backfill_event(bucket: str, obj: ObjectInfo) -> ObjectEvent:
+    """A created event for ``obj`` that ingest knows to be a backfill's (it then looks at
+    rejected files again)."""
     return ObjectEvent(ObjectAction.CREATED, bucket, obj.key, obj.size, obj.etag,
                        obj.last_modified, "backfill")  # fmt: skip
 
@@ -328,10 +331,13 @@ def repair(
     kafka: KafkaSettings,
     older_than_s: float,
     stop: threading.Event,
+    limits: LimitsSettings | None = None,
 ) -> dict[Stage, int]:
     """Announce again every accepted item untouched for ``older_than_s`` that lacks a
-    result of the models the workers run (no job row: each pass walks everything).
-    Ingest's gaps are reconcile's. Stages no worker has run yet are skipped."""
+    result of the models the workers run (no job row: each pass walks everything), and
+    — given the ``limits`` ingest runs with — ingest again files a limit turned away
+    that is higher now. Ingest's other gaps are reconcile's. Stages no worker has run
+    yet are skipped."""
     row = conn.execute(
         "SELECT now() - make_interval(secs => %(s)s) AS cutoff", {"s": older_than_s}
     ).fetchone()
@@ -350,6 +356,28 @@ def repair(
 
         enqueue(work, conn, producer, cursor=None, stop=stop, after_page=count)
         sent[stage] = counted[0]
+    if limits is not None:
+        sent["ingest"] = _ingest_under_raised_limits(conn, producer, store, kafka, limits)
     if any(sent.values()):
         log.warning("repair: announced again %s", sent)
+    return sent
+
+
+def _ingest_under_raised_limits(
+    conn: psycopg.Connection[Any], producer: KafkaProducer, store: ObjectStore,
+    kafka: KafkaSettings, limits: LimitsSettings,
+) -> int:  # fmt: skip
+    """Files rejected by a limit that has been raised since, sent to ingest again."""
+    sent, after = 0, FIRST_ID
+    while page := backlog.rejected_by_a_limit(conn, store.bucket, after, PAGE_SIZE):
+        after = page[-1][0]
+        messages = []
+        for _, key, under in page:
+            info = store.head(key) if raised_since(under, limits) else None
+            if info is not None:
+                event = backfill_event(store.bucket, info)
+                messages.append(OutboundMessage(backfill_topic(kafka, "ingest"), key.encode(),
+                                                s3_event_json([event])))  # fmt: skip
+        send_all(producer, messages, timeout_s=60)
+        sent += len(messages)
     return sent

@@ -24,14 +24,15 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 from rich.table import Table
 
-from glimpse.cli_backfill import backfill_app, repair_command
+from glimpse.cli_backfill import backfill_app, job_report, repair_command, state_of
 from glimpse.cli_dlq import dlq_app
 from glimpse.cli_models import models_app
 from glimpse.config import Settings
-from glimpse.db import media
+from glimpse.db import backfill_jobs, media
 from glimpse.redact import redact_url
 from glimpse.stack.connect import StackNotRunning, resolve, running_endpoints
 from glimpse.stack.layout import HomeLayout, read_part_states
+from glimpse.stack.ports import worker_health_ports
 from glimpse.storage import ObjectStore
 
 app = typer.Typer(
@@ -248,6 +249,7 @@ def status(
     endpoints = running_endpoints(settings)
     store = ObjectStore(settings.s3)
     counts: dict[str, int] = {}
+    backfills: list[dict[str, Any]] = []  # running or interrupted jobs
 
     def database() -> str:
         assert settings.database.url
@@ -256,6 +258,10 @@ def status(
         ) as conn:
             counts.update(media.status_counts(conn))
             counts.update(media.stage_counts(conn))
+            backfills.extend(
+                job_report(job, None) for job in backfill_jobs.recent(conn, 10)
+                if state_of(job) in ("running", "interrupted")
+            )  # fmt: skip
         return "ok"
 
     def broker() -> str:
@@ -306,6 +312,7 @@ def status(
         },
         "media": counts,
         "stages": stages,
+        "backfill": backfills,
     }
     if as_json:
         out.print_json(json.dumps(report))
@@ -319,6 +326,10 @@ def status(
         out.print(
             "media: " + (", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "none yet")
         )
+        for job in backfills:
+            total = f" of {job['total']:,}" if job["total"] is not None else ""
+            what = f"backfill job {job['id']} ({job['stage']} {job['mode']}): {job['state']}"
+            out.print(f"{what}, {job['enqueued']:,}{total} enqueued (`glimpse backfill list`)")
         for key, value in endpoint_info.items():
             out.print(f"{key}: {value}")
     # a worker still loading its model is coming up, not broken
@@ -350,7 +361,7 @@ def _worker_states(settings: Settings) -> dict[str, tuple[str, str]]:
     # what the supervisor says of parts that do not answer yet (starting, restarting)
     supervised = read_part_states(HomeLayout.at(settings.home).parts_file)
     states: dict[str, tuple[str, str]] = {}
-    for name, port in _worker_ports(settings).items():
+    for name, port in worker_health_ports(settings.stack).items():
         try:
             response = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=3)
         except httpx.HTTPError as exc:
@@ -389,7 +400,7 @@ def _stage_activity(settings: Settings) -> dict[str, dict[str, Any]]:
                 entry["lag"] = (entry["lag"] or 0) + p.lag
         except Exception as exc:  # the broker check above says why
             logging.getLogger(__name__).debug("lag not read: %r", exc)
-    for stage, port in _worker_ports(settings).items():
+    for stage, port in worker_health_ports(settings.stack).items():
         try:
             answer = httpx.get(f"http://127.0.0.1:{port}/status", timeout=3)
             answer.raise_for_status()
@@ -415,17 +426,6 @@ def _stage_table(stages: dict[str, dict[str, Any]]) -> Table:
             else "",
         )
     return table
-
-
-def _worker_ports(settings: Settings) -> dict[str, int]:
-    ports = settings.stack
-    return {
-        "ingest": ports.ingest_health_port,
-        "caption": ports.caption_health_port,
-        "embed": ports.embed_health_port,
-        "transcribe": ports.transcribe_health_port,
-        "transcribe-queries": ports.transcribe_queries_health_port,
-    }
 
 
 def _dict_row() -> Any:

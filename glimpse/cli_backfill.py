@@ -123,7 +123,7 @@ def list_jobs(
     out.print(table)
 
 
-def job_report(job: Job, completed: int) -> dict[str, Any]:
+def job_report(job: Job, completed: int | None) -> dict[str, Any]:
     return {
         "id": job.id, "stage": job.stage, "mode": job.mode, "model": job.model,
         "prefix": job.prefix, "state": state_of(job), "enqueued": job.enqueued,
@@ -150,7 +150,7 @@ def repair_command(
     age = _seconds(older_than) if older_than else settings.stack.repair_after_s
     with connect(settings) as conn, producer(settings) as sender:
         sent = repair(conn, sender, ObjectStore(settings.s3), settings.kafka, age,
-                      threading.Event())  # fmt: skip
+                      threading.Event(), settings.limits)  # fmt: skip
     out.print("announced again: " + ", ".join(f"{s} {n}" for s, n in sent.items()))
 
 

@@ -130,6 +130,10 @@ class VoiceSettings(BaseModel):
     # A query nobody has waited for or polled during this long is dropped, not
     # transcribed (after an outage, answers to callers who left would come first).
     abandon_after_s: float = 30.0
+    # Whisper hears a voice query biased toward this many of the library's most common
+    # words (its hotwords): "show me the cat" rather than "show me the cut". 0: no bias.
+    vocabulary_words: int = 40
+    vocabulary_refresh_s: float = 300.0  # the words are read again this often
 
 
 class LimitsSettings(BaseModel):
@@ -240,6 +244,9 @@ class WorkerSettings(BaseModel):
     # Live messages always go first: backfill is polled only when live input has none
     # waiting. Raise this to also keep backfill back this long after the last live one.
     backfill_hold_s: float = 0.0
+    # A batch taken from a backfill topic holds at most this many messages: the longest
+    # a live message waits behind a backfill is one such batch in each stage.
+    backfill_max_batch: int = 4
     backoff_initial_s: float = 0.2
     # the longest wait between retries while a server is down: after it returns, work
     # resumes within this (10 s made recovery from a Postgres crash take ~25 s)

@@ -1,4 +1,8 @@
-"""A tiny HTTP server for a worker: /healthz, /readyz, /metrics and /status on one port."""
+"""A tiny HTTP server for a worker: /healthz, /readyz, /startupz, /metrics and /status.
+
+/startupz is for a startup probe: OK once the models are loaded, whatever the broker
+or the database do (/readyz waits for them too; a startup probe on it would restart a
+healthy worker during an outage)."""
 
 from __future__ import annotations
 
@@ -23,8 +27,9 @@ class HealthServer:
         ready: Callable[[], bool],
         detail: Callable[[], str] | None = None,
         status: Callable[[], dict[str, Any]] | None = None,
+        started: Callable[[], bool] | None = None,
     ) -> None:
-        checks = {"/healthz": live, "/readyz": ready}
+        checks = {"/healthz": live, "/readyz": ready, "/startupz": started or live}
         # /readyz's body: what a not-ready worker is doing ("loading models", "waiting
         # for postgres"), so `glimpse status` can tell loading from broken.
         details = {"/readyz": detail} if detail else {}

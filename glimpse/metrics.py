@@ -159,3 +159,60 @@ class EmbedMetrics:
             buckets=E2E_SECONDS_BUCKETS,
             registry=self.registry,
         )
+
+
+# one call: a query embedding (milliseconds) to a voice note's windows (an hour or more)
+INFERENCE_SECONDS_BUCKETS = (
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60,
+    300, 1200, 3600, 14400,
+)  # fmt: skip
+
+
+@dataclass
+class ModelMetrics:
+    """Model loads and inference calls of one service (a ``ModelObserver``: models call
+    it, so a GPU pod that fell back to the CPU shows as ``device="cpu"``)."""
+
+    registry: CollectorRegistry
+    service: str
+
+    def __post_init__(self) -> None:
+        r = self.registry
+        self.info = Gauge(
+            "glimpse_model_info",
+            "1 per loaded model: its revision, the device it runs on and the one asked for",
+            ["service", "model", "revision", "device", "requested_device"],
+            registry=r,
+        )
+        self.load_seconds = Gauge(
+            "glimpse_model_load_seconds",
+            "Seconds the model's load() took (weights read, moved to the device)",
+            ["service", "model"],
+            registry=r,
+        )
+        self.inference_seconds = Histogram(
+            "glimpse_model_inference_seconds",
+            "One inference call (a batch of images or texts, one audio clip), lock wait excluded",
+            ["service", "model"],
+            buckets=INFERENCE_SECONDS_BUCKETS,
+            registry=r,
+        )
+        self.inference_items = Counter(
+            "glimpse_model_inference_items",
+            "Inputs given to inference calls (images, texts, clips)",
+            ["service", "model"],
+            registry=r,
+        )
+
+    def loaded(
+        self, model_id: str, revision: str, device: str, requested_device: str, seconds: float
+    ) -> None:
+        self.info.labels(self.service, model_id, revision, device, requested_device).set(1)
+        self.load_seconds.labels(self.service, model_id).set(seconds)
+        # the series exist from the load on, so rates read 0 rather than nothing
+        self.inference_seconds.labels(self.service, model_id)
+        self.inference_items.labels(self.service, model_id)
+
+    def ran(self, model_id: str, seconds: float, items: int) -> None:
+        self.inference_seconds.labels(self.service, model_id).observe(seconds)
+        self.inference_items.labels(self.service, model_id).inc(items)

@@ -17,14 +17,14 @@ from typing import Any
 import psycopg
 from kafka import KafkaProducer
 
-from glimpse.backfill import BackfillError, backfill_topic, enqueue, stage_work
+from glimpse.backfill import BackfillError, backfill_event, backfill_topic, enqueue, stage_work
 from glimpse.bus import OutboundMessage, send_all
 from glimpse.config import KafkaSettings
 from glimpse.db import failures
 from glimpse.db.backfill_jobs import as_stage
 from glimpse.db.backlog import Scope
 from glimpse.db.failures import Failure, Selection
-from glimpse.events import ObjectAction, ObjectEvent, s3_event_json
+from glimpse.events import s3_event_json
 from glimpse.storage import ObjectStore
 
 _BATCH = 1000
@@ -63,8 +63,7 @@ def _ingest_again(
         info = store.head(failure.key)
         if info is None:  # gone meanwhile: reconcile records the delete
             continue
-        event = ObjectEvent(ObjectAction.CREATED, store.bucket, failure.key, info.size,
-                            info.etag, info.last_modified, "backfill")  # fmt: skip
+        event = backfill_event(store.bucket, info)
         messages.append(
             OutboundMessage(
                 backfill_topic(kafka, "ingest"), failure.key.encode(), s3_event_json([event])

@@ -29,6 +29,7 @@ from pgvector import HalfVector
 from psycopg import sql
 
 from glimpse.db.vectors import VectorModel
+from glimpse.phases import Phases
 from glimpse.search import (
     ANY_SOURCES,
     DEFAULT_EF_SEARCH,
@@ -93,9 +94,12 @@ def search(
     ef_search: int = DEFAULT_EF_SEARCH,
     keyword_timeout_ms: int | None = None,
     sources: TextSources = ANY_SOURCES,
+    phases: Phases | None = None,
 ) -> list[Judged]:
     """Hybrid search for ``text`` (``query`` is its vector), judged: what to show, best
-    first, weak matches marked."""
+    first, weak matches marked. ``phases`` gets hybrid's and ``background_sql``; judging
+    counts as ``fuse``."""
+    phases = phases or Phases()
     # The standout policy judges every candidate itself; the fixed one drops vector
     # matches below the cutoff before fusion, as search always did.
     cutoff = settings.min_similarity if settings.policy == "fixed" else -1.0
@@ -110,11 +114,14 @@ def search(
         ef_search=ef_search,
         keyword_timeout_ms=keyword_timeout_ms,
         sources=sources,
+        phases=phases,
     )
     typical = None
     if settings.policy == "standout" and fused:
-        typical = background(conn, model, query, settings.sample, settings.min_spread)
-    return judge(fused, typical, settings)
+        with phases.phase("background_sql"):
+            typical = background(conn, model, query, settings.sample, settings.min_spread)
+    with phases.phase("fuse"):
+        return judge(fused, typical, settings)
 
 
 def background(

@@ -304,10 +304,16 @@ class Worker:
                 timeout_ms=0 if self._backfill_busy else timeout_ms, max_records=room
             )
             self._last_beat = time.monotonic()
+            from_backfill = False
             if polled:
                 self._live_seen = self._last_beat
             elif self.backfill is not None:
-                polled = self._poll_backfill(timeout_ms, room)
+                from_backfill = True
+                # small batches of backfill: a live message arriving meanwhile waits
+                # for at most one of them
+                polled = self._poll_backfill(
+                    timeout_ms, min(room, self.settings.backfill_max_batch)
+                )
             for tp, records in polled.items():
                 self.metrics.consumed.labels(self.spec.name, tp.topic).inc(len(records))
                 batch.extend(
@@ -323,6 +329,8 @@ class Worker:
                 self.metrics.last_progress.labels(self.spec.name).set(time.time())  # caught up
             if batch and deadline is None:
                 deadline = time.monotonic() + self.settings.max_wait_ms / 1000
+            if from_backfill and polled:
+                break  # a backfill batch is done; look at the live input first again
         return batch
 
     def _poll_backfill(self, timeout_ms: int, room: int) -> Mapping[TopicPartition, list[Any]]:
@@ -596,6 +604,7 @@ def run_service(
         state: dict[str, Worker] = {}
         phase = ["loading models"]
         stop_requested = threading.Event()
+        models_loaded = threading.Event()
 
         def on_signal(signum: int, _frame: FrameType | None) -> None:
             log.info("%s: received %s", spec.name, signal.Signals(signum).name)
@@ -621,11 +630,13 @@ def run_service(
                 ready=lambda: "worker" in state and state["worker"].is_ready(),
                 detail=readiness,
                 status=activity.snapshot,
+                started=models_loaded.is_set,  # /startupz
             )
             health.start()
             resources.callback(health.stop)
 
         handler = make_handler()
+        models_loaded.set()
         resources.callback(handler.close)
         attempts = PostgresAttemptLog(open_pool(database, f"{spec.name}-attempts"))
         resources.callback(attempts.close)

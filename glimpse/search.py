@@ -15,15 +15,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import psycopg
-from pgvector import HalfVector
+from pgvector import HalfVector, Vector
 from psycopg import errors, sql
 
 from glimpse.db import stage_models
 from glimpse.db.vectors import VectorModel
+from glimpse.phases import Phases
 
 log = logging.getLogger(__name__)
 
@@ -102,26 +103,37 @@ def nearest(
     *,
     exclude: uuid.UUID | None = None,
     ef_search: int = DEFAULT_EF_SEARCH,
+    table: str = "embeddings",
+    vector_type: Literal["halfvec", "vector"] = "halfvec",
 ) -> list[tuple[uuid.UUID, float]]:
-    """(media id, cosine similarity), nearest first, through the model's HNSW index."""
+    """(media id, cosine similarity), nearest first, through the model's HNSW index.
+    ``table`` and ``vector_type``: the same query on a copy of ``embeddings`` stored as
+    another type (bench.search compares fp32 ``vector`` with glimpse's ``halfvec``)."""
     # LOCAL: pooled connections are shared; the settings end with this transaction.
     conn.execute(sql.SQL("SET LOCAL hnsw.ef_search = {}").format(sql.Literal(ef_search)))
     # relaxed order: keep scanning the graph when filters drop rows (pgvector >= 0.8)
     conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
-    cast = sql.SQL("halfvec({})").format(sql.Literal(model.dim))
+    # a lookup, not the string as given: only a known type name goes into the SQL
+    wrap = {"halfvec": HalfVector, "vector": Vector}[vector_type]
+    cast = sql.SQL("{}({})").format(sql.SQL(vector_type), sql.Literal(model.dim))
     # Model and kind as literals, not parameters: the partial index's predicate must be
     # provable at plan time, which a generic (prepared) plan with parameters is not.
     rows = conn.execute(
         sql.SQL(
             "SELECT e.media_id, e.embedding::{cast} <=> %(q)s::{cast} AS distance "
-            "FROM embeddings e JOIN media m ON m.id = e.media_id "
+            "FROM {table} e JOIN media m ON m.id = e.media_id "
             "WHERE e.model = {model} AND e.kind = {kind} "
             "AND (%(exclude)s::uuid IS NULL OR e.media_id <> %(exclude)s) AND "
             + _FILTERS
             + "ORDER BY e.embedding::{cast} <=> %(q)s::{cast} LIMIT %(limit)s"
-        ).format(cast=cast, model=sql.Literal(model.model), kind=sql.Literal(model.kind)),
+        ).format(
+            cast=cast,
+            table=sql.Identifier(table),
+            model=sql.Literal(model.model),
+            kind=sql.Literal(model.kind),
+        ),
         {
-            "q": HalfVector(query),
+            "q": wrap(query),
             "exclude": exclude,
             "limit": limit,
             **_filter_params(filters),
@@ -222,11 +234,15 @@ def hybrid(
     ef_search: int = DEFAULT_EF_SEARCH,
     keyword_timeout_ms: int | None = None,
     sources: TextSources = ANY_SOURCES,
+    phases: Phases | None = None,
 ) -> list[Candidate]:
-    vector_hits = [
-        (mid, sim)
-        for mid, sim in nearest(conn, model, query, filters, candidates, ef_search=ef_search)
-        if sim >= min_similarity
-    ]
-    keyword_hits = keyword(conn, text, filters, candidates, keyword_timeout_ms, sources)
-    return fuse(vector_hits, keyword_hits)
+    """Both retrievers, fused; ``phases`` (when given) gets the seconds of each
+    (``vector_sql``, ``keyword_sql``, ``fuse``)."""
+    phases = phases or Phases()
+    with phases.phase("vector_sql"):
+        nearby = nearest(conn, model, query, filters, candidates, ef_search=ef_search)
+    vector_hits = [(mid, sim) for mid, sim in nearby if sim >= min_similarity]
+    with phases.phase("keyword_sql"):
+        keyword_hits = keyword(conn, text, filters, candidates, keyword_timeout_ms, sources)
+    with phases.phase("fuse"):
+        return fuse(vector_hits, keyword_hits)

@@ -40,6 +40,7 @@ from psycopg.rows import dict_row
 
 from glimpse.config import Settings
 from glimpse.db.media import media_id
+from glimpse.stack.ports import worker_health_ports
 from glimpse.stack.supervision import PartState
 from glimpse.stack.supervisor import EmbeddedStack
 from glimpse.storage import ObjectStore
@@ -236,14 +237,7 @@ class CommitWatch(threading.Thread):
 
 
 def worker_ports(settings: Settings) -> dict[str, int]:
-    ports = settings.stack
-    return {
-        "ingest": ports.ingest_health_port,
-        "caption": ports.caption_health_port,
-        "embed": ports.embed_health_port,
-        "transcribe": ports.transcribe_health_port,
-        "transcribe-queries": ports.transcribe_queries_health_port,
-    }
+    return worker_health_ports(settings.stack)
 
 
 @dataclass

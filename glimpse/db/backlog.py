@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 import psycopg
 
+from glimpse.media.limits import REJECTED_UNDER
 from glimpse.messages import MediaAccepted, TextReady
 
 Mode = Literal["missing", "all"]
@@ -145,21 +146,20 @@ def captions_wanted(
     conn: psycopg.Connection[Any], scope: Scope, models: Models, mode: Mode,
     after: uuid.UUID, limit: int,
 ) -> list[MediaAccepted]:  # fmt: skip
-    rows = conn.execute(
-        "SELECT m.* FROM media m WHERE " + _CAPTION_WORK + _PAGE,
-        _params(scope, models, mode, after, limit),
-    ).fetchall()
-    return [MediaAccepted.from_row(r) for r in rows]
+    return _media_wanted(conn, _CAPTION_WORK, _params(scope, models, mode, after, limit))
 
 
 def transcripts_wanted(
     conn: psycopg.Connection[Any], scope: Scope, models: Models, mode: Mode,
     after: uuid.UUID, limit: int,
 ) -> list[MediaAccepted]:  # fmt: skip
-    rows = conn.execute(
-        "SELECT m.* FROM media m WHERE " + _TRANSCRIBE_WORK + _PAGE,
-        _params(scope, models, mode, after, limit),
-    ).fetchall()
+    return _media_wanted(conn, _TRANSCRIBE_WORK, _params(scope, models, mode, after, limit))
+
+
+def _media_wanted(
+    conn: psycopg.Connection[Any], work: str, params: dict[str, Any]
+) -> list[MediaAccepted]:
+    rows = conn.execute("SELECT m.* FROM media m WHERE " + work + _PAGE, params).fetchall()
     return [MediaAccepted.from_row(r) for r in rows]
 
 
@@ -234,3 +234,17 @@ def count_ingested(
         {"bucket": bucket, "prefix": like_prefix(prefix), "cursor": cursor, "began": began},
     ).fetchone()
     return int(row["n"]) if row else 0
+
+
+def rejected_by_a_limit(
+    conn: psycopg.Connection[Any], bucket: str, after: uuid.UUID, limit: int
+) -> list[tuple[uuid.UUID, str, str]]:
+    """(id, key, the limit it ran into) of rejected files still in the bucket that a
+    limit turned away, in id order after ``after``."""
+    rows = conn.execute(
+        "SELECT id, key, metadata ->> %(under)s AS under FROM media "
+        "WHERE bucket = %(bucket)s AND status = 'rejected' AND metadata ? %(under)s "
+        "AND id > %(after)s ORDER BY id LIMIT %(limit)s",
+        {"bucket": bucket, "under": REJECTED_UNDER, "after": after, "limit": limit},
+    ).fetchall()
+    return [(r["id"], r["key"], r["under"]) for r in rows]

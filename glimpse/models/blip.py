@@ -37,12 +37,10 @@ class BlipCaptioner(Captioner):
         device: DeviceSetting,
         cache_dir: Path | None,
     ) -> None:
-        super().__init__(f"blip/{display_name(source)}")
+        super().__init__(f"blip/{display_name(source)}", device)
         self._source = source
         self._max_new_tokens = max_new_tokens
-        self._device_setting: DeviceSetting = device
         self._cache_dir = cache_dir
-        self._device = torch.device("cpu")
         self._dtype = torch.float32
         self._model: BlipForConditionalGeneration | None = None
         self._processor: BlipProcessor | None = None
@@ -51,7 +49,7 @@ class BlipCaptioner(Captioner):
         from transformers import BlipForConditionalGeneration, BlipProcessor
 
         directory = resolve_pretrained(self._source, self._cache_dir)
-        self._device = select_device(self._device_setting)
+        self._device = select_device(self.requested_device)
         # fp16 halves memory and time on a GPU; CPUs have no fast fp16 kernels.
         self._dtype = torch.float16 if self._device.type == "cuda" else torch.float32
         self._processor = BlipProcessor.from_pretrained(directory)

@@ -42,7 +42,7 @@ class Captioner(InferenceModel):
 
     def predict(self, images: Sequence[Image.Image]) -> list[ImageAnalysis]:
         """One result per image, in order. Raises ``ModelNotLoadedError`` before ``load()``."""
-        with self._running():
+        with self._running(items=len(images)):
             results: list[ImageAnalysis] = []
             for start in range(0, len(images), self.batch_size):
                 results.extend(self._predict_batch(images[start : start + self.batch_size]))

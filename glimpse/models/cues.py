@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from PIL import Image
 
 from glimpse.config import CueSettings
+from glimpse.models.base import ModelObserver
 from glimpse.models.colours import dominant_colours
 from glimpse.models.ocr import TextReader
 from glimpse.models.ocr_words import WordRules
@@ -44,7 +45,7 @@ class ImageCues:
 
 
 class CueReader:
-    def __init__(self, settings: CueSettings) -> None:
+    def __init__(self, settings: CueSettings, observer: ModelObserver | None = None) -> None:
         self.settings = settings
         self.text_reader = (
             TextReader(
@@ -57,6 +58,8 @@ class CueReader:
             if settings.ocr
             else None
         )
+        if self.text_reader is not None and observer is not None:
+            self.text_reader.report_to(observer)
 
     def load(self) -> None:
         if self.text_reader is not None:

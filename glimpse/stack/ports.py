@@ -46,3 +46,14 @@ def private_settings(home: Path) -> Settings:
     settings = Settings(home=home, stack=StackSettings.model_validate({**weed, **others}))
     settings.api.port = free_port()
     return settings
+
+
+def worker_health_ports(stack: StackSettings) -> dict[str, int]:
+    """The health/metrics port of each embedded worker, by its service name."""
+    return {
+        "ingest": stack.ingest_health_port,
+        "caption": stack.caption_health_port,
+        "embed": stack.embed_health_port,
+        "transcribe": stack.transcribe_health_port,
+        "transcribe-queries": stack.transcribe_queries_health_port,
+    }

@@ -70,7 +70,7 @@ class Reconciler:
             producer = make_producer(s.kafka)
             try:
                 sent = repair(conn, producer, ObjectStore(s.s3), s.kafka, older_than_s,
-                              self._stopping)  # fmt: skip
+                              self._stopping, s.limits)  # fmt: skip
             finally:
                 producer.close(10)
         counts = {str(stage): n for stage, n in sent.items()}

@@ -6,7 +6,7 @@ from glimpse import dependencies
 from glimpse.config import Settings
 from glimpse.db.pool import open_pool
 from glimpse.logs import configure_logging
-from glimpse.metrics import WorkerMetrics
+from glimpse.metrics import ModelMetrics, WorkerMetrics
 from glimpse.model_specs import spec_of
 from glimpse.models.captioning import load_captioner
 from glimpse.models.cues import CueReader
@@ -27,14 +27,19 @@ def main() -> None:
         backfill_topics=backfill_topics_of(settings.kafka)["caption"],
     )
 
+    metrics = WorkerMetrics()
+    models = ModelMetrics(metrics.registry, spec.name)
+
     def make_handler() -> CaptionHandler:
         return CaptionHandler(
             store=ObjectStore(settings.s3),
             pool=open_pool(settings.database, "caption"),
-            captioner=load_captioner(settings.models),
+            captioner=load_captioner(settings.models).report_to(models),
             kafka=settings.kafka,
             limits=settings.limits,
-            cues=CueReader(settings.cues) if settings.cues.ocr or settings.cues.colours else None,
+            cues=CueReader(settings.cues, models)
+            if settings.cues.ocr or settings.cues.colours
+            else None,
             spec=spec_of("captioner", settings.models),
         )
 
@@ -43,7 +48,7 @@ def main() -> None:
         make_handler,
         settings.kafka,
         settings.worker,
-        WorkerMetrics(),
+        metrics,
         settings.database,
         dependencies=dependencies.of(settings),
     )

@@ -14,7 +14,7 @@ from glimpse import dependencies
 from glimpse.config import Settings
 from glimpse.db.pool import open_pool
 from glimpse.logs import configure_logging
-from glimpse.metrics import EmbedMetrics, WorkerMetrics
+from glimpse.metrics import EmbedMetrics, ModelMetrics, WorkerMetrics
 from glimpse.model_specs import spec_of
 from glimpse.models.device import limit_cpu_threads
 from glimpse.models.text import load_text_embedder
@@ -47,11 +47,12 @@ def main(argv: list[str] | None = None) -> None:
 
     metrics = WorkerMetrics()
     embed_metrics = EmbedMetrics(metrics.registry)
+    models = ModelMetrics(metrics.registry, spec.name)
 
     def make_handler() -> EmbedHandler:
         return EmbedHandler(
             pool=open_pool(settings.database, "embed"),
-            embedder=embedder,
+            embedder=embedder.report_to(models),
             metrics=embed_metrics,
             spec=spec_of("text", settings.models),
         )

@@ -29,6 +29,7 @@ from glimpse.events import (
 )
 from glimpse.media import MediaKind, Rejected, RejectReason, ValidatedMedia, validate_media
 from glimpse.media.budget import DecodeBudget
+from glimpse.media.limits import REJECTED_UNDER, limit_hit
 from glimpse.messages import MediaAccepted
 from glimpse.metrics import IngestMetrics
 from glimpse.runtime import DeadLetter, Done, Failed, ItemResult, Outcome
@@ -165,6 +166,8 @@ class IngestHandler:
         remove = self.limits.remove_rejected_uploads and is_api_upload(info.metadata)
         if remove:
             row.metadata = {media.REMOVED_FROM_BUCKET: "true"}
+        elif limit := limit_hit(rejection.reason, self.limits):
+            row.metadata = {REJECTED_UNDER: limit}  # looked at again once it is raised
         with self.pool.connection() as conn:
             promoted = media.save(conn, row)
         if remove:

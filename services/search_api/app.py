@@ -17,6 +17,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi_offline import FastAPIOffline
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
+    CollectorRegistry,
     generate_latest,
 )
 from starlette.middleware.trustedhost import TrustedHostMiddleware
@@ -24,7 +25,7 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 from glimpse.bus import LazyProducer
 from glimpse.config import Settings
 from glimpse.db.pool import open_pool
-from glimpse.metrics import service_registry
+from glimpse.metrics import ModelMetrics, service_registry
 from glimpse.storage import ObjectStore
 from services.search_api import (
     problems,
@@ -42,6 +43,7 @@ from services.search_api.notifications import QueryNotifications
 from services.search_api.origin_guard import OriginGuard
 from services.search_api.query_model import QueryModel, QueryModelLoading
 from services.search_api.retention import sweep_forever
+from services.search_api.search_metrics import SearchMetrics
 
 
 def _broker_reachable(bootstrap: str | None) -> str:
@@ -57,14 +59,19 @@ def _broker_reachable(bootstrap: str | None) -> str:
         return f"error: {exc}"
 
 
-def _lifespan(settings: Settings) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+def _lifespan(
+    settings: Settings, registry: CollectorRegistry
+) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
     """Startup and shutdown: the query model, the pool, the voice-query listener and sweep."""
+    # Built here, not per startup: a registry takes each metric name once.
+    models = ModelMetrics(registry, "search-api")
+    search_metrics = SearchMetrics(registry)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         assert settings.database.url, "database URL is not configured"
         pool = open_pool(settings.database, "search-api")
-        embedder = QueryModel(settings.models, pool, settings.search.model_check_s)
+        embedder = QueryModel(settings.models, pool, settings.search.model_check_s, observer=models)
         embedder.start_loading()
         producer = LazyProducer(settings.kafka)
         notifications = QueryNotifications(settings.database.url)
@@ -82,6 +89,7 @@ def _lifespan(settings: Settings) -> Callable[[FastAPI], AbstractAsyncContextMan
                 retry_after_s=max(1, round(settings.voice.wait_s)),
                 what="voice searches",
             ),
+            search_metrics=search_metrics,
         )
         app.state.glimpse = ctx
         background = [
@@ -113,7 +121,7 @@ def create_app(settings: Settings) -> FastAPI:
         title="glimpse",
         version="0.1.0",
         summary="Search a bucket of images and voice notes by meaning.",
-        lifespan=_lifespan(settings),
+        lifespan=_lifespan(settings, registry),
     )
     problems.install(app)
 

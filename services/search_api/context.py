@@ -15,6 +15,7 @@ from glimpse.storage import ObjectStore
 from services.search_api.admission import RateLimiter, WaitingLimit
 from services.search_api.notifications import QueryNotifications
 from services.search_api.query_model import QueryModel
+from services.search_api.search_metrics import SearchMetrics
 
 
 @dataclass
@@ -28,6 +29,7 @@ class ApiContext:
     upload_rate: RateLimiter
     voice_rate: RateLimiter
     voice_waiting: WaitingLimit
+    search_metrics: SearchMetrics
 
 
 def context(request: Request) -> ApiContext:

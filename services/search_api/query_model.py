@@ -30,6 +30,7 @@ from glimpse.db.vectors import VectorModel
 from glimpse.model_specs import settings_for
 
 if TYPE_CHECKING:
+    from glimpse.models.base import ModelObserver
     from glimpse.models.text import TextEmbedder
 
 log = logging.getLogger(__name__)
@@ -63,11 +64,13 @@ class QueryModel:
         pool: ConnectionPool[psycopg.Connection[Any]],
         check_s: float = 2.0,
         retry_failed_s: float = 60.0,
+        observer: ModelObserver | None = None,
     ) -> None:
         self._models = models
         self._pool = pool
         self._check_s = check_s
         self._retry_failed_s = retry_failed_s
+        self._observer = observer  # the API's model metrics
         self._serving: Serving | None = None
         self.error: BaseException | None = None  # the first load failed: nothing serves
         self.switch_error: str | None = None  # the active model could not be loaded
@@ -131,6 +134,8 @@ class QueryModel:
             from glimpse.models.text import load_text_embedder  # imports torch: seconds
 
             embedder = load_text_embedder(self._models)
+            if self._observer is not None:
+                embedder.report_to(self._observer)
             embedder.load()
         except Exception as exc:  # reported by /readyz; the process stays up
             log.exception("loading the query model failed")
@@ -148,6 +153,8 @@ class QueryModel:
             embedder = load_text_embedder(settings_for(self._models, wanted.spec))
             if embedder.model_id != model_id:
                 raise ValueError(f"its load spec loads {embedder.model_id}, not {model_id}")
+            if self._observer is not None:
+                embedder.report_to(self._observer)
             embedder.load()
             if embedder.dim != wanted.model.dim:
                 raise ValueError(f"it loads {embedder.dim}-d, its vectors are {wanted.model.dim}-d")

@@ -12,6 +12,7 @@ from fastapi.concurrency import run_in_threadpool
 
 from glimpse import suggestions
 from glimpse.config import SearchSettings
+from glimpse.phases import Phases
 from glimpse.relevance import RelevanceSettings
 from glimpse.relevance import search as judged_search
 from glimpse.search import SearchFilters, active_sources
@@ -78,12 +79,29 @@ def find(
 ) -> Found:
     """One page of hybrid search hits for ``text``. Blocking: call it from a worker
     thread."""
+    phases = Phases()
+    found = _find(ctx, text, filters, phases, limit, offset, min_score)
+    # searches that answered only: a 503 while the query model loads took no time anywhere
+    ctx.search_metrics.observe(phases)
+    return found
+
+
+def _find(
+    ctx: ApiContext,
+    text: str,
+    filters: SearchFilters,
+    phases: Phases,
+    limit: int,
+    offset: int,
+    min_score: float | None,
+) -> Found:
     settings = ctx.settings.search
     # One embedder and the model of its vectors, taken together: a switch of the active
     # text model in between never pairs this query vector with another model's vectors.
     serving = ctx.embedder.serving()
     model = serving.model
-    query_vec = serving.embedder.embed([text])[0]
+    with phases.phase("embed"):
+        query_vec = serving.embedder.embed([text])[0]
     with ctx.pool.connection() as conn:
         depth = max(settings.candidates, offset + limit + 1)
         judged = judged_search(
@@ -97,15 +115,17 @@ def find(
             ef_search=settings.ef_search,
             keyword_timeout_ms=settings.keyword_timeout_ms,
             sources=active_sources(conn),
+            phases=phases,
         )
         page = judged[offset : offset + limit]
-        hits = hits_for(
-            conn,
-            [(j.candidate.media_id, j.candidate.score, j.candidate.similarity) for j in page],
-            weak={j.candidate.media_id for j in page if j.weak},
-            standout={j.candidate.media_id: j.standout for j in page},
-            query=text,
-        )
+        with phases.phase("hits_sql"):
+            hits = hits_for(
+                conn,
+                [(j.candidate.media_id, j.candidate.score, j.candidate.similarity) for j in page],
+                weak={j.candidate.media_id for j in page if j.weak},
+                standout={j.candidate.media_id: j.standout for j in page},
+                query=text,
+            )
         return Found(hits, len(judged) > offset + limit, model.model)
 
 

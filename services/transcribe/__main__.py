@@ -14,12 +14,13 @@ from glimpse.config import Settings
 from glimpse.db.pool import open_pool
 from glimpse.logs import configure_logging
 from glimpse.malloc import release_large_frees
-from glimpse.metrics import WorkerMetrics
+from glimpse.metrics import ModelMetrics, WorkerMetrics
 from glimpse.model_specs import spec_of
 from glimpse.models.speech import load_transcriber
 from glimpse.runtime import ServiceSpec, run_service
 from glimpse.stages import backfill_topics_of, stage_topics
 from glimpse.storage import ObjectStore
+from glimpse.vocabulary import LibraryVocabulary
 from services.transcribe.handler import TranscribeHandler
 
 ROLES = ("uploads", "queries", "all")
@@ -56,14 +57,20 @@ def main(argv: list[str] | None = None) -> None:
     if role == "queries":
         worker = worker.model_copy(update={"max_wait_ms": 0})
 
+    metrics = WorkerMetrics()
+    models = ModelMetrics(metrics.registry, spec.name)
+
     def make_handler() -> TranscribeHandler:
+        pool = open_pool(settings.database, spec.name)
+        voice = settings.voice
         return TranscribeHandler(
             store=ObjectStore(settings.s3),
-            pool=open_pool(settings.database, spec.name),
-            transcriber=load_transcriber(settings.models, home=settings.home),
+            pool=pool,
+            transcriber=load_transcriber(settings.models, home=settings.home).report_to(models),
             kafka=settings.kafka,
             limits=settings.limits,
-            voice=settings.voice,
+            voice=voice,
+            vocabulary=LibraryVocabulary(pool, voice.vocabulary_words, voice.vocabulary_refresh_s),
             spec=spec_of("transcriber", settings.models),
         )
 
@@ -72,7 +79,7 @@ def main(argv: list[str] | None = None) -> None:
         make_handler,
         settings.kafka,
         worker,
-        WorkerMetrics(),
+        metrics,
         settings.database,
         dependencies=dependencies.of(settings),
     )

@@ -32,6 +32,7 @@ from glimpse.messages import MediaAccepted, TextReady, VoiceQueryRequested
 from glimpse.models.speech import Transcriber, Transcript, TranscriptionError
 from glimpse.runtime import DeadLetter, Done, Failed, ItemResult, Outcome
 from glimpse.storage import ObjectStore
+from glimpse.vocabulary import LibraryVocabulary, without_repeats
 
 log = logging.getLogger(__name__)
 # Unsaved transcripts kept for a retry. A few: the uploads worker takes one clip at a
@@ -49,6 +50,8 @@ class TranscribeHandler:
     voice: VoiceSettings
     # the transcriber's load spec for the registry (glimpse.model_specs)
     spec: dict[str, Any] = field(default_factory=dict)
+    # the library's words whisper is biased toward when it hears a voice query
+    vocabulary: LibraryVocabulary | None = None
     # (media id, content sha256, model) -> the transcript not saved yet
     _unsaved: dict[tuple[uuid.UUID, str, str], TranscriptRow] = field(
         default_factory=dict, init=False
@@ -169,7 +172,10 @@ class TranscribeHandler:
         else:
             try:
                 found = self.transcriber.transcribe(
-                    data, max_seconds=self.voice.max_seconds, language=self.voice.language
+                    data,
+                    max_seconds=self.voice.max_seconds,
+                    language=self.voice.language,
+                    hotwords=self.vocabulary.hotwords() if self.vocabulary else None,
                 )
                 failure = None
             except TranscriptionError as exc:
@@ -181,7 +187,7 @@ class TranscribeHandler:
             voice_queries.finish(
                 conn,
                 query.query_id,
-                transcript=found.text,
+                transcript=without_repeats(found.text),
                 language=found.language,
                 duration_s=found.duration_s,
                 model=self.transcriber.model_id,

@@ -9,8 +9,10 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
+from contextlib import closing
 from typing import Any
 
 import pytest
@@ -25,7 +27,9 @@ from helpers import (
     wait_searchable,
 )
 
-from glimpse.config import Settings
+from glimpse.backfill import repair
+from glimpse.bus import make_producer
+from glimpse.config import LimitsSettings, Settings
 from glimpse.db.media import media_id
 from glimpse.events import parse_object_events
 from glimpse.stack.supervisor import service_env
@@ -135,6 +139,10 @@ def test_ingest_backfill_interrupted_half_way_resumes_and_enqueues_each_object_o
     assert interrupted["status"] == "interrupted", stderr
     assert 6 <= interrupted["enqueued"] < 30
     assert "run the same command again to resume" in stderr
+    status = json.loads(glimpse(env, "status", "--json").stdout)
+    assert [(j["id"], j["state"]) for j in status["backfill"] if j["prefix"] == prefix] == [
+        (first["id"], "interrupted")
+    ]
 
     resumed = glimpse(env, *command)
 
@@ -181,3 +189,31 @@ def wait_for_job(
             return row
         time.sleep(0.1)
     raise AssertionError(f"no job for {prefix} got there in time")
+
+
+def test_repair_looks_again_at_a_file_a_limit_turned_away_once_the_limit_is_raised(
+    stack: RunningStack,
+) -> None:
+    s = stack.settings
+    key = f"limits-{uuid.uuid4().hex[:6]}/big.bin"
+    store_of(s).put(key, os.urandom(s.limits.max_bytes + 1024), "application/octet-stream")
+    (row,) = wait_for_rows(s, [key], until=lambda r: r["status"] == "rejected").values()
+    assert row["reason"] == "too_large"
+    assert row["metadata"] == {"rejected_under_limit": f"max_bytes={s.limits.max_bytes}"}
+
+    def repair_with(limits: LimitsSettings) -> dict[str, int]:
+        with connect(s) as conn, closing(make_producer(s.kafka)) as producer:
+            store = store_of(s)
+            return dict(repair(conn, producer, store, s.kafka, 3600, threading.Event(), limits))
+
+    assert repair_with(s.limits)["ingest"] == 0  # the same limit: nothing to look at again
+    raised = s.limits.model_copy(update={"max_bytes": 2 * s.limits.max_bytes})
+    assert repair_with(raised)["ingest"] >= 1
+    sent = [
+        event.key
+        for value in read_topic(s, s.kafka.backfill_objects_topic)
+        for event in parse_object_events(None, value)
+    ]
+    assert key in sent
+    # this stack's ingest still runs with the old limit: it looks, and rejects it again
+    wait_for_rows(s, [key], until=lambda r: r["updated_at"] > row["updated_at"])

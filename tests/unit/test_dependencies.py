@@ -49,3 +49,20 @@ def test_readyz_says_what_a_worker_is_doing() -> None:
         assert httpx.get(f"http://127.0.0.1:{server.port}/healthz").status_code == 200
     finally:
         server.stop()
+
+
+def test_startupz_is_ok_once_the_models_are_in_whatever_the_dependencies_do() -> None:
+    loaded = threading.Event()
+    server = HealthServer(
+        "127.0.0.1", 0, CollectorRegistry(), live=lambda: True, ready=lambda: False,
+        started=loaded.is_set,
+    )  # fmt: skip
+    server.start()
+    try:
+        url = f"http://127.0.0.1:{server.port}"
+        assert httpx.get(f"{url}/startupz").status_code == 503
+        loaded.set()
+        assert httpx.get(f"{url}/startupz").status_code == 200
+        assert httpx.get(f"{url}/readyz").status_code == 503  # still waiting for postgres
+    finally:
+        server.stop()

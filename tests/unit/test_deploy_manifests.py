@@ -34,6 +34,16 @@ import promql_parser
 import pytest
 import yaml
 from compose_spec import PyCompose
+from keda_schema import keda_problems
+from monitoring import (
+    ALERTS_FILE,
+    HOME_DASHBOARD,
+    all_rules,
+    dashboards,
+    grafana_to_promql,
+    panels,
+    variable_queries,
+)
 from pydantic import BaseModel
 
 from glimpse.config import Settings
@@ -43,13 +53,11 @@ INFRA = ROOT / "infra"
 K8S = ROOT / "k8s"
 COMPOSE_FILE = INFRA / "docker-compose.yml"
 GPU_COMPOSE_FILE = INFRA / "docker-compose.gpu.yml"
-ALERTS_FILE = INFRA / "prometheus" / "alerts.yml"
 PROMETHEUS_FILE = INFRA / "prometheus" / "prometheus.yml"
-DASHBOARD_FILE = INFRA / "grafana" / "dashboards" / "glimpse.json"
 DATASOURCES_DIR = INFRA / "grafana" / "provisioning" / "datasources"
 DASHBOARD_PROVIDERS_DIR = INFRA / "grafana" / "provisioning" / "dashboards"
 SECRET_TEMPLATE = K8S / "base" / "secret.template.yaml"
-KUSTOMIZATIONS = ["base", "overlays/dev", "overlays/gpu"]
+KUSTOMIZATIONS = ["base", "overlays/dev", "overlays/cpu", "overlays/gpu"]
 JOBS_CONFIG = "glimpse-config-jobs"  # the settings under a fixed name, for k8s/jobs/
 BACKFILL_JOB = K8S / "jobs" / "backfill.yaml"
 KUBERNETES_VERSION = "1.30"  # oldest API the manifests must still be valid for
@@ -69,6 +77,14 @@ SERVICE_ARGS = {
     "search-api": ["services.search_api"],
 }
 DEPLOYMENTS = list(SERVICE_ARGS)
+# Beside the service roles: the broker's view of every group's lag (glimpse lag-exporter).
+LAG_EXPORTER = "lag-exporter"
+LAG_EXPORTER_ARGS = ["glimpse.cli", "lag-exporter", "--host", "0.0.0.0", "--port", "9106"]
+LAG_EXPORTER_PORT = 9106
+# The workers KEDA scales on their consumer groups' lag (the API scales on CPU).
+WORKERS = [name for name in SERVICE_ARGS if name != "search-api"]
+# GPU workers that may scale to zero; transcribe-queries keeps a warm replica
+SCALE_TO_ZERO = {"caption", "embed", "transcribe"}
 GPU_SERVICES = {"caption", "embed", "transcribe", "transcribe-queries"}
 # People wait on these: two replicas or more, and a PodDisruptionBudget keeps one up.
 ALWAYS_AVAILABLE = {"search-api", "transcribe-queries"}
@@ -95,12 +111,13 @@ def exported_families() -> dict[str, str]:
     from prometheus_client import CollectorRegistry, Metric
 
     from glimpse.lag_exporter import GroupLagCollector
-    from glimpse.metrics import EmbedMetrics, IngestMetrics, WorkerMetrics
+    from glimpse.metrics import EmbedMetrics, IngestMetrics, ModelMetrics, WorkerMetrics
     from services.search_api.app import create_app
 
     worker = WorkerMetrics()
     IngestMetrics(worker.registry)
     EmbedMetrics(worker.registry)
+    ModelMetrics(worker.registry, "caption")
     registries: list[CollectorRegistry] = [
         worker.registry,
         create_app(Settings()).state.metrics_registry,
@@ -248,16 +265,6 @@ def labels_match(selector: dict[str, str], labels: dict[str, str]) -> bool:
     return all(labels.get(k) == v for k, v in selector.items())
 
 
-def grafana_to_promql(expr: str) -> str:
-    """Replace Grafana's template variables so the query parses as plain PromQL."""
-    durations = {"__rate_interval": "5m", "__interval": "1m", "__range": "1h"}
-
-    def value(match: re.Match[str]) -> str:
-        return durations.get(match.group(1) or match.group(2), ".*")
-
-    return re.sub(r"\$\{(\w+)(?::\w+)?\}|\$(\w+)", value, expr)
-
-
 def metric_names(expr: str) -> set[str]:
     """Metric names an expression selects; it must parse as PromQL and name every metric."""
     tree = promql_parser.parse(expr)
@@ -304,11 +311,11 @@ def compose_services() -> dict[str, dict[str, Any]]:
 
 
 def glimpse_compose_services() -> dict[str, dict[str, Any]]:
-    """The compose services that run a glimpse module (``python -m services.<x>``)."""
+    """The compose services that run a glimpse service role (``python -m services.<x>``)."""
     return {
         name: svc
         for name, svc in compose_services().items()
-        if str(svc.get("image", "")).startswith("glimpse:")
+        if str(svc.get("image", "")).startswith("glimpse:") and name != LAG_EXPORTER
     }
 
 
@@ -320,24 +327,12 @@ def health_port(svc: dict[str, Any]) -> int:
     return int(env["GLIMPSE_WORKER__HEALTH_PORT"])
 
 
-def all_rules() -> list[dict[str, Any]]:
-    return [rule for group in load_yaml(ALERTS_FILE)["groups"] for rule in group["rules"]]
-
-
-def dashboard() -> dict[str, Any]:
-    return json.loads(DASHBOARD_FILE.read_text())
-
-
-def dashboard_panels() -> list[dict[str, Any]]:
-    return [p for p in dashboard()["panels"] if p["type"] != "row"]
-
-
 def dashboard_queries() -> list[str]:
-    queries = [t["expr"] for p in dashboard_panels() for t in p["targets"]]
-    for var in dashboard()["templating"]["list"]:
-        match = re.fullmatch(r"label_values\((\w+),\s*\w+\)", var["definition"])
-        assert match, f"template variable {var['name']}: unexpected query {var['definition']!r}"
-        queries.append(match.group(1))
+    """Every panel query and template variable of every dashboard."""
+    queries = []
+    for board in dashboards().values():
+        queries += [t["expr"] for p in panels(board) for t in p["targets"]]
+        queries += variable_queries(board)
     return queries
 
 
@@ -452,7 +447,10 @@ def test_kustomization_renders_schema_valid_objects(kustomization: str) -> None:
     rendered = render(kustomization)
     assert {o["kind"] for o in rendered} >= {"Namespace", "ConfigMap", "Deployment", "Service"}
     for obj in rendered:
-        kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
+        if obj["apiVersion"].startswith("keda.sh/"):
+            assert keda_problems(obj) == [], obj["metadata"]["name"]
+        else:
+            kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
         if obj["kind"] != "Namespace":
             assert obj["metadata"]["namespace"] == "glimpse", obj["metadata"]["name"]
 
@@ -463,6 +461,7 @@ def test_one_deployment_per_service_role_running_its_module_and_role(kustomizati
     for name, dep in objects(kustomization, "Deployment").items():
         (container,) = pod_spec(dep)["containers"]
         args[name] = container["args"]
+    assert args.pop(LAG_EXPORTER) == LAG_EXPORTER_ARGS
     assert args == SERVICE_ARGS
 
 
@@ -490,7 +489,8 @@ def test_deployment_probes_its_health_endpoints(kustomization: str, name: str) -
     for probe_name, path in [
         ("readinessProbe", "/readyz"),
         ("livenessProbe", "/healthz"),
-        ("startupProbe", "/healthz"),
+        # workers: OK once the models are loaded (the API loads its model in the background)
+        ("startupProbe", "/healthz" if name == "search-api" else "/startupz"),
     ]:
         probe = container[probe_name]["httpGet"]
         assert probe["path"] == path, (probe_name, probe)
@@ -560,14 +560,17 @@ def test_consumers_get_time_to_finish_a_batch(kustomization: str) -> None:
 def test_base_scales_ingest_and_api_and_protects_what_people_wait_on() -> None:
     deployments = objects("base", "Deployment")
     hpas = objects("base", "HorizontalPodAutoscaler")
-    # the model workers scale by hand: CPU use says little on a GPU, and a voice query
-    # worker must stay warm
-    assert {h["spec"]["scaleTargetRef"]["name"] for h in hpas.values()} == {"ingest", "search-api"}
+    # the API scales on CPU; the workers on their lag (KEDA, which owns their HPAs)
+    assert {h["spec"]["scaleTargetRef"]["name"] for h in hpas.values()} == {"search-api"}
     for hpa in hpas.values():
         assert hpa["spec"]["scaleTargetRef"]["name"] in deployments
         assert 1 < hpa["spec"]["minReplicas"] <= hpa["spec"]["maxReplicas"]
     protected = set()
-    for pdb in objects("base", "PodDisruptionBudget").values():
+    budgets = objects("base", "PodDisruptionBudget").values()
+    for pdb in budgets:
+        if "maxUnavailable" in pdb["spec"]:
+            assert pdb["spec"]["maxUnavailable"] == 1  # one at a time, never blocks a drain
+            continue
         (name,) = (
             n
             for n, dep in deployments.items()
@@ -580,6 +583,15 @@ def test_base_scales_ingest_and_api_and_protects_what_people_wait_on() -> None:
         assert pdb["spec"]["minAvailable"] == 1, name
         protected.add(name)
     assert protected == ALWAYS_AVAILABLE
+    budgeted = {
+        n
+        for pdb in budgets
+        for n, dep in deployments.items()
+        if labels_match(
+            pdb["spec"]["selector"]["matchLabels"], dep["spec"]["template"]["metadata"]["labels"]
+        )
+    }
+    assert budgeted == set(SERVICE_ARGS)  # every role, ingest included
     for name in ALWAYS_AVAILABLE:
         assert deployments[name]["spec"]["replicas"] >= 2, name
     api_labels = deployments["search-api"]["spec"]["template"]["metadata"]["labels"]
@@ -593,7 +605,7 @@ def test_base_scales_ingest_and_api_and_protects_what_people_wait_on() -> None:
         assert "app.kubernetes.io/component" in dep["spec"]["selector"]["matchLabels"]
 
 
-@pytest.mark.parametrize("kustomization", ["base", "overlays/dev"])
+@pytest.mark.parametrize("kustomization", ["base", "overlays/dev", "overlays/cpu"])
 def test_cpu_kustomizations_ask_for_no_gpu(kustomization: str) -> None:
     assert "nvidia.com/gpu" not in json.dumps(render(kustomization))
 
@@ -602,6 +614,7 @@ def test_dev_runs_one_replica_of_everything_without_autoscaling() -> None:
     assert {d["spec"]["replicas"] for d in objects("overlays/dev", "Deployment").values()} == {1}
     assert objects("overlays/dev", "HorizontalPodAutoscaler") == {}
     assert objects("overlays/dev", "PodDisruptionBudget") == {}
+    assert objects("overlays/dev", "ScaledObject") == {}  # no KEDA on a laptop cluster
 
 
 def test_gpu_overlay_puts_the_model_workers_on_gpus() -> None:
@@ -892,23 +905,38 @@ def test_dashboard_queries_are_promql_over_known_metrics() -> None:
     assert shown >= SHOWABLE, sorted(SHOWABLE - shown)
 
 
-def test_dashboard_panels_use_the_provisioned_datasource_and_do_not_overlap() -> None:
+@pytest.mark.parametrize("name", sorted(dashboards()))
+def test_dashboard_panels_use_the_provisioned_datasource_and_do_not_overlap(name: str) -> None:
     provisioned = {
         ds["uid"] for f in DATASOURCES_DIR.glob("*.yml") for ds in load_yaml(f)["datasources"]
     }
-    panels = dashboard()["panels"]
-    assert len({p["id"] for p in panels}) == len(panels), "duplicate panel ids"
+    board = dashboards()[name]
+    all_panels = board["panels"]
+    assert len({p["id"] for p in all_panels}) == len(all_panels), "duplicate panel ids"
     occupied: set[tuple[int, int]] = set()
-    for panel in panels:
+    for panel in all_panels:
         pos = panel["gridPos"]
         assert pos["x"] + pos["w"] <= 24, panel["title"]
         cells = grid_cells(pos)
         assert not cells & occupied, f"panel {panel['title']!r} overlaps another"
         occupied |= cells
-    for panel in dashboard_panels():
+    for panel in panels(board):
         assert panel["title"] and panel["targets"], panel.get("title")
         assert panel["datasource"]["uid"] in provisioned, panel["title"]
         assert all(t["datasource"]["uid"] in provisioned for t in panel["targets"])
+
+
+def test_dashboards_are_what_the_generator_writes() -> None:
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "dashboards.py"), "--check"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert {"pipeline.json", "models.json", "api.json", "infrastructure.json"} <= set(dashboards())
+    assert len({board["uid"] for board in dashboards().values()}) == len(dashboards())
 
 
 def test_grafana_provisioning_points_at_the_mounted_dashboards_and_prometheus() -> None:
@@ -921,7 +949,7 @@ def test_grafana_provisioning_points_at_the_mounted_dashboards_and_prometheus() 
         for provider in load_yaml(provider_file)["providers"]:
             assert provider["options"]["path"] == dashboards_dir
     assert grafana["environment"]["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"] == (
-        f"{dashboards_dir}/{DASHBOARD_FILE.name}"
+        f"{dashboards_dir}/{HOME_DASHBOARD.name}"
     )
     for f in DATASOURCES_DIR.glob("*.yml"):
         for ds in load_yaml(f)["datasources"]:
@@ -939,3 +967,102 @@ def test_the_backfill_job_template_runs_glimpse_backfill_with_the_base_settings(
     pods = next(o for name, o in rendered.items() if is_pod_config(name))
     assert rendered[JOBS_CONFIG]["data"] == pods["data"]  # the same settings
     assert job["spec"]["backoffLimit"] > 0  # a failed pod resumes the job from its cursor
+
+
+# ---- scaling on lag (KEDA), the lag exporter, the Ingress ------------------------------------
+
+
+def test_keda_check_rejects_a_misspelt_field() -> None:
+    (scaled,) = (o for o in render("base") if o["kind"] == "ScaledObject" and
+                 o["metadata"]["name"] == "caption")  # fmt: skip
+    wrong = {**scaled, "spec": {**scaled["spec"], "minReplicas": 0}}
+    assert keda_problems(wrong) == ["ScaledObject.spec.minReplicas: not in the schema"]
+
+
+@pytest.mark.parametrize("kustomization", ["base", "overlays/cpu", "overlays/gpu"])
+def test_every_worker_scales_on_the_lag_of_exactly_its_consumer_groups(kustomization: str) -> None:
+    from glimpse.config import KafkaSettings
+    from glimpse.stages import consumer_groups
+
+    groups = consumer_groups(KafkaSettings())
+    scaled = objects(kustomization, "ScaledObject")
+    deployments = objects(kustomization, "Deployment")
+    assert set(scaled) == set(WORKERS)
+    config = config_map(kustomization)
+    for name, obj in scaled.items():
+        spec = obj["spec"]
+        assert spec["scaleTargetRef"]["name"] == name and name in deployments
+        # what the worker reads: its live group and its backfill group, every topic of each
+        expected = {
+            (group, topic)
+            for group in (f"glimpse-{name}", f"glimpse-{name}-backfill")
+            for topic in groups.get(group, ())
+        }
+        triggers = spec["triggers"]
+        assert {t["type"] for t in triggers} == {"kafka"}
+        assert {(t["metadata"]["consumerGroup"], t["metadata"]["topic"]) for t in triggers} == (
+            expected
+        )
+        for trigger in triggers:
+            meta = trigger["metadata"]
+            # KEDA reads the bootstrap servers from the target's own settings
+            assert config[meta["bootstrapServersFromEnv"]]
+            # a group that never committed reads from the start (auto_offset_reset=earliest)
+            assert meta["offsetResetPolicy"] == "earliest"
+            assert int(meta["lagThreshold"]) > 0 and int(meta["activationLagThreshold"]) >= 0
+        low, high = spec["minReplicaCount"], spec["maxReplicaCount"]
+        assert 0 <= low <= high
+        if kustomization == "overlays/gpu" and name in SCALE_TO_ZERO:
+            assert low == 0, name
+        else:
+            assert low >= 1, name  # CPU workers, and the voice-query worker stays warm
+    assert scaled["transcribe-queries"]["spec"]["minReplicaCount"] >= 1
+
+
+def test_gpu_workers_ask_for_cuda_so_a_cpu_fallback_shows() -> None:
+    for name, dep in objects("overlays/gpu", "Deployment").items():
+        (container,) = pod_spec(dep)["containers"]
+        env = {e["name"]: e.get("value") for e in container.get("env", [])}
+        expected = "cuda" if name in GPU_SERVICES else None
+        assert env.get("GLIMPSE_MODELS__DEVICE") == expected, name
+    assert config_map("overlays/cpu")["GLIMPSE_MODELS__DEVICE"] == "cpu"
+
+
+@pytest.mark.parametrize("kustomization", KUSTOMIZATIONS)
+def test_the_lag_exporter_runs_once_and_is_scraped(kustomization: str) -> None:
+    dep = objects(kustomization, "Deployment")[LAG_EXPORTER]
+    assert dep["spec"]["replicas"] == 1
+    (container,) = pod_spec(dep)["containers"]
+    assert container["args"] == LAG_EXPORTER_ARGS
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert container["readinessProbe"]["tcpSocket"]["port"] in ports
+    annotations = dep["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["prometheus.io/scrape"] == "true"
+    assert int(annotations["prometheus.io/port"]) == LAG_EXPORTER_PORT in ports.values()
+    # the alerts' Kubernetes selector for a target down
+    assert dep["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/name"] == "glimpse"
+
+
+def test_compose_runs_the_lag_exporter_and_prometheus_scrapes_it() -> None:
+    svc = compose_services()[LAG_EXPORTER]
+    assert svc["command"] == LAG_EXPORTER_ARGS
+    assert unknown_settings(svc["environment"]) == []
+    assert f"'127.0.0.1', {LAG_EXPORTER_PORT}" in " ".join(svc["healthcheck"]["test"])
+    jobs = {job["job_name"]: job for job in load_yaml(PROMETHEUS_FILE)["scrape_configs"]}
+    (targets,) = jobs[f"glimpse-{LAG_EXPORTER}"]["static_configs"]
+    assert targets["targets"] == [f"{LAG_EXPORTER}:{LAG_EXPORTER_PORT}"]
+
+
+def test_the_api_ingress_routes_to_the_api_service_with_tls() -> None:
+    (ingress,) = objects("base", "Ingress").values()
+    service = objects("base", "Service")["search-api"]
+    port_names = {p["name"] for p in service["spec"]["ports"]}
+    for rule in ingress["spec"]["rules"]:
+        for path in rule["http"]["paths"]:
+            backend = path["backend"]["service"]
+            assert backend["name"] == "search-api" and backend["port"]["name"] in port_names
+        assert any(rule["host"] in tls["hosts"] for tls in ingress["spec"]["tls"])
+    # an upload of limits.max_bytes must get through the proxy
+    body = ingress["metadata"]["annotations"]["nginx.ingress.kubernetes.io/proxy-body-size"]
+    max_bytes = int(config_map("base")["GLIMPSE_LIMITS__MAX_BYTES"])
+    assert int(body.rstrip("m")) * 1024 * 1024 > max_bytes

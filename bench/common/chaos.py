@@ -200,13 +200,16 @@ class SteadyLoad(threading.Thread):
 
 
 class CommitWatch(threading.Thread):
-    """Polls the workers' /metrics: every distinct last-commit time seen, per worker."""
+    """Polls the workers' /metrics: when each worker committed a batch, per worker (the
+    moment its committed-batch count was seen to change; the last-commit gauge cannot
+    tell, a worker sets it when it starts)."""
 
     def __init__(self, ports: dict[str, int], poll_s: float = 0.2) -> None:
         super().__init__(name="commit-watch", daemon=True)
         self.ports = ports
         self.poll_s = poll_s
         self.commits: dict[str, list[float]] = {name: [] for name in ports}
+        self._counts: dict[str, float] = {}
         self._halt = threading.Event()
         self._client = httpx.Client(timeout=1.0)
 
@@ -217,22 +220,26 @@ class CommitWatch(threading.Thread):
     def run(self) -> None:
         while not self._halt.wait(self.poll_s):
             for name, port in self.ports.items():
-                seen = self._last_commit(port)
-                if seen is not None and (not self.commits[name] or self.commits[name][-1] != seen):
-                    self.commits[name].append(seen)
+                count = self._batches(port)
+                # a restarted worker counts from 0 again: any change is a new commit
+                if count is not None and count != self._counts.get(name):
+                    if name in self._counts:
+                        self.commits[name].append(time.time())
+                    self._counts[name] = count
 
     def first_after(self, name: str, moment: float) -> float | None:
         return next((t for t in self.commits[name] if t >= moment), None)
 
-    def _last_commit(self, port: int) -> float | None:
+    def _batches(self, port: int) -> float | None:
+        """Batches the worker committed since it started; None before its first."""
         try:
             text = self._client.get(f"http://127.0.0.1:{port}/metrics").text
         except httpx.HTTPError:
             return None
         for family in text_string_to_metric_families(text):
-            if family.name == "glimpse_worker_last_commit_timestamp_seconds":
-                values = [s.value for s in family.samples]
-                return max(values) if values else None
+            if family.name == "glimpse_worker_batch_seconds":
+                counts = [s.value for s in family.samples if s.name.endswith("_count")]
+                return sum(counts) if counts else None
         return None
 
 

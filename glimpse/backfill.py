@@ -34,9 +34,10 @@ from glimpse.db import backlog, media, stage_models
 from glimpse.db.backfill_jobs import Job, Stage
 from glimpse.db.backlog import FIRST_ID, Mode, Models, Scope
 from glimpse.errors import is_transient
-from glimpse.events import DERIVED_PREFIXES, ObjectAction, ObjectEvent, s3_event_json
+from glimpse.events import ObjectAction, ObjectEvent, s3_event_json
 from glimpse.media.limits import raised_since
 from glimpse.model_specs import Role
+from glimpse.reconcile import Uploads
 from glimpse.stages import backfill_topics_of
 from glimpse.storage import ObjectInfo, ObjectStore
 
@@ -152,9 +153,7 @@ class BucketWork:
         return backlog.count_ingested(conn, self.store.bucket, self.prefix, cursor, began)
 
     def _uploads(self, after: str) -> Iterator[ObjectInfo]:
-        for obj in self.store.list(self.prefix, start_after=after):
-            if not (obj.key.endswith("/") or obj.key.startswith(DERIVED_PREFIXES)):
-                yield obj
+        return iter(Uploads(self.store.list(self.prefix, start_after=after)))
 
 
 def backfill_topic(kafka: KafkaSettings, stage: Stage) -> str:

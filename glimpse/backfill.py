@@ -274,6 +274,20 @@ def enqueue(
     return False
 
 
+def enqueue_counted(
+    work: StageWork, conn: psycopg.Connection[Any], producer: KafkaProducer,
+    stop: threading.Event,
+) -> int:  # fmt: skip
+    """Enqueue all of ``work`` from the start (no job, no cursor kept); how many went."""
+    sent = [0]
+
+    def count(_cursor: str, n: int) -> None:
+        sent[0] += n
+
+    enqueue(work, conn, producer, cursor=None, stop=stop, after_page=count)
+    return sent[0]
+
+
 def job_scope(job: Job, bucket: str) -> Scope:
     """A job's items: those untouched for ``older_than_s`` when the job was created."""
     cutoff = job.created_at - timedelta(seconds=job.older_than_s)
@@ -348,13 +362,7 @@ def repair(
             work = stage_work(conn, stage, "missing", scope, kafka, store, skip_failed=True)
         except BackfillError:
             continue
-        counted = [0]
-
-        def count(_cursor: str, n: int, counted: list[int] = counted) -> None:
-            counted[0] += n
-
-        enqueue(work, conn, producer, cursor=None, stop=stop, after_page=count)
-        sent[stage] = counted[0]
+        sent[stage] = enqueue_counted(work, conn, producer, stop)
     if limits is not None:
         sent["ingest"] = _ingest_under_raised_limits(conn, producer, store, kafka, limits)
     if any(sent.values()):

@@ -17,7 +17,13 @@ from typing import Any
 import psycopg
 from kafka import KafkaProducer
 
-from glimpse.backfill import BackfillError, backfill_event, backfill_topic, enqueue, stage_work
+from glimpse.backfill import (
+    BackfillError,
+    backfill_event,
+    backfill_topic,
+    enqueue_counted,
+    stage_work,
+)
 from glimpse.bus import OutboundMessage, send_all
 from glimpse.config import KafkaSettings
 from glimpse.db import failures
@@ -88,10 +94,4 @@ def _announce_again(
         work = stage_work(conn, as_stage(stage), "all", scope, kafka, store)
     except BackfillError:
         return 0  # no worker of the stage ever ran: nothing can take it
-    counted = [0]
-
-    def count(_cursor: str, n: int) -> None:
-        counted[0] += n
-
-    enqueue(work, conn, producer, cursor=None, stop=threading.Event(), after_page=count)
-    return counted[0]
+    return enqueue_counted(work, conn, producer, threading.Event())

@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -98,6 +99,19 @@ class ManagedProcess:
             self._popen.kill()
             self._popen.wait()
         log.info("stopped %s", self.spec.name)
+
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        """SIGSTOP until the block ends: for tests that need a worker to be slow."""
+        if not self.is_running():
+            yield
+            return
+        assert self._popen is not None
+        self._popen.send_signal(signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            self._popen.send_signal(signal.SIGCONT)
 
     def kill(self) -> None:
         """SIGKILL: for tests that simulate a crash."""

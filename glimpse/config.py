@@ -199,6 +199,10 @@ class ModelSettings(BaseModel):
     # 0-2 % instead of 8-10 % on 9-29 s clips for 15-30 % more time (RTF 0.16-0.23,
     # within the 0.3 goal)
     whisper_beam_size: int = 5
+    # The joint image-text role (CLIP or SigLIP: a hub id, or a directory saved with
+    # save_pretrained). Empty: off, as offline (no weights ship in a wheel). Set, the
+    # caption stage stores its image vectors and search ranks them as a third list.
+    joint_model: str = ""
 
 
 class CueSettings(BaseModel):

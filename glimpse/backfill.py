@@ -214,7 +214,11 @@ def _models(
             "SELECT 1 FROM vector_models WHERE model = %(m)s AND kind = 'visual'",
             {"m": running.model},
         ).fetchone()
+        # The joint model the caption workers started with, if the last start had one
+        # (it registers right after the captioner; a start without it is newer).
+        joint = stage_models.current(conn, "joint")
         return Models(stage, running.model, visual=has_visual is not None,
+                      joint=joint.model if joint and joint.since >= running.since else None,
                       failed_since=failed_since)  # fmt: skip
     if stage == "embed":
         captioner = stage_models.current(conn, "captioner")

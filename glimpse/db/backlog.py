@@ -62,7 +62,8 @@ _NOT_FAILED_LATELY = """
         AND f.retried_at IS NULL AND f.failed_at >= %(failed_since)s))
 """
 
-# Images: a caption of the captioner, and its visual vector where it makes one.
+# Images: a caption of the captioner, its visual vector where it makes one, and the
+# image vector of the joint model the caption workers run, if they run one.
 _CAPTION_WORK = (
     _IN_SCOPE
     + _NOT_FAILED_LATELY
@@ -72,7 +73,10 @@ _CAPTION_WORK = (
          OR NOT EXISTS (SELECT 1 FROM captions c
                         WHERE c.media_id = m.id AND c.model = %(model)s)
          OR (%(visual)s AND NOT EXISTS (SELECT 1 FROM embeddings e WHERE e.media_id = m.id
-                                        AND e.model = %(model)s AND e.kind = 'visual')))
+                                        AND e.model = %(model)s AND e.kind = 'visual'))
+         OR (%(joint)s::text IS NOT NULL
+             AND NOT EXISTS (SELECT 1 FROM embeddings e WHERE e.media_id = m.id
+                             AND e.model = %(joint)s AND e.kind = 'joint')))
 """
 )
 _TRANSCRIBE_WORK = (
@@ -126,6 +130,7 @@ class Models:
     stage: str
     model: str
     visual: bool = False  # caption: the captioner also writes a visual vector
+    joint: str | None = None  # caption: the joint model whose image vectors it writes
     captioner: str | None = None  # embed: whose captions are embedded
     transcriber: str | None = None  # embed: whose transcripts are embedded
     # skip items this stage dead-lettered since then (None: take them too)
@@ -136,6 +141,7 @@ class Models:
             "stage": self.stage,
             "model": self.model,
             "visual": self.visual,
+            "joint": self.joint,
             "captioner": self.captioner,
             "transcriber": self.transcriber,
             "failed_since": self.failed_since,

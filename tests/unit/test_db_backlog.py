@@ -95,6 +95,28 @@ def test_caption_work_is_accepted_images_without_a_caption_or_visual_vector_of_t
     assert {m.key for m in no_visual} == {"nothing.png", "other-model.png"}
 
 
+def test_caption_work_includes_images_without_a_vector_of_the_joint_model_run(
+    conn: psycopg.Connection[Any], bucket: str
+) -> None:
+    joint = vectors.VectorModel("joint/test-clip", "joint", 4)
+    vectors.register_model(conn, joint)
+    complete = add(conn, bucket, "complete.png")
+    caption(conn, complete)
+    vector(conn, complete, VISUAL)
+    vector(conn, complete, joint)
+    before_joint = add(conn, bucket, "captioned-before-the-joint-model.png")
+    caption(conn, before_joint)
+    vector(conn, before_joint, VISUAL)
+    with_joint = Models("caption", CAPTIONER, visual=True, joint=joint.model)
+    without = Models("caption", CAPTIONER, visual=True)
+
+    wanted = backlog.captions_wanted(conn, scope(bucket), with_joint, "missing", FIRST_ID, 100)
+    unwanted = backlog.captions_wanted(conn, scope(bucket), without, "missing", FIRST_ID, 100)
+
+    assert {m.key for m in wanted} == {"captioned-before-the-joint-model.png"}
+    assert unwanted == []
+
+
 def test_pages_follow_the_id_cursor_without_gaps_or_repeats(
     conn: psycopg.Connection[Any], bucket: str
 ) -> None:

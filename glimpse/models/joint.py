@@ -10,7 +10,7 @@ directory saved with ``save_pretrained``; ``AutoModel`` picks ``CLIPModel`` or
 joint = JointModel("openai/clip-vit-base-patch32", device="auto", cache_dir=None)
 joint.load()
 images = joint.embed_images([thumbnail])      # (1, dim), L2-normalised
-queries = joint.embed_texts(["a red bicycle"])  # (1, dim), L2-normalised
+queries = joint.embed(["a red bicycle"])  # (1, dim), L2-normalised
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from PIL import Image
 from torch.nn.functional import normalize
 
 from glimpse.config import ModelSettings
-from glimpse.models.base import InferenceModel
+from glimpse.models.base import InferenceModel, ModelNotLoadedError
 from glimpse.models.device import DeviceSetting, select_device
 from glimpse.models.revision import directory_revision
 from glimpse.models.sources import display_name, resolve_pretrained
@@ -72,8 +72,9 @@ class JointModel(InferenceModel):
 
     @property
     def dim(self) -> int:
+        """Width of the shared space; known once loaded."""
         if self._dim is None:
-            raise RuntimeError(f"{self.model_id} is not loaded; call load() at startup")
+            raise ModelNotLoadedError(self.model_id)
         return self._dim
 
     def _load(self) -> str:
@@ -111,9 +112,10 @@ class JointModel(InferenceModel):
             ]
         return np.concatenate(rows) if rows else np.zeros((0, self.dim), np.float32)
 
-    def embed_texts(self, texts: Sequence[str]) -> Matrix:
-        """One L2-normalised row per text, in order (the text tower reads at most its
-        position limit: 77 tokens for CLIP, 64 for SigLIP)."""
+    def embed(self, texts: Sequence[str]) -> Matrix:
+        """One L2-normalised row per text, in order: the query side, named as
+        ``TextEmbedder.embed`` so either serves queries. The text tower reads at most its
+        position limit (77 tokens for CLIP, 64 for SigLIP)."""
         with self._running(items=len(texts)):
             rows = [
                 self._text_features(list(texts[start : start + _TEXT_BATCH]))

@@ -41,7 +41,7 @@ from services.search_api.body_limit import BodyLimit
 from services.search_api.context import ApiContext
 from services.search_api.notifications import QueryNotifications
 from services.search_api.origin_guard import OriginGuard
-from services.search_api.query_model import QueryModel, QueryModelLoading
+from services.search_api.query_model import QueryModel, QueryModelLoading, joint_encoder
 from services.search_api.retention import sweep_forever
 from services.search_api.search_metrics import SearchMetrics
 
@@ -73,6 +73,16 @@ def _lifespan(
         pool = open_pool(settings.database, "search-api")
         embedder = QueryModel(settings.models, pool, settings.search.model_check_s, observer=models)
         embedder.start_loading()
+        joint = QueryModel(
+            settings.models,
+            pool,
+            settings.search.model_check_s,
+            observer=models,
+            kind="joint",
+            load=joint_encoder,
+            configured_until_registered=False,
+        )
+        joint.start_loading()
         producer = LazyProducer(settings.kafka)
         notifications = QueryNotifications(settings.database.url)
         ctx = ApiContext(
@@ -80,6 +90,7 @@ def _lifespan(
             pool,
             ObjectStore(settings.s3),
             embedder,
+            joint,
             producer,
             notifications,
             upload_rate=RateLimiter(settings.api.upload_rate, "uploads"),
@@ -106,6 +117,7 @@ def _lifespan(
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             embedder.stop()
+            joint.stop()
             producer.close()
             pool.close()
 

@@ -23,7 +23,8 @@ class ApiContext:
     settings: Settings
     pool: ConnectionPool[psycopg.Connection[Any]]
     store: ObjectStore
-    embedder: QueryModel
+    embedder: QueryModel  # the active text model's query side
+    joint: QueryModel  # the active joint image-text model's text side, if one is active
     producer: LazyProducer
     notifications: QueryNotifications
     upload_rate: RateLimiter

@@ -39,7 +39,7 @@ def test_id_names_the_checkpoint_and_the_space_is_measured(joint: JointModel) ->
 
 def test_images_and_texts_land_in_one_space_as_unit_vectors(joint: JointModel) -> None:
     images = joint.embed_images([photo("cat"), photo("coffee").convert("L")])
-    texts = joint.embed_texts(["a cat", "a cup of coffee on a table", ""])
+    texts = joint.embed(["a cat", "a cup of coffee on a table", ""])
     assert images.shape == (2, 16) and texts.shape == (3, 16)
     assert images.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(images, axis=1), 1.0, rtol=1e-5)
@@ -52,11 +52,11 @@ def test_batches_give_what_one_at_a_time_gives(joint: JointModel) -> None:
     together = joint.embed_images([photo(n) for n in names])  # more than one batch
     alone = np.concatenate([joint.embed_images([photo(n)]) for n in names])
     np.testing.assert_allclose(together, alone, atol=1e-5)
-    assert joint.embed_texts([]).shape == (0, 16)
+    assert joint.embed([]).shape == (0, 16)
 
 
 def test_long_text_is_cut_to_the_towers_length_not_refused(joint: JointModel) -> None:
-    [row] = joint.embed_texts(["word " * 500])
+    [row] = joint.embed(["word " * 500])
     assert np.isclose(np.linalg.norm(row), 1.0, rtol=1e-5)
 
 
@@ -83,4 +83,4 @@ def test_a_checkpoint_of_another_kind_is_refused_by_name(tmp_path: Path) -> None
 
 def test_inference_before_load_raises(clip_dir: Path) -> None:
     with pytest.raises(ModelNotLoadedError):
-        JointModel(str(clip_dir), device="cpu", cache_dir=None).embed_texts(["a cat"])
+        JointModel(str(clip_dir), device="cpu", cache_dir=None).embed(["a cat"])

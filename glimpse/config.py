@@ -247,6 +247,9 @@ class WorkerSettings(BaseModel):
     # A batch taken from a backfill topic holds at most this many messages: the longest
     # a live message waits behind a backfill is one such batch in each stage.
     backfill_max_batch: int = 4
+    # Between backfill batches, the live input is polled this long (a fetch's round
+    # trip): a poll that does not wait would see a live message a batch later.
+    backfill_live_check_ms: int = 30
     backoff_initial_s: float = 0.2
     # the longest wait between retries while a server is down: after it returns, work
     # resumes within this (10 s made recovery from a Postgres crash take ~25 s)

@@ -290,7 +290,9 @@ class Worker:
     # --- the loop ------------------------------------------------------------------
     def _collect(self) -> list[InboundMessage]:
         """Up to ``max_batch`` messages, waiting at most ``max_wait_ms`` after the first;
-        live input first, backfill only while live input is quiet."""
+        live input first, backfill only while live input is quiet. A batch is either
+        live or backfill, never both: a live message waits for no backfill item of its
+        own batch."""
         batch: list[InboundMessage] = []
         deadline: float | None = None
         while not self._stop.is_set() and len(batch) < self.settings.max_batch:
@@ -299,15 +301,13 @@ class Worker:
                 break
             timeout_ms = 500 if deadline is None else max(1, int((deadline - now) * 1000))
             room = self.settings.max_batch - len(batch)
-            # while a backfill flows, only look whether live messages wait
-            polled = self.consumer.poll(
-                timeout_ms=0 if self._backfill_busy else timeout_ms, max_records=room
-            )
+            polled = self.consumer.poll(timeout_ms=self._live_wait_ms(timeout_ms, batch),
+                                        max_records=room)  # fmt: skip
             self._last_beat = time.monotonic()
             from_backfill = False
             if polled:
                 self._live_seen = self._last_beat
-            elif self.backfill is not None:
+            elif self.backfill is not None and not batch:
                 from_backfill = True
                 # small batches of backfill: a live message arriving meanwhile waits
                 # for at most one of them
@@ -332,6 +332,15 @@ class Worker:
             if from_backfill and polled:
                 break  # a backfill batch is done; look at the live input first again
         return batch
+
+    def _live_wait_ms(self, timeout_ms: int, batch: Sequence[InboundMessage]) -> int:
+        """How long to wait for live input. While a backfill flows, only as long as a
+        fetch takes (``backfill_live_check_ms``): a poll that does not wait only sends
+        the fetch, and its answer would be read after the next backfill batch. A live
+        batch under way waits for more live input up to its deadline."""
+        if batch or not self._backfill_busy:
+            return timeout_ms
+        return min(timeout_ms, self.settings.backfill_live_check_ms)
 
     def _poll_backfill(self, timeout_ms: int, room: int) -> Mapping[TopicPartition, list[Any]]:
         """Backfill records, unless live messages came within ``backfill_hold_s``: then

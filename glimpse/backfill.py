@@ -176,12 +176,18 @@ def stage_work(
     store: ObjectStore,
     model: str | None = None,
     skip_failed: bool = False,
+    served: bool = False,
 ) -> StageWork:
     """The work of ``stage`` for the model its workers run (``model``, if given, must be
     that one: only a running worker can write its results). ``skip_failed`` leaves out
-    items the stage dead-lettered since its workers last started."""
+    items the stage dead-lettered since its workers last started. ``served``: embed's
+    work is for the text model search serves, not the one a worker started with last
+    (a side-by-side worker of a new model is started last; repair is for search)."""
     if stage == "ingest":
         return BucketWork(store, mode, scope.prefix, kafka)
+    if served and stage == "embed" and model is None:
+        active = stage_models.active(conn, "text")
+        model = active.model if active else None
     return MediaWork(stage, _models(conn, stage, model, skip_failed), mode, scope, kafka)
 
 
@@ -347,7 +353,8 @@ def repair(
     limits: LimitsSettings | None = None,
 ) -> dict[Stage, int]:
     """Announce again every accepted item untouched for ``older_than_s`` that lacks a
-    result of the models the workers run (no job row: each pass walks everything), and
+    result of the models the workers run — for text vectors, of the model search serves
+    — (no job row: each pass walks everything), and
     — given the ``limits`` ingest runs with — ingest again files a limit turned away
     that is higher now. Ingest's other gaps are reconcile's. Stages no worker has run
     yet are skipped."""
@@ -359,7 +366,8 @@ def repair(
     sent: dict[Stage, int] = {}
     for stage in REPAIRED_STAGES:
         try:
-            work = stage_work(conn, stage, "missing", scope, kafka, store, skip_failed=True)
+            work = stage_work(conn, stage, "missing", scope, kafka, store, skip_failed=True,
+                              served=True)  # fmt: skip
         except BackfillError:
             continue
         sent[stage] = enqueue_counted(work, conn, producer, stop)

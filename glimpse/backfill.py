@@ -19,7 +19,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -30,7 +30,7 @@ from kafka import KafkaProducer
 from glimpse.bus import OutboundMessage, send_all
 from glimpse.config import KafkaSettings, LimitsSettings
 from glimpse.db import backfill_jobs as jobs
-from glimpse.db import backlog, media, stage_models
+from glimpse.db import backlog, failures, media, stage_models
 from glimpse.db.backfill_jobs import Job, Stage
 from glimpse.db.backlog import FIRST_ID, Mode, Models, Scope
 from glimpse.errors import is_transient
@@ -371,8 +371,9 @@ def repair(
         except BackfillError:
             continue
         sent[stage] = enqueue_counted(work, conn, producer, stop)
+    sent["ingest"] = _failed_before_restart(conn, producer, store, kafka, row["cutoff"])
     if limits is not None:
-        sent["ingest"] = _ingest_under_raised_limits(conn, producer, store, kafka, limits)
+        sent["ingest"] += _ingest_under_raised_limits(conn, producer, store, kafka, limits)
     if any(sent.values()):
         log.warning("repair: announced again %s", sent)
     return sent
@@ -386,13 +387,38 @@ def _ingest_under_raised_limits(
     sent, after = 0, FIRST_ID
     while page := backlog.rejected_by_a_limit(conn, store.bucket, after, PAGE_SIZE):
         after = page[-1][0]
-        messages = []
-        for _, key, under in page:
-            info = store.head(key) if raised_since(under, limits) else None
-            if info is not None:
-                event = backfill_event(store.bucket, info)
-                messages.append(OutboundMessage(backfill_topic(kafka, "ingest"), key.encode(),
-                                                s3_event_json([event])))  # fmt: skip
-        send_all(producer, messages, timeout_s=60)
-        sent += len(messages)
+        keys = [key for _, key, under in page if raised_since(under, limits)]
+        sent += ingest_again(producer, store, kafka, keys)
     return sent
+
+
+def _failed_before_restart(
+    conn: psycopg.Connection[Any], producer: KafkaProducer, store: ObjectStore,
+    kafka: KafkaSettings, cutoff: datetime,
+) -> int:  # fmt: skip
+    """Items a stage marked failed before its workers started again, ingested again once
+    (marked re-driven; a new failure clears the mark, and waits for the next start)."""
+    sent, after = 0, FIRST_ID
+    while page := backlog.failed_before_restart(conn, store.bucket, cutoff, after, PAGE_SIZE):
+        after = page[-1][0]
+        sent += ingest_again(producer, store, kafka, [key for _, key, _ in page])
+        for stage in {stage for _, _, stage in page}:
+            failures.mark_retried(conn, stage, [mid for mid, _, s in page if s == stage])
+    return sent
+
+
+def ingest_again(
+    producer: KafkaProducer, store: ObjectStore, kafka: KafkaSettings, keys: Sequence[str]
+) -> int:
+    """A backfill event for each of ``keys`` still in the bucket, on ingest's backfill
+    topic (ingest looks again at rejected and failed rows for those); how many went."""
+    messages = []
+    for key in keys:
+        info = store.head(key)
+        if info is None:  # gone meanwhile: reconcile records the delete
+            continue
+        event = backfill_event(store.bucket, info)
+        messages.append(OutboundMessage(backfill_topic(kafka, "ingest"), key.encode(),
+                                        s3_event_json([event])))  # fmt: skip
+    send_all(producer, messages, timeout_s=60)
+    return len(messages)

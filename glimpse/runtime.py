@@ -34,12 +34,15 @@ from functools import partial
 from types import FrameType
 from typing import Any, Protocol, TypeVar
 
+import psycopg
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.structs import OffsetAndMetadata
+from psycopg_pool import ConnectionPool
 
 from glimpse.activity import Activity
 from glimpse.bus import InboundMessage, OutboundMessage, make_consumer, make_producer, send_all
 from glimpse.config import DatabaseSettings, KafkaSettings, WorkerSettings
+from glimpse.db import worker_starts
 from glimpse.db.attempts import PostgresAttemptLog
 from glimpse.db.pool import open_pool
 from glimpse.dependencies import Dependency, wait_for
@@ -647,13 +650,18 @@ def run_service(
         handler = make_handler()
         models_loaded.set()
         resources.callback(handler.close)
-        attempts = PostgresAttemptLog(open_pool(database, f"{spec.name}-attempts"))
+        pool = open_pool(database, f"{spec.name}-attempts")
+        attempts = PostgresAttemptLog(pool)
         resources.callback(attempts.close)
 
         def waiting(names: list[str]) -> None:
             phase[0] = f"waiting for {', '.join(names)}" if names else "connecting"
 
         if not wait_for(dependencies, stop_requested, waiting):
+            return
+        # repair retries this stage's failures from before now (their cause may be gone)
+        if _until_connected(partial(_record_start, pool, spec.name), stop_requested,
+                            settings) is None:  # fmt: skip
             return
         # The broker may die between the check and here: retry, don't exit.
         producer = _until_connected(lambda: make_producer(kafka), stop_requested, settings)
@@ -696,6 +704,11 @@ def run_service(
         if stop_requested.is_set():
             return
         worker.run()
+
+
+def _record_start(pool: ConnectionPool[psycopg.Connection[Any]], stage: str) -> datetime:
+    with pool.connection() as conn:
+        return worker_starts.record(conn, stage)
 
 
 def _until_connected(

@@ -250,9 +250,6 @@ class WorkerSettings(BaseModel):
     # Between backfill batches, the live input is polled this long (a fetch's round
     # trip): a poll that does not wait would see a live message a batch later.
     backfill_live_check_ms: int = 30
-    # Backfill batches run on a thread this much nicer (0: on the loop's thread): where
-    # the stages share cores, live work anywhere gets the CPU first.
-    backfill_nice: int = 10
     backoff_initial_s: float = 0.2
     # the longest wait between retries while a server is down: after it returns, work
     # resumes within this (10 s made recovery from a Postgres crash take ~25 s)

@@ -23,12 +23,10 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
 import signal
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -255,7 +253,6 @@ class Worker:
         self._backfill_lag = WorkerLag(metrics.consumer_lag, spec.name)
         self._live_seen = float("-inf")
         self._backfill_busy = False
-        self._backfill_thread: ThreadPoolExecutor | None = None
 
     # --- lifecycle -----------------------------------------------------------------
     def request_stop(self) -> None:
@@ -510,29 +507,12 @@ class Worker:
         group = self.spec.group
         self.attempts.started(group, messages)
         try:
-            results = list(self._handle(messages))
+            results = list(self.handler.handle(messages))
         except Exception:
             self.attempts.finished(group, messages)
             raise
         self.attempts.finished(group, messages)
         return results
-
-    def _handle(self, messages: Sequence[InboundMessage]) -> Sequence[ItemResult]:
-        """``handler.handle``; a backfill batch on a thread of lower CPU priority
-        (``worker.backfill_nice``): where stages share cores, a live item in any stage
-        gets them before backfill work in the others."""
-        backfill = set(self.spec.backfill_topics)
-        if self.settings.backfill_nice <= 0 or not any(m.topic in backfill for m in messages):
-            return self.handler.handle(messages)
-        if self._backfill_thread is None:
-            self._backfill_thread = ThreadPoolExecutor(
-                1, f"{self.spec.name}-backfill", _lower_priority, (self.settings.backfill_nice,)
-            )
-        return self._backfill_thread.submit(self.handler.handle, messages).result()
-
-    def close(self) -> None:
-        if self._backfill_thread is not None:
-            self._backfill_thread.shutdown(wait=True)
 
     def _with_infra_retry(self, action: Callable[[], T]) -> T:
         """Run ``action``; on infrastructure errors back off and retry until it works."""
@@ -720,17 +700,10 @@ def run_service(
             spec, handler, consumer, producer, kafka, settings, metrics, attempts, activity,
             backfill,
         )  # fmt: skip
-        resources.callback(worker.close)
         state["worker"] = worker
         if stop_requested.is_set():
             return
         worker.run()
-
-
-def _lower_priority(nice: int) -> None:
-    """Raise this thread's nice value by ``nice`` (Linux: per thread; any user may)."""
-    me = threading.get_native_id()
-    os.setpriority(os.PRIO_PROCESS, me, os.getpriority(os.PRIO_PROCESS, me) + nice)
 
 
 def _record_start(pool: ConnectionPool[psycopg.Connection[Any]], stage: str) -> datetime:

@@ -7,7 +7,6 @@ in a list instead of Postgres, which is what the runtime sees of any service.
 from __future__ import annotations
 
 import json
-import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -89,7 +88,6 @@ class RunningWorker:
         if self.worker.backfill is not None:
             self.worker.backfill.close(autocommit=False)
         self.worker.producer.close()
-        self.worker.close()
 
 
 @pytest.fixture
@@ -194,33 +192,6 @@ def test_a_live_message_waits_for_one_backfill_batch_and_shares_its_own_with_non
         assert all(v.startswith(b"old") for v in batch) or not any(
             v.startswith(b"old") for v in batch
         ), batch  # live or backfill, never both
-
-
-@dataclass
-class PriorityHandler(RecordingHandler):
-    """Notes the nice value of the thread each batch runs on."""
-
-    nice: dict[bytes, int] = field(default_factory=dict)
-
-    def handle(self, batch: Sequence[InboundMessage]) -> list[ItemResult]:
-        me = threading.get_native_id()
-        self.nice.update((m.value, os.getpriority(os.PRIO_PROCESS, me)) for m in batch)
-        return super().handle(batch)
-
-
-def test_backfill_batches_run_at_a_lower_cpu_priority_than_live_ones(
-    kafka: KafkaSettings, start_worker: Callable[..., RunningWorker]
-) -> None:
-    handler = PriorityHandler()
-    start_worker(handler, ServiceSpec("test", (IN,), backfill_topics=(BACKFILL,)),
-                 backfill_nice=7)  # fmt: skip
-    produce(kafka, [b"live"])
-    wait_until(lambda: b"live" in handler.nice)
-    bus_helpers.produce(kafka, BACKFILL, [b"old"])
-    wait_until(lambda: b"old" in handler.nice)
-
-    assert handler.nice[b"old"] == handler.nice[b"live"] + 7
-    assert handler.nice[b"live"] == os.getpriority(os.PRIO_PROCESS, 0)  # as it started
 
 
 def test_batches_are_bounded_and_outputs_flow_downstream(

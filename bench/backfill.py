@@ -244,7 +244,8 @@ def run(settings: Settings, stack: EmbeddedStack, args: argparse.Namespace) -> R
     photos = [
         Photo(f"live/{p.key}", p.data, p.mime) for p in make_corpus(args.objects, 0, 0, args.seed)
     ]
-    extra = make_corpus(args.idle + 400, 0, 0, args.seed + 1)
+    # enough live uploads for step 4 (a backfill runs at a few items a second here)
+    extra = make_corpus(args.idle + 100 + args.objects // 4, 0, 0, args.seed + 1)
     idle_photos = [Photo(f"idle/{p.key}", p.data, p.mime) for p in extra[: args.idle]]
     during_photos = [Photo(f"during/{p.key}", p.data, p.mime) for p in extra[args.idle :]]
 

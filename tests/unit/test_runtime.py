@@ -194,6 +194,37 @@ def test_a_live_message_waits_for_one_backfill_batch_and_shares_its_own_with_non
         ), batch  # live or backfill, never both
 
 
+@dataclass
+class TimedHandler(RecordingHandler):
+    """Notes when each message's batch started."""
+
+    started: dict[bytes, float] = field(default_factory=dict)
+
+    def handle(self, batch: Sequence[InboundMessage]) -> list[ItemResult]:
+        now = time.monotonic()
+        self.started.update((m.value, now) for m in batch)
+        return super().handle(batch)
+
+
+def test_a_hold_keeps_backfill_back_after_live_input_then_lets_it_finish(
+    kafka: KafkaSettings, start_worker: Callable[..., RunningWorker]
+) -> None:
+    """Ingest's hold (``ingest.live_passage_s``): after a live message no backfill is
+    taken for ``backfill_hold_s``, then the backfill goes on."""
+    handler = TimedHandler()
+    start_worker(handler, ServiceSpec("test", (IN,), backfill_topics=(BACKFILL,)),
+                 backfill_hold_s=1.5)  # fmt: skip
+    produce(kafka, [b"first"])  # the worker is in its groups
+    wait_until(lambda: b"first" in handler.started)
+    time.sleep(1.5)
+    produce(kafka, [b"live"])
+    bus_helpers.produce(kafka, BACKFILL, [f"old{i}".encode() for i in range(6)])
+    wait_until(lambda: len(handler.stored) == 8, timeout_s=120)  # (a loaded machine)
+
+    first_old = min(t for v, t in handler.started.items() if v.startswith(b"old"))
+    assert first_old - handler.started[b"live"] >= 1.5
+
+
 def test_batches_are_bounded_and_outputs_flow_downstream(
     kafka: KafkaSettings, start_worker: Callable[..., RunningWorker]
 ) -> None:

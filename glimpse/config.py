@@ -155,6 +155,10 @@ class IngestSettings(BaseModel):
     # Image decodes are admitted by width x height against this budget (a 100-MP
     # progressive JPEG took ~670 MB); one larger than the budget decodes alone.
     decode_budget_megapixels: float = 150.0
+    # After a live upload, ingest takes no backfill for this long: no new backfill work
+    # enters the pipeline while the live one passes caption and embed, which share the
+    # cores with it on one machine. (Later stages keep live first, with no hold.)
+    live_passage_s: float = 1.0
 
 
 class ModelSettings(BaseModel):
@@ -251,6 +255,9 @@ class WorkerSettings(BaseModel):
     # A batch taken from a backfill topic holds at most this many messages: the longest
     # a live message waits behind a backfill is one such batch in each stage.
     backfill_max_batch: int = 4
+    # Between backfill batches, the live input is polled this long (a fetch's round
+    # trip): a poll that does not wait would see a live message a batch later.
+    backfill_live_check_ms: int = 30
     backoff_initial_s: float = 0.2
     # the longest wait between retries while a server is down: after it returns, work
     # resumes within this (10 s made recovery from a Postgres crash take ~25 s)

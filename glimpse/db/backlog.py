@@ -254,3 +254,21 @@ def rejected_by_a_limit(
         {"bucket": bucket, "under": REJECTED_UNDER, "after": after, "limit": limit},
     ).fetchall()
     return [(r["id"], r["key"], r["under"]) for r in rows]
+
+
+def failed_before_restart(
+    conn: psycopg.Connection[Any], bucket: str, cutoff: datetime, after: uuid.UUID, limit: int
+) -> list[tuple[uuid.UUID, str, str]]:
+    """(id, key, stage) of media rows a stage marked failed (ingest, transcribe) before
+    that stage's workers last started, untouched since ``cutoff`` and not re-driven
+    since they failed, in id order after ``after``: their cause may be gone."""
+    rows = conn.execute(
+        "SELECT m.id, m.key, f.stage FROM media m "
+        "JOIN media_failures f ON f.media_id = m.id "
+        "JOIN worker_starts w ON w.stage = f.stage "
+        "WHERE m.bucket = %(bucket)s AND m.status = 'failed' AND m.updated_at < %(cutoff)s "
+        "AND f.retried_at IS NULL AND f.failed_at < w.started_at "
+        "AND m.id > %(after)s ORDER BY m.id LIMIT %(limit)s",
+        {"bucket": bucket, "cutoff": cutoff, "after": after, "limit": limit},
+    ).fetchall()
+    return [(r["id"], r["key"], r["stage"]) for r in rows]

@@ -45,7 +45,6 @@ from glimpse.stack.layout import Endpoints, HomeLayout
 from glimpse.stack.process import ManagedProcess, ProcessSpec
 from glimpse.stack.reconciling import Reconciler
 from glimpse.stack.supervision import Part, PartState, RestartPolicy, Supervisor
-from glimpse.stages import consumer_groups
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -130,10 +129,8 @@ class EmbeddedStack:
     def _start_lag_exporter(self, s: Settings) -> None:
         """Every group's lag from the broker, for Prometheus, in this process: it holds
         no state, so it needs no supervision (a scrape while the broker is down says so)."""
-        assert s.kafka.bootstrap
-        groups = consumer_groups(s.kafka)
-        self._lag_exporter = LagExporter(
-            "127.0.0.1", s.stack.lag_exporter_port, s.kafka.bootstrap, groups
+        self._lag_exporter = LagExporter.of_pipeline(
+            "127.0.0.1", s.stack.lag_exporter_port, s.kafka
         )
         self._lag_exporter.start()
 

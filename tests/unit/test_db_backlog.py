@@ -13,7 +13,7 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from glimpse.db import backlog, captions, media, transcripts, vectors
+from glimpse.db import backlog, captions, failures, media, transcripts, vectors, worker_starts
 from glimpse.db.backlog import FIRST_ID, Models, Scope
 from glimpse.db.captions import CaptionRow
 from glimpse.db.media import MediaRow, MediaStatus
@@ -215,3 +215,26 @@ def test_repair_leaves_alone_what_the_stage_dead_lettered_since_its_workers_star
     restarted = datetime.now(UTC) + timedelta(seconds=1)  # a deploy, a model change...
     assert found(restarted) == {"poison.png", "retried.png", "plain.png"}
     assert found(None) == {"poison.png", "retried.png", "plain.png"}  # a backfill by hand
+
+
+def test_failed_rows_are_wanted_again_once_their_stage_restarted_and_once_only(
+    conn: psycopg.Connection[Any], bucket: str
+) -> None:
+    stage = f"ingest-{bucket}"  # a stage of its own: the session's database is shared
+    failed = add(conn, bucket, "broken.jpg", status=MediaStatus.FAILED)
+    add(conn, bucket, "fine.jpg")
+    conn.execute(
+        "INSERT INTO media_failures (media_id, stage, error_type, message, attempts, origin) "
+        "VALUES (%(id)s, %(stage)s, 'OSError', 'decoder crashed', 3, 't/0@1')",
+        {"id": failed, "stage": stage},
+    )
+
+    def wanted() -> list[tuple[uuid.UUID, str, str]]:
+        later = datetime.now(UTC) + timedelta(seconds=5)
+        return backlog.failed_before_restart(conn, bucket, later, FIRST_ID, 50)
+
+    assert wanted() == []  # its workers have not started since: the cause is likely there
+    worker_starts.record(conn, stage)  # a deploy, a limit raised...
+    assert wanted() == [(failed, "broken.jpg", stage)]
+    failures.mark_retried(conn, stage, [failed])
+    assert wanted() == []  # sent once; failing again waits for the next start

@@ -12,7 +12,8 @@ image queries answer 503 with Retry-After. ``image_search.enabled = false`` load
 
 Any route that needs an image's visual vector (search by image, a label set's
 prediction) calls ``ImageQueries.read(request, key)``: Content-Type, rate limit, body,
-checks, vector; or ``vector_of(data)`` with bytes in hand.
+checks, vector; or ``vector_of(data)`` with bytes in hand. ``picture_vector`` is the
+same without HTTP (a benchmark, a script).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from glimpse.config import ImageSearchSettings, LimitsSettings, ModelSettings, S
 from glimpse.db.keys import ApiKey
 from glimpse.db.vectors import VectorModel
 from glimpse.media import MediaKind, Rejected, RejectReason, ValidatedMedia, validate_media
-from glimpse.media.budget import DecodeBudget
+from glimpse.media.budget import Admit, DecodeBudget, unlimited
 from glimpse.media.sniff import sniff
 from glimpse.media.thumbnail import decode_thumbnail
 from services.search_api.admission import RateLimiter
@@ -91,7 +92,7 @@ class ImageQueries:
         self.rate = rate
         # Decoded pixels cost memory whatever the byte limit (a 2 MiB PNG can hold
         # 25 MP): concurrent queries share a budget, as ingest's decodes do.
-        self._budget = DecodeBudget(max(1, int(settings.decode_budget_megapixels * 1e6)))
+        self._admit = DecodeBudget(max(1, int(settings.decode_budget_megapixels * 1e6))).admit
 
     @classmethod
     def start(
@@ -150,29 +151,33 @@ class ImageQueries:
     def vector_of(self, data: bytes) -> ImageQuery:
         """Blocking (decode and model): call it from a worker thread."""
         serving = self.serving()
-        checked = self._checked(data)
-        assert checked.thumbnail is not None and checked.width and checked.height  # an image
-        [analysis] = serving.embedder.predict([decode_thumbnail(checked.thumbnail)])
-        if analysis.visual is None:  # cannot happen: the model's dimension was checked
-            raise RuntimeError(f"{serving.model.model} made no visual vector")
-        return ImageQuery(
-            serving.model, analysis.visual, checked.mime, checked.width, checked.height
-        )
-
-    def _checked(self, data: bytes) -> ValidatedMedia:
-        """libmagic first: only what it calls an image reaches a decoder; then ingest's
-        own checks (a header's pixel count within the limit before a pixel is decoded,
-        then a full decode)."""
         try:
-            if data:
-                claim = sniff(data)
-                if claim.kind != MediaKind.IMAGE:
-                    raise HTTPException(
-                        415, f"search by image needs a picture ({_FORMATS}), not {claim.label}"
-                    )
-            return validate_media(data, self._checks, self._budget.admit)
+            checked, vector = picture_vector(data, serving.embedder, self._checks, self._admit)
         except Rejected as exc:
             raise HTTPException(_STATUS_CODES.get(exc.reason, 422), _in_words(exc)) from exc
+        assert checked.width and checked.height  # an image
+        return ImageQuery(serving.model, vector, checked.mime, checked.width, checked.height)
+
+
+def picture_vector(
+    data: bytes, captioner: Captioner, checks: LimitsSettings, admit: Admit = unlimited
+) -> tuple[ValidatedMedia, npt.NDArray[np.float32]]:
+    """The checked picture and its visual vector, as ingest and the caption stage make
+    them; raises ``Rejected`` for anything but a usable picture within ``checks``.
+
+    libmagic first: only what it calls an image reaches a decoder; then ingest's own
+    checks (the header's pixel count within the limit before a pixel is decoded, then a
+    full decode) and its thumbnail, decoded as the caption stage decodes it."""
+    if data:
+        claim = sniff(data)  # Rejected: neither image nor audio
+        if claim.kind != MediaKind.IMAGE:
+            raise Rejected(RejectReason.UNSUPPORTED_TYPE, f"{claim.label} is audio")
+    checked = validate_media(data, checks, admit)
+    assert checked.thumbnail is not None  # every accepted image has one
+    [analysis] = captioner.predict([decode_thumbnail(checked.thumbnail)])
+    if analysis.visual is None:
+        raise ValueError(f"{captioner.model_id} makes no visual vectors")
+    return checked, analysis.visual
 
 
 def _in_words(exc: Rejected) -> str:

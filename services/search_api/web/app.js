@@ -1088,7 +1088,8 @@ async function searchDrawing() {
   try {
     const { body } = await request(`/v1/search/image?limit=${PAGE_SIZE}&kind=image`, {
       method: "POST",
-      body: png,
+      // the bytes, not the Blob: DevTools (and so the browser tests) see a Blob body as empty
+      body: await png.arrayBuffer(),
       headers: { "Content-Type": "image/png" },
     });
     if (token !== pad.token || searchToken !== search.token) return;

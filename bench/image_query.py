@@ -12,7 +12,7 @@ order, measuring RSS (``VmRSS``) and seconds after each step:
 
 Then, in the same process, ``--queries`` image queries through ``picture_vector`` (the
 function the route runs: libmagic, validation with the image-search limits, thumbnail,
-model) for a sample photo, a 12-MP phone photo (a 1.9 MB JPEG) and a 320-px drawing;
+model) for a sample photo, a 12-MP phone photo (JPEG) and a 320-px drawing;
 median and p95 milliseconds. Torch uses its default threads, as the API does.
 
 Prints Markdown and appends it, dated, to bench/RESULTS.md.

@@ -140,7 +140,7 @@ class VoiceSettings(BaseModel):
 class ImageSearchSettings(BaseModel):
     """Searches by image (``POST /v1/search/image``: a photo or the page's drawing)."""
 
-    # The API then holds the visual model too (~+60 MiB, bench/RESULTS.md); false keeps
+    # The API then holds the visual model too (+52 MiB, bench/RESULTS.md); false keeps
     # an API pod small: the route answers 404 saying image search is off.
     enabled: bool = True
     max_bytes: int = 2 * MIB

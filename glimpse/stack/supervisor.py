@@ -288,7 +288,7 @@ class EmbeddedStack:
 
     def _query_model_loaded(self) -> bool:
         """True when this stack runs no API, or its /readyz says the query models are in
-        (the visual one too, unless image search is off)."""
+        (the visual one: done loading, whether it is in, off or failed)."""
         if not any(p.name == "search-api" for p in self.parts):
             return True
         api = self.resolved.api
@@ -298,7 +298,7 @@ class EmbeddedStack:
             return False
         if not isinstance(checks, dict):
             return False
-        return checks.get("query_model") == "ok" and checks.get("image_model") in ("ok", "off")
+        return checks.get("query_model") == "ok" and checks.get("image_model") != "loading"
 
     def _report_workers_ready(self) -> None:
         try:

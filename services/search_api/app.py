@@ -187,7 +187,8 @@ def create_app(settings: Settings) -> FastAPI:
             "query_model": "ok" if model.loaded else "loading" if model.error is None else
             f"error: {model.error}"
         }  # fmt: skip
-        # the visual model, like the text one: loading is not unready; off is fine
+        # the visual model: loading is not unready, and neither is a failure to load it:
+        # uploads and typed searches work without it (image searches answer 503)
         checks["image_model"] = ctx.image_queries.status()
         try:
             with ctx.pool.connection(timeout=2) as conn:
@@ -202,7 +203,7 @@ def create_app(settings: Settings) -> FastAPI:
             checks["s3"] = f"error: {exc}"
         checks["broker"] = _broker_reachable(settings.kafka.bootstrap)
         checks["voice_listener"] = "ok" if ctx.notifications.listening.is_set() else "connecting"
-        if any(v not in {"ok", "loading", "off"} for v in checks.values()):
+        if any(v not in {"ok", "loading"} for k, v in checks.items() if k != "image_model"):
             response.status_code = 503
         return checks
 

@@ -124,13 +124,16 @@ class ImageQueries:
         return "loading" if self.model.error is None else f"error: {self.model.error}"
 
     def serving(self) -> Serving[Captioner]:
-        """The visual model now; 404 when image search is off, 503 while it loads."""
+        """The visual model now; 404 when image search is off, 503 while it loads (with
+        Retry-After) or when it could not be loaded (without: retrying will not help)."""
         if self.model is None:
             raise HTTPException(
                 404,
                 "search by image is turned off on this server "
                 "(GLIMPSE_IMAGE_SEARCH__ENABLED=false)",
             )
+        if self.model.error is not None and not self.model.loaded:
+            raise HTTPException(503, f"search by image is unavailable: {self.model.error}")
         return self.model.serving()
 
     async def read(self, request: Request, key: ApiKey | None) -> ImageQuery:

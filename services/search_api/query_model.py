@@ -189,7 +189,7 @@ class QueryModel(Generic[M]):
 
     def _dim(self, embedder: M) -> int:
         dim = self.role.dim(embedder)
-        if not dim:  # e.g. BLIP: captions, but no visual vector to search with
+        if not dim:  # a captioner without visual vectors: nothing to search with
             raise ValueError(f"{embedder.model_id} makes no {self.role.kind} vectors")
         return dim
 

@@ -4,20 +4,26 @@ would store for it (real EfficientNet-Lite0, real libmagic and Pillow)."""
 from __future__ import annotations
 
 import io
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import numpy as np
 import pytest
 from badfiles import png_bomb, wav_sine
+from fastapi import HTTPException
 from models_fixtures import photo
 from PIL import Image
+from psycopg_pool import ConnectionPool
 
-from glimpse.config import LimitsSettings, ModelSettings
+from glimpse.config import ImageSearchSettings, LimitsSettings, ModelSettings, RateLimit
 from glimpse.media import Rejected, RejectReason, validate_media
 from glimpse.media.thumbnail import decode_thumbnail
 from glimpse.models import Captioner, load_captioner
-from services.search_api.image_queries import picture_vector
+from services.search_api.admission import RateLimiter
+from services.search_api.image_queries import VISUAL, ImageQueries, picture_vector
+from services.search_api.query_model import QueryModel
 
 CHECKS = LimitsSettings(max_bytes=2 * 1024 * 1024, max_pixels=25_000_000)
 
@@ -87,3 +93,32 @@ def test_anything_but_a_usable_picture_is_rejected_before_the_model(
     assert refused.value.reason is reason
     assert words in refused.value.message
     assert admitted == []  # nothing was decoded
+
+
+def test_a_visual_model_that_cannot_load_makes_image_search_unavailable(tmp_path: Path) -> None:
+    """Started before the database answers (the configured model serves meanwhile), with
+    a BLIP directory that holds no checkpoint: image search says why, without Retry-After."""
+    broken = ModelSettings(captioner="blip", blip_model=str(tmp_path), device="cpu")
+    nowhere = "host=127.0.0.1 port=1 dbname=glimpse user=glimpse connect_timeout=1"
+    with ConnectionPool(nowhere, min_size=0, max_size=1, timeout=1, open=True) as pool:
+        model = QueryModel(VISUAL, broken, pool, check_s=0.1)
+        queries = ImageQueries(
+            ImageSearchSettings(),
+            LimitsSettings(),
+            model,
+            RateLimiter(RateLimit(per_second=1, burst=1), "x"),
+        )
+        model.start_loading()
+        deadline = time.monotonic() + 120
+        while queries.status() == "loading":
+            assert time.monotonic() < deadline, "never finished loading"
+            time.sleep(0.1)
+        model.stop()
+
+        assert queries.status().startswith("error: ")
+        with pytest.raises(HTTPException) as refused:
+            queries.vector_of(encoded(photo("coffee"), "PNG"))
+
+    assert refused.value.status_code == 503
+    assert str(refused.value.detail).startswith("search by image is unavailable: ")
+    assert not refused.value.headers

@@ -80,6 +80,7 @@ class ApiSettings(BaseModel):
     max_presign_body_bytes: int = 16 * 1024
     upload_rate: RateLimit = RateLimit(per_second=10, burst=50)
     voice_rate: RateLimit = RateLimit(per_second=0.5, burst=10)
+    image_rate: RateLimit = RateLimit(per_second=1, burst=20)  # searches by image
 
 
 class SearchSettings(BaseModel):
@@ -134,6 +135,19 @@ class VoiceSettings(BaseModel):
     # words (its hotwords): "show me the cat" rather than "show me the cut". 0: no bias.
     vocabulary_words: int = 40
     vocabulary_refresh_s: float = 300.0  # the words are read again this often
+
+
+class ImageSearchSettings(BaseModel):
+    """Searches by image (``POST /v1/search/image``: a photo or the page's drawing)."""
+
+    # The API then holds the visual model too (+52 MiB, bench/RESULTS.md); false keeps
+    # an API pod small: the route answers 404 saying image search is off.
+    enabled: bool = True
+    max_bytes: int = 2 * MIB
+    max_pixels: int = 25_000_000
+    # image queries decoding at once in one API process, in megapixels (a decode costs
+    # ~3-4 bytes a pixel); one larger than the budget decodes alone
+    decode_budget_megapixels: float = 50.0
 
 
 class LimitsSettings(BaseModel):
@@ -323,6 +337,7 @@ class Settings(BaseSettings):
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     search: SearchSettings = Field(default_factory=SearchSettings)
     voice: VoiceSettings = Field(default_factory=VoiceSettings)
+    image_search: ImageSearchSettings = Field(default_factory=ImageSearchSettings)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
     models: ModelSettings = Field(default_factory=ModelSettings)
     cues: CueSettings = Field(default_factory=CueSettings)

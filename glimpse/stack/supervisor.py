@@ -284,7 +284,8 @@ class EmbeddedStack:
             time.sleep(0.2)
 
     def _query_model_loaded(self) -> bool:
-        """True when this stack runs no API, or its /readyz says the query model is in."""
+        """True when this stack runs no API, or its /readyz says the query models are in
+        (the visual one: done loading, whether it is in, off or failed)."""
         if not any(p.name == "search-api" for p in self.parts):
             return True
         api = self.resolved.api
@@ -292,7 +293,9 @@ class EmbeddedStack:
             checks = httpx.get(f"http://{api.host}:{api.port}/readyz", timeout=2).json()
         except (httpx.HTTPError, ValueError):
             return False
-        return isinstance(checks, dict) and checks.get("query_model") == "ok"
+        if not isinstance(checks, dict):
+            return False
+        return checks.get("query_model") == "ok" and checks.get("image_model") != "loading"
 
     def _report_workers_ready(self) -> None:
         try:

@@ -34,6 +34,7 @@ from glimpse.db.pool import autocommit
 from glimpse.errors import ItemError, TransientError
 from glimpse.media import Rejected, validate_media
 from glimpse.media.image import DECODE_ERRORS
+from glimpse.media.thumbnail import decode_thumbnail
 from glimpse.messages import MediaAccepted, TextReady
 from glimpse.models.captioning import Captioner, ImageAnalysis
 from glimpse.models.cues import CueReader, ImageCues, searchable_text
@@ -302,6 +303,4 @@ class CaptionHandler:
             data = self._rebuild_thumbnail(item)
         if data is None:
             return None
-        with Image.open(io.BytesIO(data)) as image:
-            image.draft("RGB", (512, 512))  # originals without a thumbnail: decode small
-            return image.convert("RGB")
+        return decode_thumbnail(data)  # originals without a thumbnail: decoded small

@@ -303,6 +303,10 @@ class StackSettings(BaseModel):
     # a soft Go memory limit; below the live heap (~120 MB idle, 240-340 MB under load)
     # weed spends its time collecting garbage (96MiB made ingest 2x slower, bench/)
     weed_memory_limit: str = "512MiB"
+    # a worker or the API that does not answer ready this long after its start (models
+    # loaded, servers reachable) is killed and started again; many replicas loading
+    # their models at once on few cores need longer
+    ready_timeout_s: float = 120.0
     # a part whose liveness probe (/healthz, or a request to the server) fails this long
     # is killed and restarted; workers report not-live once a batch overruns its bound
     liveness_timeout_s: float = 30.0

@@ -375,7 +375,7 @@ class EmbeddedStack:
         )
         return Part(
             ManagedProcess(spec),
-            wait_ready=lambda: wait_http_ok(f"{base}/readyz"),
+            wait_ready=lambda: wait_http_ok(f"{base}/readyz", s.stack.ready_timeout_s),
             is_live=lambda: probes.http_ok(f"{base}/healthz"),
         )
 

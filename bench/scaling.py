@@ -40,21 +40,11 @@ from typing import Any
 import psutil
 import psycopg
 
+from bench.common import stack as bench_stack
 from bench.common.corpus import Photo, corpus_bytes, corpus_mix, make_corpus
 from bench.common.processes import CpuSnapshot, machine_busy_fraction
 from bench.common.quiet import wait_for_idle_cpus, wait_for_low_load
 from bench.common.report import add_output_args, machine_info, publish, report_header, say, table
-from bench.common.stack import (
-    IN_BATCHES,
-    INFLIGHT,
-    MESSAGES,
-    StartStop,
-    part_pids,
-    private_settings,
-    running_stack,
-    s3_client,
-    worker_metrics,
-)
 from glimpse.config import ReplicaSettings, Settings
 from glimpse.db.media import media_id
 from glimpse.stack.ports import worker_replicas
@@ -143,9 +133,12 @@ def settled(ports: dict[str, int], timeout_s: float = 30) -> dict[str, dict[str,
     deadline = time.monotonic() + timeout_s
     previous: dict[str, dict[str, float]] = {}
     while True:
-        now = {part: worker_metrics(port) for part, port in ports.items()}
-        moved = any(now[p].get(MESSAGES) != previous.get(p, {}).get(MESSAGES) for p in now)
-        if (not moved and not any(m.get(INFLIGHT) for m in now.values())) or (
+        now = {part: bench_stack.worker_metrics(port) for part, port in ports.items()}
+        moved = any(
+            now[p].get(bench_stack.MESSAGES) != previous.get(p, {}).get(bench_stack.MESSAGES)
+            for p in now
+        )
+        if (not moved and not any(m.get(bench_stack.INFLIGHT) for m in now.values())) or (
             time.monotonic() > deadline
         ):
             return now
@@ -172,13 +165,13 @@ def wait_done(url: str, ids: list[Any], timeout_s: float) -> dict[str, Any]:
 def measure(replicas: int, photos: Sequence[Photo], args: argparse.Namespace) -> Run:
     home = Path(tempfile.mkdtemp(prefix=f"glimpse-bench-scaling-{replicas}-"))
     try:
-        settings = private_settings(home)
+        settings = bench_stack.private_settings(home)
         settings.kafka.partitions = args.partitions
         settings.stack.replicas = ReplicaSettings(ingest=replicas, caption=replicas, embed=replicas)
         settings.stack.ready_timeout_s = args.ready_timeout
-        timing = StartStop()
+        timing = bench_stack.StartStop()
         say(f"{replicas} per stage: starting the stack on {home} …")
-        with running_stack(settings, timing, args.ready_timeout) as (stack, s):
+        with bench_stack.running_stack(settings, timing, args.ready_timeout) as (stack, s):
             return upload_and_time(stack, s, replicas, photos, timing, args)
     finally:
         shutil.rmtree(home, ignore_errors=True)
@@ -189,14 +182,14 @@ def upload_and_time(
     s: Settings,
     replicas: int,
     photos: Sequence[Photo],
-    timing: StartStop,
+    timing: bench_stack.StartStop,
     args: argparse.Namespace,
 ) -> Run:
     assert s.database.url
     names = stage_of(s)
     ports = {r.name: r.port for r in worker_replicas(s.stack) if r.stage in STAGES}
-    pids = part_pids(stack)
-    client = s3_client(s, 8)
+    pids = bench_stack.part_pids(stack)
+    client = bench_stack.s3_client(s, 8)
     client.list_objects_v2(Bucket=s.s3.bucket, MaxKeys=1)  # connected before the clock
     say(f"  ready in {timing.start_s:.0f} s; " + wait_for_idle_cpus("upload", timeout_s=30))
     before_metrics = settled(ports)
@@ -226,9 +219,9 @@ def upload_and_time(
         m = summed(deltas, names, stage)
         stages[stage] = StageNumbers(
             done_s=float(done[stage] or started) - started,
-            batch_s=m.get(IN_BATCHES, 0.0),
+            batch_s=m.get(bench_stack.IN_BATCHES, 0.0),
             model_s=m.get(MODEL_SECONDS, 0.0),
-            messages=m.get(MESSAGES, 0.0),
+            messages=m.get(bench_stack.MESSAGES, 0.0),
             cpu_s=sum(v for part, v in cpu.items() if names.get(part) == stage),
         )
     run = Run(

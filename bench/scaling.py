@@ -95,6 +95,7 @@ class Run:
     stages: dict[str, StageNumbers]
     servers_cpu_s: dict[str, float]
     busy: float  # the whole machine, share of all cores over the window
+    own: float  # this run's processes (stack and uploader), share of all cores
 
     @property
     def per_s(self) -> float:
@@ -234,6 +235,7 @@ def upload_and_time(
         stages=stages,
         servers_cpu_s={label: cpu.get(part, 0.0) for part, label in SERVERS.items()},
         busy=machine_busy_fraction(before.system, after.system),
+        own=sum(cpu.values()) / (window * (psutil.cpu_count() or 1)),
     )
     busy = f"machine {100 * run.busy:.0f} % busy"
     say(f"  {run.per_s:.2f} images/s; bound by {run.bottleneck}; {busy}")
@@ -261,7 +263,12 @@ def verdict(run: Run) -> str:
         f"the model, the rest ({REST[stage]}) {100 * (1 - model):.0f} %",
         f"busiest server {server}: {100 * server_cpu / run.window_s:.0f} % of one core",
     ]
-    if run.busy >= 0.9:
+    if run.busy >= 0.9 and run.own < 0.7 * run.busy:
+        lines.append(
+            f"**the machine was busy with other work**: {100 * run.busy:.0f} % of all cores "
+            f"busy, {100 * run.own:.0f} % by this run: not comparable with a quiet run"
+        )
+    elif run.busy >= 0.9:
         lines.append(
             f"**CPU-saturated**: {100 * run.busy:.0f} % of all cores busy; more processes "
             "only share the same cores"
@@ -283,7 +290,7 @@ def report(
             f"{r.window_s:.1f}",
             f"**{r.per_s:.2f}**",
             f"{r.per_s / base:.2f}x",
-            f"{100 * r.busy:.0f} %",
+            f"{100 * r.busy:.0f} % ({100 * r.own:.0f} % this run)",
         ]
         for r in runs
     ]
@@ -328,7 +335,7 @@ def report(
                     "window s",
                     "images/s",
                     "vs 1",
-                    "machine busy",
+                    "cores busy (this run's share)",
                 ],
                 overall,
             ),

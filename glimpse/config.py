@@ -269,6 +269,11 @@ class ReplicaSettings(BaseModel):
     transcribe: int = Field(default=1, ge=1, le=MAX_REPLICAS)
     transcribe_queries: int = Field(default=1, ge=1, le=MAX_REPLICAS)
 
+    def of(self, stage: str) -> int:
+        """The count of a stage by its name (``transcribe-queries`` too)."""
+        count: int = getattr(self, stage.replace("-", "_"))
+        return count
+
 
 class StackSettings(BaseModel):
     """Ports of the embedded default stack (all bound to 127.0.0.1).

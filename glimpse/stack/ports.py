@@ -77,12 +77,11 @@ def worker_replicas(stack: StackSettings) -> list[WorkerReplica]:
         "transcribe": stack.transcribe_health_port,
         "transcribe-queries": stack.transcribe_queries_health_port,
     }
-    counts = stack.replicas.model_dump()
     replicas: list[WorkerReplica] = []
     next_port = stack.replica_base_port
     for stage, port in first.items():
         replicas.append(WorkerReplica(stage, stage, port))
-        for n in range(2, counts[stage.replace("-", "_")] + 1):
+        for n in range(2, stack.replicas.of(stage) + 1):
             replicas.append(WorkerReplica(f"{stage}-{n}", stage, next_port))
             next_port += 1
     return replicas

@@ -46,7 +46,7 @@ from glimpse.stack.ports import WorkerReplica, worker_health_ports, worker_repli
 from glimpse.stack.process import ManagedProcess, ProcessSpec
 from glimpse.stack.reconciling import Reconciler
 from glimpse.stack.supervision import Part, PartState, RestartPolicy, Supervisor
-from glimpse.stack.workers import RECIPES, worker_env
+from glimpse.stack.workers import RECIPES, idle_replicas, worker_env
 from glimpse.stages import consumer_groups, stage_topics
 
 log = logging.getLogger(__name__)
@@ -255,21 +255,17 @@ class EmbeddedStack:
     def _warn_idle_replicas(self, s: Settings) -> None:
         """A replica beyond its topics' partition count gets no partition: say so (topics
         that already exist keep the count they were created with)."""
-        counts = s.stack.replicas.model_dump()
-        wanted = {stage: counts[stage.replace("-", "_")] for stage in stage_topics(s.kafka)}
-        if max(wanted.values()) <= 1:
+        topics = [t for ts in stage_topics(s.kafka).values() for t in ts]
+        if all(s.stack.replicas.of(stage) == 1 for stage in stage_topics(s.kafka)):
             return
-        partitions = topic_partitions(
-            s.kafka, [t for ts in stage_topics(s.kafka).values() for t in ts]
-        )
-        for stage, topics in stage_topics(s.kafka).items():
-            fewest = min(partitions.get(t, 0) for t in topics)
-            if wanted[stage] > fewest:
-                self.progress(
-                    f"! {stage}: {wanted[stage]} replicas but {fewest} partitions per topic: "
-                    f"{wanted[stage] - fewest} will idle (GLIMPSE_KAFKA__PARTITIONS sets the "
-                    "count of new topics)"
-                )
+        for stage, (replicas, partitions) in idle_replicas(
+            s, topic_partitions(s.kafka, topics)
+        ).items():
+            self.progress(
+                f"! {stage}: {replicas} replicas but {partitions} partitions per topic: "
+                f"{replicas - partitions} will idle (GLIMPSE_KAFKA__PARTITIONS sets the "
+                "count of new topics)"
+            )
 
     def loading(self) -> list[str]:
         """Workers that have not been ready yet since ``start()``, and the API while its

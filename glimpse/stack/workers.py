@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from glimpse.config import Settings
+from glimpse.stages import stage_topics
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,3 +55,15 @@ def worker_env(stage: str, s: Settings, cores: int) -> dict[str, str]:
     if threads:
         env["GLIMPSE_MODELS__TORCH_THREADS"] = str(threads)
     return env
+
+
+def idle_replicas(s: Settings, partitions: dict[str, int]) -> dict[str, tuple[int, int]]:
+    """Stages with more replicas than the fewest partitions of their topics (``partitions``:
+    per topic, as they exist): stage -> (replicas, partitions). The extra replicas get no
+    partition and idle."""
+    idle = {}
+    for stage, topics in stage_topics(s.kafka).items():
+        fewest = min(partitions.get(topic, 0) for topic in topics)
+        if s.stack.replicas.of(stage) > fewest:
+            idle[stage] = (s.stack.replicas.of(stage), fewest)
+    return idle

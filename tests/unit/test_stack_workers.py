@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from glimpse.config import Settings
-from glimpse.stack.workers import RECIPES, model_threads, worker_env
+from glimpse.stack.workers import RECIPES, idle_replicas, model_threads, worker_env
 
 
 def settings(**replicas: int) -> Settings:
@@ -40,3 +40,19 @@ def test_each_replica_runs_its_stage_module_with_its_environment() -> None:
     }
     assert worker_env("ingest", s, 6) == {}
     assert RECIPES["transcribe-queries"].args == ("queries",)
+
+
+def test_replicas_beyond_the_partitions_of_existing_topics_are_found(memory_broker: str) -> None:
+    from glimpse.bus import all_topics, ensure_topics, topic_partitions
+
+    s = settings(caption=4, embed=3)
+    s.kafka.bootstrap = memory_broker
+    s.kafka.partitions = 3
+    ensure_topics(s.kafka, all_topics(s.kafka))
+    existing = topic_partitions(s.kafka, all_topics(s.kafka))
+    assert idle_replicas(s, existing) == {"caption": (4, 3)}
+    # a stage reading several topics is held to the one with the fewest partitions
+    assert idle_replicas(s, {**existing, s.kafka.transcripts_ready_topic: 2}) == {
+        "caption": (4, 3),
+        "embed": (3, 2),
+    }

@@ -10,8 +10,10 @@ PUT from 8 threads at once and timed until every image's text vector is stored.
 
 Per stage (all its replicas together):
 
-- **done at**: seconds from the first PUT until its last row (``media``, ``captions``,
-  text ``embeddings``: ``created_at``), and the stage's images/s over that;
+- **done at**: seconds from the first PUT until its last row (``media``, ``captions``:
+  ``created_at``, the start of the transaction written after the work), for embed until
+  the last text vector was seen (its transaction starts before the model runs), and
+  the stage's images/s over that;
 - **busy**: seconds inside batches (``glimpse_worker_batch_seconds``) over N x the
   window: a stage near 100 % never waited for input, so it bounds the pipeline;
 - **model / rest**: of the seconds inside batches, how many the model took
@@ -61,11 +63,11 @@ SERVERS = {
     "broker": "broker (tansu)",
     "search-api": "API",
 }
-# When each stage finished its last image: the rows it writes, as epoch seconds.
+# When ingest and caption wrote their last row (epoch seconds; each transaction begins
+# after the stage's work), and how many images are searchable or failed.
 _DONE_AT = """
 SELECT extract(epoch FROM max(m.created_at)) AS ingest,
        extract(epoch FROM max(c.created_at)) AS caption,
-       extract(epoch FROM max(e.created_at)) AS embed,
        count(e.media_id) AS searchable,
        count(*) FILTER (WHERE m.status <> 'accepted') AS failed
 FROM media m
@@ -148,16 +150,17 @@ def settled(ports: dict[str, int], timeout_s: float = 30) -> dict[str, dict[str,
 
 
 def wait_done(url: str, ids: list[Any], timeout_s: float) -> dict[str, Any]:
-    """Poll until every image is searchable or failed; the stages' last rows then."""
+    """Poll until every image is searchable or failed: when each stage was done (embed:
+    now, when its last vector is seen; its row's time precedes its model's work)."""
     deadline = time.monotonic() + timeout_s
     with psycopg.connect(url, autocommit=True) as conn:
         while True:
             row = conn.execute(_DONE_AT, (ids,)).fetchone()
             assert row is not None
-            names = ("ingest", "caption", "embed", "searchable", "failed")
+            names = ("ingest", "caption", "searchable", "failed")
             done = dict(zip(names, row, strict=True))
             if done["searchable"] + done["failed"] >= len(ids):
-                return done
+                return {**done, "embed": time.time()}
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{done['searchable']} of {len(ids)} searchable in time")
             time.sleep(0.1)
@@ -340,7 +343,8 @@ def report(
                 overall,
             ),
             "",
-            "Per stage (replicas summed): done at = first PUT → its last row; busy = inside "
+            "Per stage (replicas summed): done at = first PUT → its last row (embed: its last "
+            "vector seen); busy = inside "
             "batches over N x window; ms per image of the model, of the rest of the batch, "
             "and of CPU (every replica's process tree):",
             "",

@@ -210,8 +210,8 @@ def upload_and_time(
         )
     ids = [media_id(s.s3.bucket, p.key) for p in photos]
     done = wait_done(s.database.url, ids, args.timeout)
+    window = done["embed"] - started  # the last vector seen (reading CPU times takes a while)
     after = CpuSnapshot.take(pids)
-    window = time.time() - started
     after_metrics = settled(ports)
     deltas = {
         part: {k: v - before_metrics[part].get(k, 0.0) for k, v in values.items()}

@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: up down status test lint bench chaos backfill-1k setup system-deps clean
+.PHONY: up down status test lint bench bench-scaling chaos backfill-1k setup system-deps clean
 
 up: setup
 	$(BIN)/glimpse up
@@ -27,6 +27,10 @@ lint: setup
 
 bench: setup
 	$(BIN)/python -m bench.ingest
+
+# throughput with 1, 2 and 4 processes per stage; appends to bench/RESULTS.md (~15 min)
+bench-scaling: setup
+	$(BIN)/python -m bench.scaling
 
 # kill -9 every kind of process under steady uploads; appends to bench/RESULTS.md (~10 min)
 chaos: setup

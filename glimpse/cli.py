@@ -32,7 +32,7 @@ from glimpse.db import backfill_jobs, media
 from glimpse.redact import redact_url
 from glimpse.stack.connect import StackNotRunning, resolve, running_endpoints
 from glimpse.stack.layout import HomeLayout, read_part_states
-from glimpse.stack.ports import worker_health_ports
+from glimpse.stack.ports import worker_health_ports, worker_replicas
 from glimpse.storage import ObjectStore
 
 app = typer.Typer(
@@ -380,9 +380,9 @@ def _worker_states(settings: Settings) -> dict[str, tuple[str, str]]:
 
 def _stage_activity(settings: Settings) -> dict[str, dict[str, Any]]:
     """Per stage: its group's lag per partition and its backfill group's lag (read from
-    the broker, so also when no worker runs), and from its worker's /status the messages
-    finished in the last minute and the last error. A side-by-side worker's groups
-    (``embed --side-by-side``) are a row of their own."""
+    the broker, so also when no worker runs), and from its workers' /status (replicas
+    summed) the messages finished in the last minute and the last error. A side-by-side
+    worker's groups (``embed --side-by-side``) are a row of their own."""
     from glimpse import stages as pipeline
     from glimpse.group_lag import read_group_lag
 
@@ -410,15 +410,19 @@ def _stage_activity(settings: Settings) -> dict[str, dict[str, Any]]:
                 entry[field] = (entry[field] or 0) + p.lag
         except Exception as exc:  # the broker check above says why
             logging.getLogger(__name__).debug("lag not read: %r", exc)
-    for stage, port in worker_health_ports(settings.stack).items():
+    for replica in worker_replicas(settings.stack):  # a stage's replicas add up
         try:
-            answer = httpx.get(f"http://127.0.0.1:{port}/status", timeout=3)
+            answer = httpx.get(f"http://127.0.0.1:{replica.port}/status", timeout=3)
             answer.raise_for_status()
         except httpx.HTTPError:
             continue
-        report = answer.json()
-        stages[stage]["messages_per_minute"] = report["messages_per_minute"]
-        stages[stage]["last_error"] = report["last_error"]
+        report, entry = answer.json(), stages[replica.stage]
+        entry["messages_per_minute"] = (entry["messages_per_minute"] or 0) + report[
+            "messages_per_minute"
+        ]
+        error, last = report["last_error"], entry["last_error"]
+        if error and (last is None or error["at"] > last["at"]):
+            entry["last_error"] = error
     return stages
 
 

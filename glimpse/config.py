@@ -14,6 +14,8 @@ from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MIB = 1024 * 1024
+# worker processes of one stage the embedded stack starts at most
+MAX_REPLICAS = 8
 
 
 class S3Settings(BaseModel):
@@ -280,6 +282,24 @@ class WorkerSettings(BaseModel):
     health_port: int = 0  # 0: no health server
 
 
+class ReplicaSettings(BaseModel):
+    """Processes of each worker the embedded stack starts. Replicas of a stage join its
+    consumer group and share the partitions of its topics: more replicas than
+    ``kafka.partitions`` leave the extra ones idle. Caption and embed replicas split the
+    cores between them (``models.torch_threads``, unless set)."""
+
+    ingest: int = Field(default=1, ge=1, le=MAX_REPLICAS)
+    caption: int = Field(default=1, ge=1, le=MAX_REPLICAS)
+    embed: int = Field(default=1, ge=1, le=MAX_REPLICAS)
+    transcribe: int = Field(default=1, ge=1, le=MAX_REPLICAS)
+    transcribe_queries: int = Field(default=1, ge=1, le=MAX_REPLICAS)
+
+    def of(self, stage: str) -> int:
+        """The count of a stage by its name (``transcribe-queries`` too)."""
+        count: int = getattr(self, stage.replace("-", "_"))
+        return count
+
+
 class StackSettings(BaseModel):
     """Ports of the embedded default stack (all bound to 127.0.0.1).
 
@@ -306,9 +326,17 @@ class StackSettings(BaseModel):
     transcribe_queries_health_port: int = 9105
     # every pipeline group's lag read from the broker (glimpse/lag_exporter.py)
     lag_exporter_port: int = 9106
+    # e.g. GLIMPSE_STACK__REPLICAS__CAPTION=2; the first replica of a stage has the
+    # port above, the others take one each from replica_base_port up (stage order)
+    replicas: ReplicaSettings = Field(default_factory=ReplicaSettings)
+    replica_base_port: int = 9110
     # a soft Go memory limit; below the live heap (~120 MB idle, 240-340 MB under load)
     # weed spends its time collecting garbage (96MiB made ingest 2x slower, bench/)
     weed_memory_limit: str = "512MiB"
+    # a worker or the API that does not answer ready this long after its start (models
+    # loaded, servers reachable) is killed and started again; many replicas loading
+    # their models at once on few cores need longer
+    ready_timeout_s: float = 120.0
     # a part whose liveness probe (/healthz, or a request to the server) fails this long
     # is killed and restarted; workers report not-live once a batch overruns its bound
     liveness_timeout_s: float = 30.0

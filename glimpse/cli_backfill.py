@@ -98,7 +98,7 @@ def backfill(
         _detach(settings, todo, page_size)
         return
     for job in todo:
-        _run_and_show(settings, job, wait, page_size)
+        run_and_show(settings, job, wait, page_size)
 
 
 @backfill_app.command("list")
@@ -154,7 +154,7 @@ def repair_command(
     out.print("announced again: " + ", ".join(f"{s} {n}" for s, n in sent.items()))
 
 
-def _run_and_show(settings: Settings, job: Job, wait: bool, page_size: int) -> None:
+def run_and_show(settings: Settings, job: Job, wait: bool, page_size: int) -> None:
     stop = threading.Event()
 
     def on_signal(_signum: int, _frame: FrameType | None) -> None:

@@ -297,6 +297,18 @@ class StackSettings(BaseModel):
     repair_after_s: float = 600.0
 
 
+class LabelSettings(BaseModel):
+    """Custom label sets (``glimpse labels``, glimpse/labels/)."""
+
+    # A tag less confident than this is "unsure": shown as such, listed for review, left
+    # out of full text. A new set takes it; `labels activate --unsure-below` changes it.
+    unsure_below: float = 0.5
+    holdout: float = 0.2  # share of the examples held out to measure a trained head
+    # inverse L2 strength of the logistic regression; 10 measured best of 1/10/100 on
+    # the digits (bench/RESULTS.md)
+    regularisation: float = 10.0
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="GLIMPSE_", env_nested_delimiter="__", extra="ignore"
@@ -315,6 +327,7 @@ class Settings(BaseSettings):
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
     models: ModelSettings = Field(default_factory=ModelSettings)
     cues: CueSettings = Field(default_factory=CueSettings)
+    labels: LabelSettings = Field(default_factory=LabelSettings)
     stack: StackSettings = Field(default_factory=StackSettings)
 
     @property

@@ -9,8 +9,9 @@ from typing import Any, Literal
 
 import psycopg
 
-Stage = Literal["ingest", "caption", "embed", "transcribe"]
-STAGES: tuple[Stage, ...] = ("ingest", "caption", "transcribe", "embed")
+Stage = Literal["ingest", "caption", "embed", "transcribe", "labels"]
+# labels: tagging with the active label sets, done by the job itself (glimpse/labels/)
+STAGES: tuple[Stage, ...] = ("ingest", "caption", "transcribe", "embed", "labels")
 
 
 def as_stage(name: str) -> Stage:

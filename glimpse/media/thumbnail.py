@@ -31,6 +31,14 @@ def make_thumbnail(image: Image.Image, max_px: int, orientation: int = 1) -> byt
     return out.getvalue()
 
 
+def decode_thumbnail(data: bytes) -> Image.Image:
+    """A stored thumbnail as the caption stage feeds it to the model (RGB); an original
+    without a thumbnail is decoded small (JPEG draft scaling)."""
+    with Image.open(io.BytesIO(data)) as image:
+        image.draft("RGB", (512, 512))
+        return image.convert("RGB")
+
+
 def thumbnail_size(size: tuple[int, int], max_px: int) -> tuple[int, int]:
     """Fit ``size`` into a ``max_px`` square, keeping the aspect ratio; never enlarge."""
     width, height = size

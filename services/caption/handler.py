@@ -26,12 +26,14 @@ from pydantic import ValidationError
 
 from glimpse.bus import InboundMessage, OutboundMessage
 from glimpse.config import CueSettings, KafkaSettings, LimitsSettings
-from glimpse.db import captions, failures, media, stage_models, vectors
+from glimpse.db import captions, failures, label_sets, media, stage_models, vectors
 from glimpse.db.captions import CaptionRow
 from glimpse.db.pool import autocommit
 from glimpse.errors import ItemError, TransientError
+from glimpse.labels.tagging import ActiveHeads, tags_for
 from glimpse.media import Rejected, validate_media
 from glimpse.media.image import DECODE_ERRORS
+from glimpse.media.thumbnail import decode_thumbnail
 from glimpse.messages import MediaAccepted, TextReady
 from glimpse.models.captioning import Captioner, ImageAnalysis
 from glimpse.models.cues import CueReader, ImageCues, searchable_text
@@ -69,6 +71,8 @@ class CaptionHandler:
     _rebuilding: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
+        # the active label sets' heads: each new image is tagged with them
+        self.label_heads = ActiveHeads(self.store)
         self.captioner.load()
         if self.cues:
             self.cues.load()
@@ -200,13 +204,17 @@ class CaptionHandler:
                 CaptionRow(items[i].media_id, model.model_id, model.revision, analysis.caption,
                            analysis.labels, cues.ocr_text, cues.colours, self.cues_version)
             )  # fmt: skip
-        with self.pool.connection() as conn, conn.transaction():
-            captions.save(conn, rows)
-            if self.visual:
-                visual = np.stack([analyses[i][0].visual for i in order])  # type: ignore[misc]
-                ids = [row.media_id for row in rows]
-                vectors.save(conn, ids, self.visual, ["image"] * len(ids), visual)
-            failures.clear(conn, "caption", [row.media_id for row in rows])
+        with self.pool.connection() as conn:
+            heads = self.label_heads.refresh(conn, self.visual.model) if self.visual else []
+            with conn.transaction():
+                captions.save(conn, rows)
+                if self.visual:
+                    visual = np.stack([analyses[i][0].visual for i in order])  # type: ignore[misc]
+                    ids = [row.media_id for row in rows]
+                    vectors.save(conn, ids, self.visual, ["image"] * len(ids), visual)
+                    # the vector is in hand: tagging is one matrix product per label set
+                    label_sets.save_tags(conn, tags_for(heads, ids, visual))
+                failures.clear(conn, "caption", [row.media_id for row in rows])
         return {i: Done([self._announce(row)]) for i, row in zip(order, rows, strict=True)}
 
     def _rebuild_thumbnail(self, item: MediaAccepted) -> bytes | None:
@@ -272,8 +280,4 @@ class CaptionHandler:
         data = self.store.read(item.thumbnail_key or item.key, _MAX_IMAGE_BYTES)
         if data is None and item.thumbnail_key:
             data = self._rebuild_thumbnail(item)
-        if data is None:
-            return None
-        with Image.open(io.BytesIO(data)) as image:
-            image.draft("RGB", (512, 512))  # originals without a thumbnail: decode small
-            return image.convert("RGB")
+        return None if data is None else decode_thumbnail(data)

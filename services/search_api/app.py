@@ -30,6 +30,7 @@ from glimpse.storage import ObjectStore
 from services.search_api import (
     problems,
     request_metrics,
+    routes_labels,
     routes_media,
     routes_search,
     routes_uploads,
@@ -132,6 +133,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     app.include_router(routes_search.router)
     app.include_router(routes_media.router)
+    app.include_router(routes_labels.router)
     app.include_router(routes_uploads.router)
     app.include_router(routes_voice.router)
     app.include_router(routes_web.router)

@@ -52,6 +52,7 @@ def hits_for(
                 colours=[str(name) for name, _ in row["colours"]],
                 transcript=row["transcript"],
                 matched_in=matched.get(mid, []),
+                custom_labels=row["custom_labels"],
                 thumbnail_url=f"/v1/media/{mid}/thumbnail" if row["thumbnail_key"] else None,
             )
         )

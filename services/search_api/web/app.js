@@ -280,6 +280,25 @@ function cuesBlock(hit) {
   return block;
 }
 
+// Tags of the user's own label sets (`glimpse labels`): "7 · 93%"; an unsure one is
+// drawn dashed with a question mark, a corrected one says so in its title.
+function labelChips(hit) {
+  const tags = hit.custom_labels || [];
+  if (!tags.length) return null;
+  const row = el("p", { class: "custom-labels" });
+  for (const tag of tags) {
+    const pct = `${Math.round(tag.confidence * 100)}%`;
+    const chip = el("span", {
+      class: tag.unsure ? "label-chip unsure" : "label-chip",
+      text: tag.unsure ? `${tag.label}? · ${pct}` : `${tag.label} · ${pct}`,
+    });
+    chip.title = `${tag.label_set}: ${tag.label}, ${pct} sure` +
+      (tag.corrected ? " (corrected by a person)" : tag.unsure ? " (unsure: a guess)" : "");
+    row.append(chip);
+  }
+  return row;
+}
+
 function resultCard(hit) {
   const name = displayName(hit.key || "");
   const text = hit.transcript || hit.caption || "";
@@ -295,6 +314,8 @@ function resultCard(hit) {
   const body = el("div", { class: "card-body" });
   body.append(captionBlock(text, hit.kind === "audio" ? "Voice note" : "No caption yet"));
   body.append(cuesBlock(hit));
+  const chips = labelChips(hit);
+  if (chips) body.append(chips);
   if (hit.kind === "audio") {
     const player = el("audio", { controls: true, preload: "none" });
     player.src = `/v1/media/${encodeURIComponent(hit.id)}/original`;

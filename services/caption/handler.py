@@ -4,7 +4,9 @@ Caption and visual vector come from one forward pass of the captioner, so the ba
 never runs twice for one image. Reads the 512-px thumbnail rather than the original: on
 a CPU the decode costs more than the model. The cues (words in the image, colour names)
 are read from the same thumbnail in the fetch threads while the model runs; only an
-image whose thumbnail shows small text is read again from its original.
+image whose thumbnail shows small text is read again from its original. Active custom
+label sets tag the image from the visual vector in hand, in the same transaction
+(glimpse/labels/tagging.py).
 """
 
 from __future__ import annotations

@@ -30,7 +30,8 @@ from glimpse.labels import artifact
 from glimpse.labels.head import predict
 from glimpse.stack.supervisor import service_env
 
-pytestmark = pytest.mark.integration
+# training computes a few hundred visual vectors on the CPU: minutes on a shared machine
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(2400)]
 
 TRAIN_PER_DIGIT = 25  # examples per label in the folder the CLI trains on
 UPLOAD_PER_DIGIT = 2  # new digits uploaded after training (other scans than the examples)

@@ -1,10 +1,10 @@
 """Custom labels on handwritten digits: accuracy and training time against examples per
 label, and what tagging adds to the caption stage.
 
-    python -m bench.labels [--per-label 5,20,100] [--size 64] [--vectors FILE] [--no-record]
+    python -m bench.labels [--per-label 5,20,100] [--size 64] [--margin 16] [--vectors FILE]
 
 Each of scikit-learn's 1,797 8x8 scans is rendered dark on white and upscaled to
-``--size`` px, then goes the pipeline's way: ingest's validation and 512-px thumbnail,
+``--size`` px on a white ``--margin``, then goes the pipeline's way: ingest's validation and 512-px thumbnail,
 the caption stage's decode, one forward pass of the labels captioner (EfficientNet-Lite0)
 — timed, per image. A fixed stratified 30 % is the test set; heads are trained
 (``glimpse.labels.training.train``: its own held-out split, then a refit on all) on N
@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
@@ -43,21 +43,21 @@ from glimpse.models.device import limit_cpu_threads
 TEST_SHARE = 0.3
 
 
-def digit_png(pixels: np.ndarray, size: int) -> bytes:
+def digit_png(pixels: np.ndarray, size: int, margin: int) -> bytes:
     grey = (255 - pixels / 16 * 255).astype(np.uint8)
     image = Image.fromarray(grey, "L").resize((size, size), Image.Resampling.BICUBIC)
     out = io.BytesIO()
-    image.convert("RGB").save(out, "PNG")
+    ImageOps.expand(image, border=margin, fill=255).convert("RGB").save(out, "PNG")
     return out.getvalue()
 
 
-def visual_vectors(images: np.ndarray, size: int) -> tuple[np.ndarray, float]:
+def visual_vectors(images: np.ndarray, size: int, margin: int) -> tuple[np.ndarray, float]:
     """Vectors as the pipeline makes them, and the forward pass's mean seconds per image."""
     captioner = load_captioner(ModelSettings(device="cpu"))
     captioner.load()
     found, model_s = [], 0.0
     for n, pixels in enumerate(images, start=1):
-        thumbnail = validate_media(digit_png(pixels, size), LimitsSettings()).thumbnail
+        thumbnail = validate_media(digit_png(pixels, size, margin), LimitsSettings()).thumbnail
         assert thumbnail is not None
         image = decode_thumbnail(thumbnail)
         began = time.perf_counter()
@@ -74,6 +74,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--per-label", default="5,20,100", help="examples per label to try")
     parser.add_argument("--size", type=int, default=64, help="rendered digit side, px")
+    parser.add_argument("--margin", type=int, default=16, help="white margin around it, px")
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
     parser.add_argument("--vectors", type=Path, help="a .npy of the vectors (kept, reused)")
     add_output_args(parser)
@@ -85,9 +86,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     with OtherLoad() as others:
         if args.vectors and args.vectors.exists():
             vectors = np.load(args.vectors)
-            _, model_s = visual_vectors(digits.images[:40], args.size)  # the timing only
+            _, model_s = visual_vectors(
+                digits.images[:40], args.size, args.margin
+            )  # the timing only
         else:
-            vectors, model_s = visual_vectors(digits.images, args.size)
+            vectors, model_s = visual_vectors(digits.images, args.size, args.margin)
             if args.vectors:
                 np.save(args.vectors, vectors)
         pool, test = train_test_split(np.arange(len(labels)), test_size=TEST_SHARE,
@@ -109,7 +112,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     out = report_header("Custom labels: handwritten digits", machine)
     out += [
         f"- **command**: `python -m bench.labels --per-label {args.per_label} "
-        f"--size {args.size}`; digits rendered {args.size}x{args.size} px, test set "
+        f"--size {args.size} --margin {args.margin}`; digits rendered {args.size}x{args.size} "
+        f"px with a {args.margin}-px white margin, test set "
         f"{len(test)} digits (stratified {TEST_SHARE:.0%}), never trained on",
         "",
         table(["examples per label", "examples", "own held-out accuracy",

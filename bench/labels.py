@@ -3,9 +3,9 @@ label, and what tagging adds to the caption stage.
 
     python -m bench.labels [--per-label 5,20,100] [--size 64] [--margin 16] [--vectors FILE]
 
-Each of scikit-learn's 1,797 8x8 scans is rendered dark on white and upscaled to
-``--size`` px on a white ``--margin``, then goes the pipeline's way: ingest's validation and 512-px thumbnail,
-the caption stage's decode, one forward pass of the labels captioner (EfficientNet-Lite0)
+Each of scikit-learn's 1,797 8x8 scans is rendered dark on white, upscaled to ``--size``
+px on a white ``--margin``, then goes the pipeline's way: ingest's validation and 512-px
+thumbnail, the caption stage's decode, one forward pass of the labels captioner (EfficientNet-Lite0)
 — timed, per image. A fixed stratified 30 % is the test set; heads are trained
 (``glimpse.labels.training.train``: its own held-out split, then a refit on all) on N
 examples per label drawn from the rest and scored on the test set. Tagging is timed as

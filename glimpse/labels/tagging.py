@@ -9,6 +9,8 @@ from the bucket only when it first sees it.
     heads = ActiveHeads(store)
     loaded = heads.refresh(conn)                     # [(Version, LabelHead), ...]
     save_tags(conn, tags_for(loaded, ids, vectors))
+    version, head = heads.get(conn, "digits")        # one set, e.g. to predict on demand
+    predict(head, [vector], top=3)                   # [[("7", 0.93), ("1", 0.04), ...]]
 """
 
 from __future__ import annotations
@@ -62,6 +64,11 @@ class ActiveHeads:
                     self._heads[(v.name, v.version)] = head
                     loaded.append((v, head))
         return loaded
+
+    def get(self, conn: psycopg.Connection[Any], name: str) -> tuple[Version, LabelHead] | None:
+        """The active version of set ``name`` with its head; None if it is not active (or
+        its artifact cannot be read). For answering "what is this image?" on demand."""
+        return next(((v, head) for v, head in self.refresh(conn) if v.name == name), None)
 
     def _load(self, v: Version) -> LabelHead | None:
         try:

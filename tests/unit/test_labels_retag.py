@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import psycopg
 import pytest
+from doubles import MemoryStore
 from pgvector.psycopg import register_vector
 from psycopg.rows import dict_row
 
@@ -20,8 +21,11 @@ from glimpse.db.backlog import Scope
 from glimpse.db.label_sets import Version
 from glimpse.db.media import MediaRow, MediaStatus
 from glimpse.db.vectors import VectorModel
-from glimpse.labels.head import LabelHead
+from glimpse.labels import artifact
+from glimpse.labels.artifact import Artifact
+from glimpse.labels.head import LabelHead, predict
 from glimpse.labels.retag import LabelWork
+from glimpse.labels.tagging import ActiveHeads
 from glimpse.search import SearchFilters, keyword, nearest
 
 FAR = datetime(2100, 1, 1, tzinfo=UTC)
@@ -153,3 +157,24 @@ def test_search_filters_by_label_and_finds_label_words(conn: psycopg.Connection[
     label_sets.activate(conn, lib.set, None, None)  # deactivated: its tags are not searched
     assert found("dog") == set()
     assert near(label="cat") == set()
+
+
+def test_the_active_heads_are_loaded_from_the_bucket_once(conn: psycopg.Connection[Any]) -> None:
+    store = MemoryStore()
+    lib = Library(conn)
+    key, sha = artifact.save(store.as_store(), Artifact(lib.set, 2, lib.head, {}))
+    label_sets.add_version(conn, Version(lib.set, 2, lib.visual.model, ["cat", "dog"], {}, 4,
+                                         key, sha, FAR))  # fmt: skip
+    label_sets.activate(conn, lib.set, 2, None)
+    heads = ActiveHeads(store.as_store())
+
+    version, head = heads.get(conn, lib.set) or (None, None)
+    del store.objects[key]  # loaded once: the next call does not read it again
+    again = heads.get(conn, lib.set)
+
+    assert version is not None and version.version == 2
+    assert head is not None and np.array_equal(head.coef, lib.head.coef)
+    assert again is not None and again[1] is head
+    assert predict(head, [CAT], top=1) == [[("cat", pytest.approx(0.9975, abs=1e-4))]]
+    label_sets.activate(conn, lib.set, None, None)
+    assert heads.get(conn, lib.set) is None

@@ -84,8 +84,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     digits = load_digits()
     labels = np.array([str(t) for t in digits.target])
     with OtherLoad() as others:
+        source = "computed in this run"
         if args.vectors and args.vectors.exists():
             vectors = np.load(args.vectors)
+            source = f"read from {args.vectors.name} (an earlier run's, same code path)"
             _, model_s = visual_vectors(
                 digits.images[:40], args.size, args.margin
             )  # the timing only
@@ -114,7 +116,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         f"- **command**: `python -m bench.labels --per-label {args.per_label} "
         f"--size {args.size} --margin {args.margin}`; digits rendered {args.size}x{args.size} "
         f"px with a {args.margin}-px white margin, test set "
-        f"{len(test)} digits (stratified {TEST_SHARE:.0%}), never trained on",
+        f"{len(test)} digits (stratified {TEST_SHARE:.0%}), never trained on; vectors "
+        f"{source}",
         "",
         table(["examples per label", "examples", "own held-out accuracy",
                f"test-set accuracy ({len(test)})", "train s (split, fit, refit)"], rows),

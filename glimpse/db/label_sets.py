@@ -255,14 +255,20 @@ def corrections(conn: psycopg.Connection[Any], name: str) -> list[tuple[uuid.UUI
     return [(r["media_id"], r["key"], r["label"]) for r in rows]
 
 
+# A stored vector as a plain real[]: read the same on any connection, whether or not
+# pgvector's types are registered on it (the CLI's are not).
+STORED_VECTOR = "e.embedding::vector::real[]"
+
+
 def stored_vectors(
     conn: psycopg.Connection[Any], ids: Sequence[uuid.UUID], vm: VectorModel
 ) -> dict[uuid.UUID, np.ndarray]:
     """The stored visual vectors of accepted items among ``ids``."""
     rows = conn.execute(
-        "SELECT e.media_id, e.embedding FROM embeddings e JOIN media m ON m.id = e.media_id "
+        f"SELECT e.media_id, {STORED_VECTOR} AS embedding FROM embeddings e "
+        "JOIN media m ON m.id = e.media_id "
         "WHERE e.media_id = ANY(%(ids)s) AND e.model = %(model)s AND e.kind = %(kind)s "
         "AND m.status = 'accepted'",
         {"ids": list(ids), "model": vm.model, "kind": vm.kind},
     ).fetchall()
-    return {r["media_id"]: np.asarray(r["embedding"].to_numpy(), np.float32) for r in rows}
+    return {r["media_id"]: np.array(r["embedding"], dtype=np.float32) for r in rows}

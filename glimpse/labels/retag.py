@@ -25,7 +25,7 @@ from glimpse.bus import OutboundMessage
 from glimpse.db import label_sets, vectors
 from glimpse.db.backfill_jobs import Stage
 from glimpse.db.backlog import FIRST_ID, Mode, Scope
-from glimpse.db.label_sets import Version
+from glimpse.db.label_sets import STORED_VECTOR, Version
 from glimpse.labels.head import LabelHead
 from glimpse.labels.tagging import ActiveHeads, tags_for
 from glimpse.storage import ObjectStore
@@ -74,14 +74,14 @@ class LabelWork:
         start = uuid.UUID(after) if after else FIRST_ID
         with conn.transaction():
             rows = conn.execute(
-                "SELECT m.id, e.embedding " + _WITH_VECTOR + _WANTED
+                "SELECT m.id, " + STORED_VECTOR + " AS embedding " + _WITH_VECTOR + _WANTED
                 + " AND m.id > %(after)s ORDER BY m.id LIMIT %(limit)s",
                 {**self._params(), "after": start, "limit": limit},
             ).fetchall()  # fmt: skip
             if not rows:
                 return [], None
             ids = [r["id"] for r in rows]
-            found = np.stack([r["embedding"].to_numpy() for r in rows]).astype(np.float32)
+            found = np.array([r["embedding"] for r in rows], dtype=np.float32)
             label_sets.save_tags(conn, tags_for(self.heads, ids, found))
         return [], str(ids[-1])
 

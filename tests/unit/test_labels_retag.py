@@ -16,7 +16,7 @@ from doubles import MemoryStore
 from pgvector.psycopg import register_vector
 from psycopg.rows import dict_row
 
-from glimpse.db import label_sets, media, vectors
+from glimpse.db import label_sets, media
 from glimpse.db.backlog import Scope
 from glimpse.db.label_sets import Version
 from glimpse.db.media import MediaRow, MediaStatus
@@ -36,6 +36,8 @@ CAT, DOG, EITHER = [1.0, 0, 0, 0], [0, 1.0, 0, 0], [0.7071, 0.7071, 0, 0]
 
 @pytest.fixture
 def conn(postgres: str) -> Iterator[psycopg.Connection[dict[str, Any]]]:
+    # pgvector's types registered, as in the workers' pools (the CLI's connections are
+    # not: tagging reads vectors either way)
     with psycopg.connect(postgres, row_factory=dict_row) as conn:
         register_vector(conn)
         yield conn
@@ -61,7 +63,12 @@ class Library:
         row = MediaRow(bucket=self.bucket, key=key, status=MediaStatus.ACCEPTED, kind="image",
                        mime="image/png", sha256=f"{self.bucket}/{key}")  # fmt: skip
         media.save(self.conn, row)
-        vectors.save(self.conn, [row.id], self.visual, ["image"], np.array([vector]))
+        # as text: works whether or not the connection knows pgvector's types
+        self.conn.execute(
+            "INSERT INTO embeddings (media_id, model, kind, source, dim, embedding) VALUES "
+            "(%(id)s, %(model)s, 'visual', 'image', 4, %(v)s::halfvec)",
+            {"id": row.id, "model": self.visual.model, "v": str(vector)},
+        )
         return row.id
 
     def work(self, mode: str = "missing") -> LabelWork:
@@ -178,3 +185,17 @@ def test_the_active_heads_are_loaded_from_the_bucket_once(conn: psycopg.Connecti
     assert predict(head, [CAT], top=1) == [[("cat", pytest.approx(0.9975, abs=1e-4))]]
     label_sets.activate(conn, lib.set, None, None)
     assert heads.get(conn, lib.set) is None
+
+
+def test_tagging_reads_vectors_on_a_connection_without_pgvector_types(postgres: str) -> None:
+    """The CLI's connections do not register pgvector's types."""
+    with psycopg.connect(postgres, row_factory=dict_row) as conn:
+        lib = Library(conn)
+        mid = lib.add("a.png", DOG)
+
+        run(lib.work(), conn)
+
+        assert lib.tags() == {"a.png": ("dog", pytest.approx(0.9975, abs=1e-3), False)}
+        stored = label_sets.stored_vectors(conn, [mid], lib.visual)
+        assert stored[mid].tolist() == DOG
+        conn.rollback()

@@ -189,9 +189,12 @@ def test_search_filters_by_label_and_finds_the_label_by_name(
     stack: RunningStack, digit_set: DigitSet
 ) -> None:
     sevens = {k for k, (label, _) in digit_set.tags.items() if label == "7"}
-    sure_seven = next(k for k in sevens if digit_set.tags[k][1] >= 0.5)
+    sure_sevens = {k for k in sevens if digit_set.tags[k][1] >= 0.5}  # unsure: no word match
+    sure_seven = min(sure_sevens)
 
-    by_name = search(stack, q="7", prefix=digit_set.prefix)
+    # min_score: every full-text match shown (the per-query judgement shows at most four
+    # that only match the words)
+    by_name = search(stack, q="7", prefix=digit_set.prefix, min_score=-1)
     hit = next(h for h in by_name if h["key"] == sure_seven)
     filtered = search(stack, q="digit", prefix=digit_set.prefix, label="7", min_score=-1)
     too_sure = search(stack, q="digit", prefix=digit_set.prefix, label="7", min_confidence=1,
@@ -201,6 +204,7 @@ def test_search_filters_by_label_and_finds_the_label_by_name(
     assert hit["custom_labels"][0]["label_set"] == digit_set.name
     assert hit["custom_labels"][0]["label"] == "7"
     assert "label" in hit["matched_in"]
+    assert {h["key"] for h in by_name if "label" in h["matched_in"]} == sure_sevens
     assert {h["key"] for h in filtered} == sevens
     assert too_sure == []
     assert details.json()["custom_labels"][0]["label"] == "7"

@@ -51,7 +51,9 @@ def matched_parts(
                coalesce((SELECT bool_or(l.tsv @@ q) FROM media_labels l
                          JOIN label_sets s ON s.name = l.label_set
                               AND s.active_version IS NOT NULL
-                         WHERE l.media_id = m.id), false) AS label
+                         WHERE l.media_id = m.id  -- as full text: unsure tags are no match
+                           AND (l.corrected OR l.confidence >= s.unsure_below)), false)
+                   AS label
         FROM media m
         CROSS JOIN websearch_to_tsquery('english', %(words)s) q
         LEFT JOIN LATERAL (

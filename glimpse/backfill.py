@@ -35,6 +35,7 @@ from glimpse.db.backfill_jobs import Job, Stage
 from glimpse.db.backlog import FIRST_ID, Mode, Models, Scope
 from glimpse.errors import is_transient
 from glimpse.events import ObjectAction, ObjectEvent, s3_event_json
+from glimpse.labels.retag import LabelWork, NothingToTag, label_work
 from glimpse.media.limits import raised_since
 from glimpse.model_specs import Role
 from glimpse.reconcile import Uploads
@@ -185,6 +186,11 @@ def stage_work(
     (a side-by-side worker of a new model is started last; repair is for search)."""
     if stage == "ingest":
         return BucketWork(store, mode, scope.prefix, kafka)
+    if stage == "labels":  # tagged here from stored vectors: no worker, no topic
+        try:
+            return label_work(conn, mode, scope, store, model)
+        except NothingToTag as exc:
+            raise BackfillError(str(exc)) from exc
     if served and stage == "embed" and model is None:
         active = stage_models.active(conn, "text")
         model = active.model if active else None
@@ -318,7 +324,7 @@ def run_job(
         raise BackfillError(f"backfill job {job.id} is running in another process")
     jobs.resume(conn, job.id)
     try:
-        if job.total is None and isinstance(work, MediaWork) and job.cursor is None:
+        if job.total is None and isinstance(work, MediaWork | LabelWork) and job.cursor is None:
             jobs.set_total(conn, job.id, work.count(conn))
         finished = enqueue(
             work,

@@ -26,6 +26,7 @@ from rich.table import Table
 
 from glimpse.cli_backfill import backfill_app, job_report, repair_command, state_of
 from glimpse.cli_dlq import dlq_app
+from glimpse.cli_labels import labels_app
 from glimpse.cli_models import models_app
 from glimpse.config import Settings
 from glimpse.db import backfill_jobs, media
@@ -608,6 +609,7 @@ def keys_revoke(key: Annotated[str, typer.Argument(help="The key's id or its pre
 
 app.add_typer(backfill_app, name="backfill")
 app.add_typer(dlq_app, name="dlq")
+app.add_typer(labels_app, name="labels")
 app.command("repair")(repair_command)
 
 

@@ -41,7 +41,7 @@ from glimpse.backfill import (
 from glimpse.cli_common import connect, fail, producer, resolved
 from glimpse.config import Settings
 from glimpse.db import backfill_jobs as jobs
-from glimpse.db.backfill_jobs import STAGES, Job, JobSpec, Stage, as_stage
+from glimpse.db.backfill_jobs import PIPELINE_STAGES, STAGES, Job, JobSpec, Stage, as_stage
 from glimpse.stack.layout import HomeLayout
 from glimpse.storage import ObjectStore
 
@@ -59,7 +59,8 @@ _STALL_S = 60.0
 def backfill(
     ctx: typer.Context,
     stage: Annotated[
-        str | None, typer.Option(help=f"One of {', '.join(STAGES)}, or all (in that order).")
+        str | None,
+        typer.Option(help=f"One of {', '.join(STAGES)}, or all ({', '.join(PIPELINE_STAGES)})."),
     ] = None,
     missing: Annotated[
         bool, typer.Option("--missing", help="Only items lacking a result.")
@@ -98,7 +99,7 @@ def backfill(
         _detach(settings, todo, page_size)
         return
     for job in todo:
-        _run_and_show(settings, job, wait, page_size)
+        run_and_show(settings, job, wait, page_size)
 
 
 @backfill_app.command("list")
@@ -109,8 +110,9 @@ def list_jobs(
     """Running, interrupted and finished jobs with their progress."""
     settings = resolved()
     with connect(settings) as conn:
-        rows = [job_report(job, _work(settings, conn, job).done(conn, job.cursor, job.created_at))
-                for job in jobs.recent(conn, limit)]  # fmt: skip
+        rows = [
+            job_report(job, _completed(settings, conn, job)) for job in jobs.recent(conn, limit)
+        ]
     if as_json:
         out.print_json(json.dumps(rows, default=str))
         return
@@ -118,9 +120,12 @@ def list_jobs(
     for r in rows:
         scope = " ".join(x for x in (r["mode"], r["model"], r["prefix"]) if x)
         table.add_row(str(r["id"]), r["stage"], scope, r["state"], f"{r['enqueued']:,}",
-                      f"{r['completed']:,}", "" if r["total"] is None else f"{r['total']:,}",
-                      r["started"][:16])  # fmt: skip
+                      _count(r["completed"]), _count(r["total"]), r["started"][:16])  # fmt: skip
     out.print(table)
+
+
+def _count(n: int | None) -> str:
+    return "" if n is None else f"{n:,}"
 
 
 def job_report(job: Job, completed: int | None) -> dict[str, Any]:
@@ -154,7 +159,7 @@ def repair_command(
     out.print("announced again: " + ", ".join(f"{s} {n}" for s, n in sent.items()))
 
 
-def _run_and_show(settings: Settings, job: Job, wait: bool, page_size: int) -> None:
+def run_and_show(settings: Settings, job: Job, wait: bool, page_size: int) -> None:
     stop = threading.Event()
 
     def on_signal(_signum: int, _frame: FrameType | None) -> None:
@@ -218,12 +223,25 @@ def _show_progress(
                 return
 
 
+def _completed(settings: Settings, conn: psycopg.Connection[Any], job: Job) -> int | None:
+    """The job's completed items; None when its work is gone (a label set deleted since)."""
+    try:
+        work = _stage_work(settings, conn, job)
+    except BackfillError:
+        return None
+    return work.done(conn, job.cursor, job.created_at)
+
+
 def _work(settings: Settings, conn: psycopg.Connection[Any], job: Job) -> StageWork:
     try:
-        return stage_work(conn, job.stage, job.mode, job_scope(job, settings.s3.bucket),
-                          settings.kafka, ObjectStore(settings.s3), job.model)  # fmt: skip
+        return _stage_work(settings, conn, job)
     except BackfillError as exc:
         fail(str(exc))
+
+
+def _stage_work(settings: Settings, conn: psycopg.Connection[Any], job: Job) -> StageWork:
+    return stage_work(conn, job.stage, job.mode, job_scope(job, settings.s3.bucket),
+                      settings.kafka, ObjectStore(settings.s3), job.model)  # fmt: skip
 
 
 def _specs(
@@ -239,7 +257,7 @@ def _specs(
     if rate is not None and rate <= 0:
         fail("--rate must be above 0")
     mode: Literal["missing", "all"] = "missing" if missing else "all"
-    stages: tuple[Stage, ...] = STAGES if stage == "all" else (as_stage(stage),)
+    stages: tuple[Stage, ...] = PIPELINE_STAGES if stage == "all" else (as_stage(stage),)
     when = since.replace(tzinfo=UTC) if since and since.tzinfo is None else since
     age = _seconds(older_than)
     return [JobSpec(s, mode, model, prefix, when, age, rate) for s in stages]

@@ -20,6 +20,7 @@ TEXT_IN_IMAGE = "text in image"
 COLOURS = "colours"
 IMAGE = "image"  # the image itself, through the joint image-text model
 TRANSCRIPT = "transcript"
+LABEL = "label"  # a tag of an active label set
 
 # websearch syntax: quotes, a leading minus and the word "or" mean something there
 _WORD = re.compile(r"[^\W_]+(?:['’-][^\W_]+)*")  # noqa: RUF001
@@ -47,7 +48,13 @@ def matched_parts(
                coalesce(to_tsvector('english', c.ocr_text) @@ q, false) AS ocr,
                coalesce(jsonb_to_tsvector('english', c.colours, '["string"]') @@ q, false)
                    AS colours,
-               coalesce(t.tsv @@ q, false) AS transcript
+               coalesce(t.tsv @@ q, false) AS transcript,
+               coalesce((SELECT bool_or(l.tsv @@ q) FROM media_labels l
+                         JOIN label_sets s ON s.name = l.label_set
+                              AND s.active_version IS NOT NULL
+                         WHERE l.media_id = m.id  -- as full text: unsure tags are no match
+                           AND (l.corrected OR l.confidence >= s.unsure_below)), false)
+                   AS label
         FROM media m
         CROSS JOIN websearch_to_tsquery('english', %(words)s) q
         LEFT JOIN LATERAL (
@@ -67,5 +74,5 @@ def matched_parts(
         {"ids": list(ids), "words": words},
     ).fetchall()
     parts = {"caption": CAPTION, "ocr": TEXT_IN_IMAGE, "colours": COLOURS,
-             "transcript": TRANSCRIPT}  # fmt: skip
+             "transcript": TRANSCRIPT, "label": LABEL}  # fmt: skip
     return {r["id"]: [name for column, name in parts.items() if r[column]] for r in rows}

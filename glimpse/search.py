@@ -41,6 +41,8 @@ class SearchFilters:
     since: datetime | None = None
     until: datetime | None = None
     prefix: str | None = None
+    label: str | None = None  # tagged with this label by an active label set
+    min_confidence: float | None = None  # ... at least this confident (any label if none)
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +91,11 @@ _FILTERS = """
     AND (%(since)s::timestamptz IS NULL OR coalesce(m.captured_at, m.created_at) >= %(since)s)
     AND (%(until)s::timestamptz IS NULL OR coalesce(m.captured_at, m.created_at) < %(until)s)
     AND (%(prefix)s::text IS NULL OR m.key LIKE %(like)s)
+    AND ((%(label)s::text IS NULL AND %(min_confidence)s::float8 IS NULL) OR EXISTS (
+        SELECT 1 FROM media_labels l
+        JOIN label_sets s ON s.name = l.label_set AND s.active_version IS NOT NULL
+        WHERE l.media_id = m.id AND (%(label)s::text IS NULL OR l.label = %(label)s)
+          AND l.confidence >= coalesce(%(min_confidence)s::float8, 0)))
 """
 
 
@@ -103,6 +110,8 @@ def _filter_params(filters: SearchFilters) -> dict[str, Any]:
         "until": filters.until,
         "prefix": filters.prefix,
         "like": like,
+        "label": filters.label,
+        "min_confidence": filters.min_confidence,
     }
 
 
@@ -181,7 +190,8 @@ def keyword(
     timeout_ms: int | None = None,
     sources: TextSources = ANY_SOURCES,
 ) -> list[uuid.UUID]:
-    """Media whose caption or transcript matches ``text`` (websearch syntax), best first.
+    """Media whose caption, transcript or label tag matches ``text`` (websearch syntax),
+    best first.
 
     A word that nearly every caption contains ("photo" in every labels caption) makes
     Postgres rank a large part of the table: up to a second at a million rows. Such a
@@ -194,7 +204,11 @@ def keyword(
         "AS rank FROM (SELECT media_id, tsv FROM captions "
         "WHERE %(captioner)s::text IS NULL OR model = %(captioner)s "
         "UNION ALL SELECT media_id, tsv FROM transcripts "
-        "WHERE %(transcriber)s::text IS NULL OR model = %(transcriber)s) d "
+        "WHERE %(transcriber)s::text IS NULL OR model = %(transcriber)s "
+        # tags of active label sets, unsure ones left out: a guess is not a match
+        "UNION ALL SELECT l.media_id, l.tsv FROM media_labels l JOIN label_sets s "
+        "ON s.name = l.label_set AND s.active_version IS NOT NULL "
+        "WHERE l.corrected OR l.confidence >= s.unsure_below) d "
         "JOIN media m ON m.id = d.media_id "
         "WHERE d.tsv @@ websearch_to_tsquery('english', %(text)s) AND "
         + _FILTERS

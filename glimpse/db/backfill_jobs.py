@@ -9,8 +9,11 @@ from typing import Any, Literal
 
 import psycopg
 
-Stage = Literal["ingest", "caption", "embed", "transcribe"]
-STAGES: tuple[Stage, ...] = ("ingest", "caption", "transcribe", "embed")
+Stage = Literal["ingest", "caption", "embed", "transcribe", "labels"]
+# labels: tagging with the active label sets, done by the job itself (glimpse/labels/)
+STAGES: tuple[Stage, ...] = ("ingest", "caption", "transcribe", "embed", "labels")
+# what `--stage all` runs: the stages of the pipeline, in its order
+PIPELINE_STAGES: tuple[Stage, ...] = ("ingest", "caption", "transcribe", "embed")
 
 
 def as_stage(name: str) -> Stage:

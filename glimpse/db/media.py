@@ -372,7 +372,14 @@ SELECT m.*, c.text AS caption, coalesce(c.labels, '[]'::jsonb) AS labels,
                    'message', f.message, 'attempts', f.attempts,
                    'failed_at', f.failed_at, 'retried_at', f.retried_at)
                 ORDER BY f.failed_at), '[]')
-        FROM media_failures f WHERE f.media_id = m.id) AS failures
+        FROM media_failures f WHERE f.media_id = m.id) AS failures,
+       (SELECT coalesce(jsonb_agg(jsonb_build_object(
+                   'label_set', l.label_set, 'label', l.label, 'confidence', l.confidence,
+                   'unsure', NOT l.corrected AND l.confidence < s.unsure_below,
+                   'corrected', l.corrected) ORDER BY l.label_set), '[]')
+        FROM media_labels l
+        JOIN label_sets s ON s.name = l.label_set AND s.active_version IS NOT NULL
+        WHERE l.media_id = m.id) AS custom_labels
 FROM media m
 LEFT JOIN LATERAL (
     SELECT text, labels, ocr_text, colours FROM captions
@@ -395,7 +402,7 @@ def details(
 ) -> dict[uuid.UUID, dict[str, Any]]:
     """Media rows with their caption or transcript (the active model's, else the latest),
     whether search can find
-    them, and what any stage dead-lettered."""
+    them, what any stage dead-lettered, and the tags of active label sets."""
     rows = conn.execute(_DETAILS, {"ids": list(ids)}).fetchall()
     return {r["id"]: r for r in rows}
 

@@ -6,7 +6,8 @@ never runs twice for one image; the joint model reads the same decoded thumbnail
 Reads the 512-px thumbnail rather than the original: on a CPU the decode costs more
 than the model. The cues (words in the image, colour names) are read from the same
 thumbnail in the fetch threads while the model runs; only an image whose thumbnail
-shows small text is read again from its original.
+shows small text is read again from its original. Active custom label sets tag the
+image from the visual vector in hand, in the same transaction (glimpse/labels/tagging.py).
 """
 
 from __future__ import annotations
@@ -28,10 +29,11 @@ from pydantic import ValidationError
 
 from glimpse.bus import InboundMessage, OutboundMessage
 from glimpse.config import CueSettings, KafkaSettings, LimitsSettings
-from glimpse.db import captions, failures, media, stage_models, vectors
+from glimpse.db import captions, failures, label_sets, media, stage_models, vectors
 from glimpse.db.captions import CaptionRow
 from glimpse.db.pool import autocommit
 from glimpse.errors import ItemError, TransientError
+from glimpse.labels.tagging import ActiveHeads, tags_for
 from glimpse.media import Rejected, validate_media
 from glimpse.media.image import DECODE_ERRORS
 from glimpse.media.thumbnail import decode_thumbnail
@@ -83,6 +85,8 @@ class CaptionHandler:
     _rebuilding: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
+        # the active label sets' heads: each new image is tagged with them
+        self.label_heads = ActiveHeads(self.store)
         self.captioner.load()
         if self.cues:
             self.cues.load()
@@ -227,15 +231,19 @@ class CaptionHandler:
                            analysis.labels, cues.ocr_text, cues.colours, self.cues_version)
             )  # fmt: skip
         ids = [row.media_id for row in rows]
-        with self.pool.connection() as conn, conn.transaction():
-            captions.save(conn, rows)
-            if self.visual:
-                visual = np.stack([analyses[i].analysis.visual for i in order])  # type: ignore[misc]
-                vectors.save(conn, ids, self.visual, ["image"] * len(ids), visual)
-            if self.joint_vectors:
-                joint = np.stack([analyses[i].joint for i in order])  # type: ignore[misc]
-                vectors.save(conn, ids, self.joint_vectors, ["image"] * len(ids), joint)
-            failures.clear(conn, "caption", [row.media_id for row in rows])
+        with self.pool.connection() as conn:
+            heads = self.label_heads.refresh(conn, self.visual.model) if self.visual else []
+            with conn.transaction():
+                captions.save(conn, rows)
+                if self.visual:
+                    visual = np.stack([analyses[i].analysis.visual for i in order])  # type: ignore[misc]
+                    vectors.save(conn, ids, self.visual, ["image"] * len(ids), visual)
+                    # the vector is in hand: tagging is one matrix product per label set
+                    label_sets.save_tags(conn, tags_for(heads, ids, visual))
+                if self.joint_vectors:
+                    joint = np.stack([analyses[i].joint for i in order])  # type: ignore[misc]
+                    vectors.save(conn, ids, self.joint_vectors, ["image"] * len(ids), joint)
+                failures.clear(conn, "caption", ids)
         return {i: Done([self._announce(row)]) for i, row in zip(order, rows, strict=True)}
 
     def _rebuild_thumbnail(self, item: MediaAccepted) -> bytes | None:
@@ -301,6 +309,4 @@ class CaptionHandler:
         data = self.store.read(item.thumbnail_key or item.key, _MAX_IMAGE_BYTES)
         if data is None and item.thumbnail_key:
             data = self._rebuild_thumbnail(item)
-        if data is None:
-            return None
-        return decode_thumbnail(data)  # originals without a thumbnail: decoded small
+        return None if data is None else decode_thumbnail(data)

@@ -31,6 +31,7 @@ from services.search_api import (
     problems,
     request_metrics,
     routes_image,
+    routes_labels,
     routes_media,
     routes_search,
     routes_uploads,
@@ -145,6 +146,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     app.include_router(routes_search.router)
     app.include_router(routes_media.router)
+    app.include_router(routes_labels.router)
     app.include_router(routes_uploads.router)
     app.include_router(routes_voice.router)
     app.include_router(routes_image.router)

@@ -59,6 +59,7 @@ def hits_for(
                 + ([explain.IMAGE] if seen and seen.stands_out else []),
                 image_similarity=round(seen.similarity, 4) if seen else None,
                 image_standout=_rounded(seen.standout) if seen else None,
+                custom_labels=row["custom_labels"],
                 thumbnail_url=f"/v1/media/{mid}/thumbnail" if row["thumbnail_key"] else None,
             )
         )

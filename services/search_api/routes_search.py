@@ -164,17 +164,25 @@ async def search(
     min_score: Annotated[
         float | None, Query(ge=-1, le=1, description="Min cosine similarity")
     ] = None,
+    label: Annotated[
+        str | None, Query(max_length=100, description="Tagged with this label (active sets)")
+    ] = None,
+    min_confidence: Annotated[
+        float | None, Query(ge=0, le=1, description="Its tag at least this confident")
+    ] = None,
 ) -> SearchResults:
     """Hybrid search: nearest caption vectors and full-text matches, fused by rank. What
     is shown depends on how far each hit stands out from the library's typical score for
     this query; weak matches come marked (`weak`). `min_score` asks for a fixed cosine
-    cutoff instead."""
+    cutoff instead. `label` keeps items an active label set tagged with that label (with
+    `min_confidence`: at least that sure)."""
     # Control characters carry no meaning and Postgres refuses NUL in text.
     text = "".join(ch for ch in q if ch.isprintable() or ch.isspace()).strip()
     if not text:
         raise HTTPException(400, "q is empty: type what you are looking for")
     offset = _offset(cursor)
-    filters = SearchFilters(kind=kind, mime=mime, since=since, until=until, prefix=prefix)
+    filters = SearchFilters(kind=kind, mime=mime, since=since, until=until, prefix=prefix,
+                            label=label, min_confidence=min_confidence)  # fmt: skip
     found = await run_in_threadpool(
         find, ctx, text, filters, limit=limit, offset=offset, min_score=min_score
     )

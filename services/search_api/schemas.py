@@ -23,6 +23,16 @@ class StageFailure(BaseModel):
     retried_at: datetime | None = None
 
 
+class CustomLabel(BaseModel):
+    """A tag of an active label set (`glimpse labels`): its best label for the item."""
+
+    label_set: str
+    label: str
+    confidence: float  # the head's probability; 1 for a person's correction
+    unsure: bool  # below the set's threshold: a guess, listed by `glimpse labels review`
+    corrected: bool = False  # set by a person in review
+
+
 class MediaOut(BaseModel):
     id: uuid.UUID
     bucket: str
@@ -52,6 +62,7 @@ class MediaOut(BaseModel):
     segments: list[tuple[float, float, str]] = []  # audio: (start s, end s, text)
     searchable: bool = False  # text stored and embedded: search can find it
     failures: list[StageFailure] = []  # stages that gave up on it, and why
+    custom_labels: list[CustomLabel] = []  # tags of active label sets
 
 
 class MediaPage(BaseModel):
@@ -90,6 +101,7 @@ class Hit(BaseModel):
     # standout there; None without an active joint model or when it did not rank it
     image_similarity: float | None = None
     image_standout: float | None = None
+    custom_labels: list[CustomLabel] = []  # tags of active label sets
     thumbnail_url: str | None
 
 
@@ -105,3 +117,32 @@ class SearchResults(BaseModel):
     # the text model whose vectors answered (the active one, or the one before it while
     # a newly activated model loads)
     model: str | None = None
+
+
+class LabelClassMetrics(BaseModel):
+    precision: float
+    recall: float
+    support: int  # held-out examples of the label
+
+
+class LabelSetOut(BaseModel):
+    """A custom label set (`glimpse labels train`), its active version and how it did."""
+
+    name: str
+    active: bool
+    version: int  # the active version, else the newest
+    versions: int
+    classes: list[str]
+    visual_model: str
+    unsure_below: float
+    accuracy: float | None  # on the held-out examples
+    per_label: dict[str, LabelClassMetrics]
+    examples: int
+    tagged: int  # items tagged by it
+    unsure: int  # of those, below the threshold and not corrected
+    corrections: int
+    trained_at: datetime
+
+
+class LabelSets(BaseModel):
+    label_sets: list[LabelSetOut]

@@ -6,7 +6,9 @@ from __future__ import annotations
 import hashlib
 import io
 import threading
+import uuid
 from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -18,9 +20,13 @@ from PIL import Image
 from psycopg_pool import ConnectionPool
 
 from glimpse.config import DatabaseSettings, KafkaSettings
-from glimpse.db import media, stage_models, vectors
+from glimpse.db import label_sets, media, stage_models, vectors
+from glimpse.db.label_sets import Version
 from glimpse.db.pool import open_pool
 from glimpse.errors import ItemError, TransientError, failure_reason
+from glimpse.labels import artifact
+from glimpse.labels.artifact import Artifact
+from glimpse.labels.head import LabelHead
 from glimpse.models.captioning import Captioner, ImageAnalysis
 from glimpse.models.joint import JointModel
 from glimpse.runtime import DeadLetter, Done, Failed, Outcome
@@ -284,3 +290,50 @@ def test_a_joint_model_adds_an_image_vector_even_to_images_captioned_before_it(
     np.testing.assert_allclose(stored, expected, atol=2e-3)  # stored as halfvec
     assert active is not None and active.model == "joint/tiny-clip"
     assert index == "valid"
+
+
+class VisualCaptioner(Captioner):
+    """Sees a cat and makes the same visual vector for every image."""
+
+    visual_dim = 4
+
+    def _load(self) -> str:
+        return "r1"
+
+    def _predict_batch(self, images: Sequence[Image.Image]) -> list[ImageAnalysis]:
+        vector = np.array([1.0, 0, 0, 0], dtype=np.float32)
+        return [ImageAnalysis("A photo of a cat.", [("cat", 0.9)], vector) for _ in images]
+
+
+def test_an_active_label_set_tags_a_new_image_from_the_vector_in_hand(
+    pool: ConnectionPool[psycopg.Connection[Any]], store: MemoryStore
+) -> None:
+    name = f"pets-{uuid.uuid4().hex[:6]}"
+    captioner = VisualCaptioner(f"test/visual-{name}")
+    head = LabelHead(("cat", "dog"), np.array([[6.0, 0, 0, 0], [0, 6.0, 0, 0]]), np.zeros(2),
+                     captioner.model_id)  # fmt: skip
+    with pool.connection() as conn:
+        number = label_sets.next_version(conn, name, unsure_below=0.5)
+        key, sha = artifact.save(store.as_store(), Artifact(name, number, head, {}))
+        label_sets.add_version(conn, Version(name, number, captioner.model_id, ["cat", "dog"],
+                                             {}, 2, key, sha, datetime.now(UTC)))  # fmt: skip
+        label_sets.activate(conn, name, number, None)
+        item = accepted(conn, "image", thumbnail_key=f"thumbnails/{name}.jpg")
+    store.objects[item.key] = store.objects[f"thumbnails/{name}.jpg"] = jpeg()
+    handler = CaptionHandler(store.as_store(), pool, captioner, KafkaSettings())
+    try:
+        [result] = handler.handle([message(TOPIC, item)])
+        with pool.connection() as conn:
+            tags = conn.execute(
+                "SELECT label_set, version, label, confidence FROM media_labels "
+                "WHERE media_id = %(id)s",
+                {"id": item.media_id},
+            ).fetchall()
+    finally:
+        handler.fetchers.shutdown()
+        with pool.connection() as conn:
+            label_sets.delete(conn, name)  # the database is shared: no set stays active
+
+    assert isinstance(result, Done) and result.outcome is Outcome.OK
+    assert [(t["label_set"], t["version"], t["label"]) for t in tags] == [(name, 1, "cat")]
+    assert tags[0]["confidence"] == pytest.approx(1 / (1 + np.exp(-6)), rel=1e-6)

@@ -292,6 +292,25 @@ function cuesBlock(hit, why = null) {
   return block;
 }
 
+// Tags of the user's own label sets (`glimpse labels`): "7 · 93%"; an unsure one is
+// drawn dashed with a question mark, a corrected one says so in its title.
+function labelChips(hit) {
+  const tags = hit.custom_labels || [];
+  if (!tags.length) return null;
+  const row = el("p", { class: "custom-labels" });
+  for (const tag of tags) {
+    const pct = `${Math.round(tag.confidence * 100)}%`;
+    const chip = el("span", {
+      class: tag.unsure ? "label-chip unsure" : "label-chip",
+      text: tag.unsure ? `${tag.label}? · ${pct}` : `${tag.label} · ${pct}`,
+    });
+    chip.title = `${tag.label_set}: ${tag.label}, ${pct} sure` +
+      (tag.corrected ? " (corrected by a person)" : tag.unsure ? " (unsure: a guess)" : "");
+    row.append(chip);
+  }
+  return row;
+}
+
 function resultCard(hit, why = null) {
   const name = displayName(hit.key || "");
   const text = hit.transcript || hit.caption || "";
@@ -307,6 +326,8 @@ function resultCard(hit, why = null) {
   const body = el("div", { class: "card-body" });
   body.append(captionBlock(text, hit.kind === "audio" ? "Voice note" : "No caption yet"));
   body.append(cuesBlock(hit, why));
+  const chips = labelChips(hit);
+  if (chips) body.append(chips);
   if (hit.kind === "audio") {
     const player = el("audio", { controls: true, preload: "none" });
     player.src = `/v1/media/${encodeURIComponent(hit.id)}/original`;

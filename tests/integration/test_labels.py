@@ -132,6 +132,8 @@ def digit_set(stack: RunningStack, tmp_path_factory: pytest.TempPathFactory) -> 
     tags = wait_tagged(stack, name, list(before), timeout_s=60)
     after = upload("after", skip=TRAIN_PER_DIGIT + UPLOAD_PER_DIGIT)
     tags |= wait_tagged(stack, name, list(after))
+    # tagged in the caption stage; searchable once embed has its text vector too
+    wait_searchable(stack, list(after), timeout_s=300)
     return DigitSet(name, prefix, env, trained, accuracy, before, after, tags)
 
 

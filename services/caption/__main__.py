@@ -31,10 +31,12 @@ def main() -> None:
     models = ModelMetrics(metrics.registry, spec.name)
 
     def make_handler() -> CaptionHandler:
+        store = ObjectStore(settings.s3)
+        captioner = load_captioner(settings.models, settings.home, store)
         return CaptionHandler(
-            store=ObjectStore(settings.s3),
+            store=store,
             pool=open_pool(settings.database, "caption"),
-            captioner=load_captioner(settings.models).report_to(models),
+            captioner=captioner.report_to(models),
             kafka=settings.kafka,
             limits=settings.limits,
             cues=CueReader(settings.cues, models)

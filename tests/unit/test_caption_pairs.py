@@ -98,5 +98,5 @@ def test_a_file_that_is_no_image_is_named(tmp_path: Path) -> None:
     (tmp_path / "notes.png").write_text("not an image")
     pairs = tmp_path / "pairs.csv"
     pairs.write_text("image,caption\nnotes.png,a note\n")
-    with pytest.raises(PairsError, match="notes.png: not a readable image"):
+    with pytest.raises(PairsError, match=r"notes\.png: not a readable image"):
         load_images(read_pairs(pairs), 512)

@@ -170,11 +170,12 @@ def test_trained_captions_score_better_bleu_than_the_labels_captions(
 
 def test_a_missing_artifact_or_an_empty_setting_is_said_in_words(tmp_path: Path) -> None:
     missing = load_captioner(
-        ModelSettings(captioner="trained", trained_captioner="shop-0123456789ab",
-                      cache_dir=tmp_path)  # fmt: skip
+        ModelSettings(
+            captioner="trained", trained_captioner="shop-0123456789ab", cache_dir=tmp_path
+        )
     )
     assert missing.model_id == "trained/shop-0123456789ab"
-    with pytest.raises(artifacts.ArtifactError, match="not in .*captioners and no bucket"):
+    with pytest.raises(artifacts.ArtifactError, match=r"not in .*captioners and no bucket"):
         missing.load()
     with pytest.raises(artifacts.ArtifactError, match="TRAINED_CAPTIONER"):
         load_captioner(ModelSettings(captioner="trained"))

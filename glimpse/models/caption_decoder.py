@@ -67,7 +67,8 @@ class CaptionDecoder(nn.Module):
     def greedy(self, features: torch.Tensor) -> list[list[int]]:
         """The most likely word at each step, until ``<eos>`` or ``max_words``: the same
         image always gets the same caption, so a redelivered message stores the same.
-        Call in eval mode. ``<unk>`` and ``<pad>`` are never said."""
+        Call in eval mode. ``<unk>`` and ``<pad>`` are never said, nor a word twice in
+        a row."""
         image = self.image(features)
         state = image.unsqueeze(0).contiguous()
         batch = features.shape[0]
@@ -79,6 +80,9 @@ class CaptionDecoder(nn.Module):
             hidden, state = self.gru(joined, state)
             logits = self.out(hidden[:, -1])
             logits[:, [PAD_ID, BOS_ID, UNK_ID]] = float("-inf")
+            # nor the word just said: "a a" or "cat cat" is never right, and a decoder
+            # trained on little data otherwise falls into such loops on unfamiliar images
+            logits.scatter_(1, word, float("-inf"))
             word = logits.argmax(dim=1, keepdim=True)
             finished |= word.squeeze(1) == EOS_ID
             for row, token in enumerate(word.squeeze(1).tolist()):

@@ -1,6 +1,14 @@
-"""``python -m services.caption``: the caption worker."""
+"""``python -m services.caption [--side-by-side]``: the caption worker.
+
+``--side-by-side`` runs the configured captioner next to the stage's usual worker, in
+consumer groups of its own (suffixed with the model id): it captions every live image
+and what ``glimpse backfill --stage caption --model ID`` sends, while search keeps
+serving the active captioner, until ``glimpse models activate captioner ID``.
+"""
 
 from __future__ import annotations
+
+import argparse
 
 from glimpse import dependencies
 from glimpse.config import Settings
@@ -12,27 +20,37 @@ from glimpse.models.captioning import load_captioner
 from glimpse.models.cues import CueReader
 from glimpse.models.device import limit_cpu_threads
 from glimpse.runtime import ServiceSpec, run_service
-from glimpse.stages import backfill_topics_of, stage_topics
+from glimpse.stages import backfill_topics_of, side_by_side, stage_topics
 from glimpse.storage import ObjectStore
 from services.caption.handler import CaptionHandler
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    # An option, not a role, as for embed: a side-by-side worker runs only while a new
+    # captioner is filled.
+    parser = argparse.ArgumentParser(prog="python -m services.caption")
+    parser.add_argument(
+        "--side-by-side",
+        action="store_true",
+        help="run the configured captioner next to the usual worker, in groups of its own",
+    )
+    side_by_side_mode = parser.parse_args(argv).side_by_side
     settings = Settings()
     configure_logging(settings.log_level, "caption")
     limit_cpu_threads(settings.models.torch_threads)
+    store = ObjectStore(settings.s3)
+    captioner = load_captioner(settings.models, settings.home, store)  # the id is known
     spec = ServiceSpec(
         "caption",
         stage_topics(settings.kafka)["caption"],
         backfill_topics=backfill_topics_of(settings.kafka)["caption"],
+        group_suffix=side_by_side(captioner.model_id) if side_by_side_mode else "",
     )
 
     metrics = WorkerMetrics()
     models = ModelMetrics(metrics.registry, spec.name)
 
     def make_handler() -> CaptionHandler:
-        store = ObjectStore(settings.s3)
-        captioner = load_captioner(settings.models, settings.home, store)
         return CaptionHandler(
             store=store,
             pool=open_pool(settings.database, "caption"),

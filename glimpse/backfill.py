@@ -217,7 +217,11 @@ def _models(
         return Models(stage, running.model, visual=has_visual is not None,
                       failed_since=failed_since)  # fmt: skip
     if stage == "embed":
-        captioner = stage_models.current(conn, "captioner")
+        # The captions search serves: a captioner filled side by side is embedded once
+        # it is activated (services/embed/handler.py passes its captions over till then).
+        captioner = stage_models.active(conn, "captioner") or stage_models.current(
+            conn, "captioner"
+        )
         transcriber = stage_models.current(conn, "transcriber")
         return Models(
             stage,

@@ -29,7 +29,7 @@ from rich.console import Console
 from rich.filesize import decimal
 from rich.table import Table
 
-from glimpse.cli_common import fail
+from glimpse.cli_common import fail, resolved
 from glimpse.config import ModelSettings, Settings
 from glimpse.model_specs import Role
 from glimpse.stack.connect import StackNotRunning, resolve
@@ -113,6 +113,19 @@ def activate_model(
         f"{done.previous or 'the previous one'} covered {done.previously_covered}). "
         "Search follows now; the API's query model within seconds."
     )
+    if role == "captioner":
+        _reembed_captions()
+
+
+def _reembed_captions() -> None:
+    """Full text and shown captions follow the switch at once; text vectors are made
+    from one caption per item, the active captioner's, so the embed stage makes them
+    again from the new captions: a backfill of the items whose vector says another
+    captioner's caption, while search answers with the vectors it has."""
+    from glimpse.cli_backfill import start_in_background
+    from glimpse.db.backfill_jobs import JobSpec
+
+    start_in_background(resolved(), JobSpec("embed", "missing"))
 
 
 @models_app.command("purge")

@@ -31,6 +31,7 @@ from glimpse.stack.supervisor import service_env
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
+LABELS = "labels/efficientnet-lite0"
 UPLOADS = {"red-circle": ("red", "circle"), "blue-square": ("blue", "square"),
            "green-triangle": ("green", "triangle")}  # fmt: skip
 
@@ -112,6 +113,25 @@ def wait_captions(stack: RunningStack, model: str, keys: list[str], worker: subp
     raise AssertionError(f"no {model} captions for all of {keys}:\n{log.read_text()[-3000:]}")
 
 
+def text_vector_sources(stack: RunningStack, keys: list[str]) -> dict[str, str | None]:
+    """Per key: the model whose text its text vector was made from."""
+    ids = {str(media_id(stack.settings.s3.bucket, key)): key for key in keys}
+    with connect(stack.settings) as conn:
+        rows = conn.execute(
+            "SELECT media_id::text AS id, text_model FROM embeddings "
+            "WHERE kind = 'text' AND media_id = ANY(%(ids)s::uuid[])",
+            {"ids": list(ids)},
+        ).fetchall()
+    return {ids[r["id"]]: r["text_model"] for r in rows}
+
+
+def wait_text_vectors_of(stack: RunningStack, keys: list[str], model: str) -> None:
+    deadline = time.monotonic() + 300
+    while (found := text_vector_sources(stack, keys)) != dict.fromkeys(keys, model):
+        assert time.monotonic() < deadline, f"text vectors never made from {model}: {found}"
+        time.sleep(0.5)
+
+
 def test_a_trained_captioner_fills_side_by_side_and_serves_once_activated(
     own_stack: RunningStack, tmp_path: Path
 ) -> None:
@@ -130,7 +150,7 @@ def test_a_trained_captioner_fills_side_by_side_and_serves_once_activated(
         keys.append(f"shapes/{name}.png")
         store.put(keys[-1], buffer.getvalue(), "image/png")
     wait_searchable(own_stack, keys)
-    labels_captions = captions_of(own_stack, "labels/efficientnet-lite0")
+    labels_captions = captions_of(own_stack, LABELS)
 
     log = tmp_path / "caption-side-by-side.log"
     worker = start_side_by_side_captioner(own_stack, directory.name, tmp_path / "cache", log)
@@ -141,13 +161,15 @@ def test_a_trained_captioner_fills_side_by_side_and_serves_once_activated(
             assert {colour, shape} <= set(said[key].split()), said
         assert (tmp_path / "cache" / "captioners" / directory.name).is_dir()
 
-        # search still shows the active (labels) captions
+        # search still shows the active (labels) captions, its vectors say them too
+        assert text_vector_sources(own_stack, keys) == dict.fromkeys(keys, LABELS)
         red = str(media_id(s.s3.bucket, keys[0]))
         before = httpx.get(f"{api(own_stack)}/v1/media/{red}", timeout=30).json()
         assert before["caption"] == labels_captions[keys[0]]
 
         switched = glimpse(env, "models", "activate", "captioner", model)
         assert switched.returncode == 0, switched.stderr
+        assert "backfill job" in switched.stdout  # the text vectors are made again
         after = httpx.get(f"{api(own_stack)}/v1/media/{red}", timeout=30).json()
         assert after["caption"] == said[keys[0]]
         # full text now reads the trained captions: its words find the image
@@ -155,6 +177,7 @@ def test_a_trained_captioner_fills_side_by_side_and_serves_once_activated(
                          timeout=30).json()["hits"]  # fmt: skip
         assert hits and hits[0]["id"] == red
         assert hits[0]["caption"] == said[keys[0]]
+        wait_text_vectors_of(own_stack, keys, model)
     finally:
         worker.send_signal(signal.SIGTERM)
         worker.wait(timeout=60)

@@ -20,6 +20,8 @@ import json
 import re
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -84,27 +86,35 @@ def save(
     metrics: dict[str, Any],
 ) -> Path:
     """Write the artifact under ``root`` as ``<name>-<revision>/`` and return that
-    directory. Written into a temporary directory beside it and renamed into place, so
-    a reader never sees half an artifact; saving the same model again changes nothing."""
+    directory; saving the same model again changes nothing."""
     check_name(name)
-    root.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=root))
-    try:
+    with _staging(root, name) as staging:
         state = {k: v.detach().cpu().contiguous() for k, v in decoder.state_dict().items()}
         save_file(state, str(staging / WEIGHTS))
         _write_json(staging / VOCAB, vocab.to_json())
         _write_json(staging / CONFIG, {**config, "name": name,
                                        "decoder": decoder.config.to_json()})  # fmt: skip
         _write_json(staging / METRICS, metrics)
-        final = root / f"{name}-{revision_of(staging)}"
-        if final.is_dir():
-            shutil.rmtree(staging)
-        else:
-            staging.rename(final)
-        return final
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+        return _place(staging, root / f"{name}-{revision_of(staging)}")
+
+
+@contextmanager
+def _staging(root: Path, name: str) -> Iterator[Path]:
+    """A temporary directory beside the artifacts: written there, renamed into place
+    (``_place``), so a reader never sees half an artifact; removed if anything fails."""
+    root.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=root))
+    try:
+        yield staging
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)  # gone already once placed
+
+
+def _place(staging: Path, final: Path) -> Path:
+    # Already there: the same content (the name holds its hash), by another writer.
+    if not final.is_dir():
+        staging.rename(final)
+    return final
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
@@ -149,11 +159,10 @@ def locate(source: str, cache_root: Path, store: ObjectStore | None = None) -> P
 
 
 def fetch(store: ObjectStore, artifact_id: str, cache_root: Path) -> Path:
-    """Download the artifact ``artifact_id`` from the bucket into the cache (atomically)."""
+    """Download the artifact ``artifact_id`` from the bucket into the cache, checked
+    against the hash its id names."""
     root = cache_root / "captioners"
-    root.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{artifact_id}-", dir=root))
-    try:
+    with _staging(root, artifact_id) as staging:
         for name in FILES:
             if not store.download(f"{BUCKET_PREFIX}{artifact_id}/{name}", staging / name,
                                   _MAX_FILE_BYTES):  # fmt: skip
@@ -163,15 +172,7 @@ def fetch(store: ObjectStore, artifact_id: str, cache_root: Path) -> Path:
                 )
         if not artifact_id.endswith("-" + revision_of(staging)):
             raise ArtifactError(f"{artifact_id} in the bucket does not match its id")
-        final = root / artifact_id
-        if final.is_dir():
-            shutil.rmtree(staging)  # another worker fetched it meanwhile
-        else:
-            staging.rename(final)
-        return final
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+        return _place(staging, root / artifact_id)
 
 
 def publish(store: ObjectStore, directory: Path) -> str:

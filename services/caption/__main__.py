@@ -8,8 +8,6 @@ serving the active captioner, until ``glimpse models activate captioner ID``.
 
 from __future__ import annotations
 
-import argparse
-
 from glimpse import dependencies
 from glimpse.config import Settings
 from glimpse.db.pool import open_pool
@@ -20,21 +18,18 @@ from glimpse.models.captioning import load_captioner
 from glimpse.models.cues import CueReader
 from glimpse.models.device import limit_cpu_threads
 from glimpse.runtime import ServiceSpec, run_service
-from glimpse.stages import backfill_topics_of, side_by_side, stage_topics
+from glimpse.stages import (
+    backfill_topics_of,
+    side_by_side,
+    side_by_side_requested,
+    stage_topics,
+)
 from glimpse.storage import ObjectStore
 from services.caption.handler import CaptionHandler
 
 
 def main(argv: list[str] | None = None) -> None:
-    # An option, not a role, as for embed: a side-by-side worker runs only while a new
-    # captioner is filled.
-    parser = argparse.ArgumentParser(prog="python -m services.caption")
-    parser.add_argument(
-        "--side-by-side",
-        action="store_true",
-        help="run the configured captioner next to the usual worker, in groups of its own",
-    )
-    side_by_side_mode = parser.parse_args(argv).side_by_side
+    side_by_side_mode = side_by_side_requested(argv, "caption", "captioner")
     settings = Settings()
     configure_logging(settings.log_level, "caption")
     limit_cpu_threads(settings.models.torch_threads)

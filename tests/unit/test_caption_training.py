@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from caption_shapes import COLOURS, SHAPES, draw, shape_set
+from caption_shapes import COLOURS, SHAPES, draw, one_torch_thread, shape_set
 from PIL import Image
 
 from glimpse.caption_training import (
@@ -34,12 +34,8 @@ SETTINGS = TrainingSettings(seed=7, epochs=25, patience=6)
 
 @pytest.fixture(scope="module", autouse=True)
 def one_thread() -> Iterator[None]:
-    """A GRU this small gains nothing from a second thread, and on a busy machine
-    OpenMP threads spin-waiting for each other made training 17x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+    with one_torch_thread():
+        yield
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import torch
 from PIL import Image, ImageDraw
@@ -59,6 +60,21 @@ def shape_set(variants: int) -> tuple[dict[str, Image.Image], dict[str, list[str
                 images[name] = draw(colour, shape, variant)
                 texts[name] = captions(colour, shape)
     return images, texts
+
+
+def write_pairs(folder: Path, variants: int) -> Path:
+    """The set as a user hands it to `glimpse captioner train`: PNG files under
+    ``folder/images`` and ``folder/pairs.csv`` (image,caption; one row per caption)."""
+    lines = ["image,caption"]
+    (folder / "images").mkdir(parents=True, exist_ok=True)
+    for colour in COLOURS:
+        for shape in SHAPES:
+            for variant in range(variants):
+                name = f"images/{colour}-{shape}-{variant}.png"
+                draw(colour, shape, variant).save(folder / name)
+                lines += [f"{name},{caption}" for caption in captions(colour, shape)]
+    (folder / "pairs.csv").write_text("\n".join(lines) + "\n")
+    return folder / "pairs.csv"
 
 
 @contextmanager

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from caption_shapes import COLOURS, SHAPES, captions, draw, one_torch_thread
+from caption_shapes import draw, one_torch_thread, write_pairs
 from harness import RunningStack, private_settings
 from helpers import api, connect, glimpse, row_for, store_of, wait_searchable
 from PIL import Image
@@ -48,15 +48,7 @@ def own_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack
 
 def train_shapes(folder: Path) -> Path:
     """An artifact trained on PNG files through the same pairs path the CLI takes."""
-    lines = ["image,caption"]
-    for colour in COLOURS:
-        for shape in SHAPES:
-            for variant in range(4):
-                name = f"{colour}-{shape}-{variant}.png"
-                draw(colour, shape, variant).save(folder / name)
-                lines += [f"{name},{caption}" for caption in captions(colour, shape)]
-    (folder / "pairs.csv").write_text("\n".join(lines) + "\n")
-    pairs = read_pairs(folder / "pairs.csv")
+    pairs = read_pairs(write_pairs(folder, variants=4))
     with one_torch_thread():
         backbone = load_captioner(ModelSettings(device="cpu"))
         backbone.load()

@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from caption_shapes import COLOURS, SHAPES, captions, draw
+from caption_shapes import draw, write_pairs
 
 from glimpse.config import ModelSettings
 from glimpse.models import load_captioner
@@ -30,21 +30,8 @@ def glimpse(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, timeout=600, check=False)  # fmt: skip
 
 
-def write_pairs(folder: Path) -> Path:
-    lines = ["image,caption"]
-    for colour in COLOURS:
-        for shape in SHAPES:
-            for variant in range(2):
-                name = f"images/{colour}-{shape}-{variant}.png"
-                (folder / name).parent.mkdir(parents=True, exist_ok=True)
-                draw(colour, shape, variant).save(folder / name)
-                lines += [f"{name},{caption}" for caption in captions(colour, shape)]
-    (folder / "pairs.csv").write_text("\n".join(lines) + "\n")
-    return folder / "pairs.csv"
-
-
 def test_train_saves_a_versioned_artifact_the_backend_loads_by_id(tmp_path: Path) -> None:
-    pairs = write_pairs(tmp_path / "data")
+    pairs = write_pairs(tmp_path / "data", variants=2)
     trained = glimpse(tmp_path, "captioner", "train", "--pairs", str(pairs), "--name", "shapes",
                       "--epochs", "6", "--seed", "3")  # fmt: skip
     assert trained.returncode == 0, trained.stderr

@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: up down status test lint bench chaos setup system-deps clean
+.PHONY: up down status test lint bench bench-scaling chaos backfill-1k setup system-deps clean
 
 up: setup
 	$(BIN)/glimpse up
@@ -28,9 +28,19 @@ lint: setup
 bench: setup
 	$(BIN)/python -m bench.ingest
 
+# throughput with 1, 2 and 4 processes per stage; appends to bench/RESULTS.md (~15 min)
+bench-scaling: setup
+	$(BIN)/python -m bench.scaling
+
 # kill -9 every kind of process under steady uploads; appends to bench/RESULTS.md (~10 min)
 chaos: setup
 	$(BIN)/python -m bench.chaos
+
+# issue 10's real-stack check at full size: 1,000 objects the pipeline has no row for,
+# `backfill --stage ingest --missing` interrupted half-way and resumed (~10 min quiet)
+backfill-1k: setup
+	GLIMPSE_BACKFILL_TEST_OBJECTS=1000 $(BIN)/pytest -q \
+		"tests/integration/test_backfill.py::test_ingest_backfill_interrupted_half_way_resumes_and_processes_each_object_once"
 
 setup: system-deps $(STAMP)
 

@@ -12,9 +12,14 @@ One run, on a fresh embedded stack, in this order:
 3. backfill throughput: their media rows deleted (as if every notification had been
    lost), then ``glimpse backfill --stage ingest --missing --prefix live/``: items per
    second from the command's start until every one is searchable again — the same
-   work (decode, thumbnail, caption, embed) through the backfill topics;
-4. during step 3, one live upload every ``--live-every`` seconds under ``during/``:
-   upload → searchable while the backfill runs, against step 1.
+   work (decode, thumbnail, caption, embed) through the backfill topics, no live traffic;
+4. the same again (rows deleted, backfill) with one live upload every ``--live-every``
+   seconds under ``during/``: upload → searchable while the backfill runs, against step 1,
+   and the backfill's throughput under that traffic.
+
+Each live upload's time is split by stage from its rows' timestamps (PUT → media row →
+caption → text vector), and the CPU seconds of every part are taken over steps 3 and 4:
+where a live upload waits during a backfill.
 
 Goals (issue 10): backfill ÷ live throughput ≥ 0.9; live p50 during a backfill ≤ 2x idle.
 """
@@ -22,6 +27,7 @@ Goals (issue 10): backfill ÷ live throughput ≥ 0.9; live p50 during a backfil
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import statistics
 import subprocess
@@ -40,8 +46,10 @@ import psycopg
 from psycopg.rows import dict_row
 
 from bench.common.corpus import Photo, make_corpus
+from bench.common.processes import CpuSnapshot, machine_busy_fraction
+from bench.common.quiet import OtherLoad
 from bench.common.report import add_output_args, machine_info, publish, report_header, say, table
-from bench.common.stack import private_settings
+from bench.common.stack import part_pids, private_settings
 from glimpse.config import Settings
 from glimpse.db.media import media_id
 from glimpse.stack.supervisor import EmbeddedStack, service_env
@@ -49,11 +57,12 @@ from glimpse.storage import ObjectStore
 
 THROUGHPUT_GOAL = 0.9
 LATENCY_GOAL = 2.0
+STAGES = ("ingest", "caption", "embed")
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--objects", type=int, default=2000, help="photos in steps 2 and 3")
+    parser.add_argument("--objects", type=int, default=2000, help="photos in steps 2-4")
     parser.add_argument("--idle", type=int, default=10, help="single uploads in step 1")
     parser.add_argument("--live-every", type=float, default=2.0, help="seconds, step 4")
     parser.add_argument("--seed", type=int, default=20261130)
@@ -91,15 +100,49 @@ def wait_searchable(
     return time.monotonic() - started
 
 
-def upload_and_time(settings: Settings, store: ObjectStore, photo: Photo) -> float:
+@dataclass(frozen=True, slots=True)
+class Upload:
+    """One live upload: when its PUT returned (wall clock, as Postgres' ``now()``) and
+    the seconds until it was searchable."""
+
+    key: str
+    put_at: float
+    seconds: float
+
+
+def upload_and_time(settings: Settings, store: ObjectStore, photo: Photo) -> Upload:
     """One upload → searchable, in seconds (from the PUT returning)."""
     store.put(photo.key, photo.data, photo.mime)
-    return wait_searchable(settings, [photo.key], timeout_s=300, poll_s=0.05)
+    put_at = time.time()
+    return Upload(photo.key, put_at, wait_searchable(settings, [photo.key], 300, poll_s=0.05))
 
 
 def upload_all(store: ObjectStore, photos: Sequence[Photo]) -> None:
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(lambda p: store.put(p.key, p.data, p.mime), photos))
+
+
+def stage_split(settings: Settings, uploads: Sequence[Upload]) -> dict[str, list[float]]:
+    """Per stage, each upload's seconds in it: PUT → media row (notification + ingest),
+    → caption, → text vector (each row's ``created_at``/``updated_at`` is its
+    transaction's start, close enough to when the stage wrote it)."""
+    put_at = {media_id(settings.s3.bucket, u.key): u.put_at for u in uploads}
+    with connect(settings) as conn:
+        rows = conn.execute(
+            "SELECT m.id, extract(epoch FROM m.updated_at) AS ingested,"
+            " extract(epoch FROM min(c.created_at)) AS captioned,"
+            " extract(epoch FROM min(e.created_at)) AS embedded"
+            " FROM media m JOIN captions c ON c.media_id = m.id"
+            " JOIN embeddings e ON e.media_id = m.id AND e.kind = 'text'"
+            " WHERE m.id = ANY(%(ids)s) GROUP BY m.id, m.updated_at",
+            {"ids": list(put_at)},
+        ).fetchall()
+    split: dict[str, list[float]] = {stage: [] for stage in STAGES}
+    for r in rows:
+        marks = [put_at[r["id"]], float(r["ingested"]), float(r["captioned"]), float(r["embedded"])]
+        for stage, (start, end) in zip(STAGES, itertools.pairwise(marks), strict=True):
+            split[stage].append(max(0.0, end - start))
+    return split
 
 
 @dataclass
@@ -109,7 +152,7 @@ class LiveTrickle:
     settings: Settings
     photos: list[Photo]
     every_s: float
-    latencies: list[float] = field(default_factory=list)
+    uploads: list[Upload] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
 
     def __post_init__(self) -> None:
@@ -128,39 +171,87 @@ class LiveTrickle:
             if self._stop.is_set():
                 return
             started = time.monotonic()
-            self.latencies.append(upload_and_time(self.settings, store, photo))
+            self.uploads.append(upload_and_time(self.settings, store, photo))
             self._stop.wait(max(0.0, self.every_s - (time.monotonic() - started)))
 
 
 @dataclass(frozen=True, slots=True)
+class Backfill:
+    """One backfill of the ``live/`` photos: its seconds and each part's CPU seconds."""
+
+    seconds: float
+    cpu_s: dict[str, float]
+    busy: float  # the machine's busy fraction over it (every process)
+
+
+def backfill(
+    settings: Settings, stack: EmbeddedStack, keys: Sequence[str], trickle: LiveTrickle | None
+) -> Backfill:
+    """Delete the rows of ``keys`` (as if every upload notification had been lost),
+    then ``glimpse backfill --stage ingest --missing`` until all are searchable again."""
+    with connect(settings) as conn:
+        conn.execute(
+            "DELETE FROM media WHERE id = ANY(%(ids)s)",
+            {"ids": [media_id(settings.s3.bucket, k) for k in keys]},
+        )
+    env = {**os.environ, **service_env(settings)}
+    pids = part_pids(stack)
+    before = CpuSnapshot.take(pids)
+    started = time.monotonic()
+    if trickle is not None:
+        trickle.start()
+    command = [sys.executable, "-m", "glimpse.cli", "backfill", "--stage", "ingest",
+               "--missing", "--prefix", "live/", "--no-wait"]  # fmt: skip
+    subprocess.run(command, env=env, check=True, capture_output=True)
+    wait_searchable(settings, keys, timeout_s=7200)
+    seconds = time.monotonic() - started
+    after = CpuSnapshot.take(pids)
+    if trickle is not None:
+        trickle.stop()
+    cpu = {k: after.cpu_s[k] - before.cpu_s.get(k, 0.0) for k in after.cpu_s}
+    return Backfill(seconds, cpu, machine_busy_fraction(before.system, after.system))
+
+
+@dataclass(frozen=True, slots=True)
 class Result:
-    idle: list[float]
+    idle: list[Upload]
+    idle_split: dict[str, list[float]]
     live_s: float
-    backfill_s: float
-    during: list[float]
+    alone: Backfill
+    with_live: Backfill
+    during: list[Upload]
+    during_split: dict[str, list[float]]
     objects: int
+    other_share: float  # other processes' share of the CPUs over the run
 
     @property
     def ratio(self) -> float:
-        return self.live_s / self.backfill_s  # rates: (n / backfill_s) / (n / live_s)
+        return self.live_s / self.alone.seconds  # rates: (n / backfill_s) / (n / live_s)
+
+    @property
+    def ratio_with_live(self) -> float:
+        return self.live_s / self.with_live.seconds
 
     @property
     def latency_factor(self) -> float:
-        return statistics.median(self.during) / statistics.median(self.idle)
+        return statistics.median(u.seconds for u in self.during) / statistics.median(
+            u.seconds for u in self.idle
+        )
 
 
-def run(settings: Settings, args: argparse.Namespace) -> Result:
+def run(settings: Settings, stack: EmbeddedStack, args: argparse.Namespace) -> Result:
     store = ObjectStore(settings.s3)
     photos = [
         Photo(f"live/{p.key}", p.data, p.mime) for p in make_corpus(args.objects, 0, 0, args.seed)
     ]
-    extra = make_corpus(args.idle + 400, 0, 0, args.seed + 1)
+    # enough live uploads for step 4 (a backfill runs at a few items a second here)
+    extra = make_corpus(args.idle + 100 + args.objects // 4, 0, 0, args.seed + 1)
     idle_photos = [Photo(f"idle/{p.key}", p.data, p.mime) for p in extra[: args.idle]]
     during_photos = [Photo(f"during/{p.key}", p.data, p.mime) for p in extra[args.idle :]]
 
     say(f"1. idle latency over {args.idle} single uploads …")
     idle = [upload_and_time(settings, store, p) for p in idle_photos]
-    say(f"   p50 {statistics.median(idle):.2f}s")
+    say(f"   p50 {statistics.median(u.seconds for u in idle):.2f}s")
 
     say(f"2. live: {args.objects} photos from 8 threads …")
     started = time.monotonic()
@@ -170,54 +261,91 @@ def run(settings: Settings, args: argparse.Namespace) -> Result:
     live_s = time.monotonic() - started
     say(f"   {args.objects / live_s:.1f} items/s")
 
-    with connect(settings) as conn:  # as if every upload notification had been lost
-        conn.execute(
-            "DELETE FROM media WHERE id = ANY(%(ids)s)",
-            {"ids": [media_id(settings.s3.bucket, k) for k in keys]},
-        )
-    say("3. backfill --stage ingest --missing --prefix live/, with live uploads …")
-    trickle = LiveTrickle(settings, during_photos, args.live_every)
-    env = {**os.environ, **service_env(settings)}
-    started = time.monotonic()
-    trickle.start()
-    command = [sys.executable, "-m", "glimpse.cli", "backfill", "--stage", "ingest",
-               "--missing", "--prefix", "live/", "--no-wait"]  # fmt: skip
-    subprocess.run(command, env=env, check=True, capture_output=True)
-    wait_searchable(settings, keys, timeout_s=7200)
-    backfill_s = time.monotonic() - started
-    trickle.stop()
-    say(f"   {args.objects / backfill_s:.1f} items/s; {len(trickle.latencies)} live uploads")
-    return Result(idle, live_s, backfill_s, trickle.latencies, args.objects)
+    with OtherLoad() as others:
+        say("3. backfill --stage ingest --missing --prefix live/, no live traffic …")
+        alone = backfill(settings, stack, keys, None)
+        say(f"   {args.objects / alone.seconds:.1f} items/s")
+        say(f"4. the same with one live upload every {args.live_every}s …")
+        trickle = LiveTrickle(settings, during_photos, args.live_every)
+        with_live = backfill(settings, stack, keys, trickle)
+        say(f"   {args.objects / with_live.seconds:.1f} items/s; {len(trickle.uploads)} live")
+    return Result(
+        idle=idle,
+        idle_split=stage_split(settings, idle),
+        live_s=live_s,
+        alone=alone,
+        with_live=with_live,
+        during=trickle.uploads,
+        during_split=stage_split(settings, trickle.uploads),
+        objects=args.objects,
+        other_share=others.share,
+    )
+
+
+def _p(values: Sequence[float], q: float) -> str:
+    ordered = sorted(values)
+    return f"{ordered[min(len(ordered) - 1, int(q * len(ordered)))]:.2f}s" if ordered else "-"
 
 
 def report(args: argparse.Namespace, machine: dict[str, str], result: Result) -> str:
-    def p(values: list[float], q: float) -> str:
-        ordered = sorted(values)
-        return f"{ordered[min(len(ordered) - 1, int(q * len(ordered)))]:.2f}s"
-
     n = result.objects
+    idle = [u.seconds for u in result.idle]
+    during = [u.seconds for u in result.during]
     out = report_header("Backfill", machine)
     out += [
         f"- **command**: `python -m bench.backfill {' '.join(args.argv)}`",
+        f"- **other processes** used {result.other_share:.0%} of the CPUs during steps 3-4",
         "",
         table(
             ["measure", "value", "goal"],
             [
                 ["live pipeline (8 upload threads)", f"{n / result.live_s:.1f} items/s", ""],
-                ["backfill --stage ingest --missing", f"{n / result.backfill_s:.1f} items/s", ""],
+                [
+                    "backfill --stage ingest --missing, alone",
+                    f"{n / result.alone.seconds:.1f} items/s",
+                    "",
+                ],
                 ["backfill ÷ live throughput", f"{result.ratio:.2f}", f"≥ {THROUGHPUT_GOAL}"],
                 [
-                    f"idle upload → searchable p50 / p90 ({len(result.idle)})",
-                    f"{p(result.idle, 0.5)} / {p(result.idle, 0.9)}",
+                    f"backfill with a live upload every {args.live_every:g}s",
+                    f"{n / result.with_live.seconds:.1f} items/s "
+                    f"({result.ratio_with_live:.2f} of live)",
                     "",
                 ],
                 [
-                    f"during the backfill p50 / p90 ({len(result.during)})",
-                    f"{p(result.during, 0.5)} / {p(result.during, 0.9)}",
+                    f"idle upload → searchable p50 / p90 ({len(idle)})",
+                    f"{_p(idle, 0.5)} / {_p(idle, 0.9)}",
+                    "",
+                ],
+                [
+                    f"during the backfill p50 / p90 ({len(during)})",
+                    f"{_p(during, 0.5)} / {_p(during, 0.9)}",
                     "",
                 ],
                 ["during ÷ idle p50", f"{result.latency_factor:.2f}", f"≤ {LATENCY_GOAL}"],
             ],
+        ),
+        "",
+        "Where a live upload's time goes, p50 per stage (PUT → media row → caption → vector):",
+        "",
+        table(
+            ["", *STAGES],
+            [
+                ["idle", *(_p(result.idle_split[s], 0.5) for s in STAGES)],
+                ["during the backfill", *(_p(result.during_split[s], 0.5) for s in STAGES)],
+            ],
+        ),
+        "",
+        "CPU seconds per part (machine busy):",
+        "",
+        table(
+            ["part", "backfill alone", "with live uploads"],
+            [
+                [name, f"{result.alone.cpu_s[name]:.0f}", f"{result.with_live.cpu_s[name]:.0f}"]
+                for name in sorted(result.alone.cpu_s, key=lambda k: -result.alone.cpu_s[k])
+                if name in result.with_live.cpu_s
+            ]
+            + [["(machine busy)", f"{result.alone.busy:.0%}", f"{result.with_live.busy:.0%}"]],
         ),
         "",
     ]
@@ -232,7 +360,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         try:
             settings = stack.start()
             stack.wait_all_ready()
-            result = run(settings, args)
+            result = run(settings, stack, args)
         finally:
             stack.stop()
     publish(report(args, machine, result), args)

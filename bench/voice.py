@@ -365,12 +365,12 @@ Run = Callable[[int], tuple[str, bool | None]]
 
 def bench_bare_whisper(clips: Sequence[Clip], s: Settings, rounds: int) -> list[Variant]:
     """Whisper as the worker runs it for a voice query, on every clip in every format,
-    then on their decoded samples with the options the worker does not expose (its
-    private ``_model``: this is a bench), interleaved so that drift hits all alike."""
+    then on their decoded samples with the options the worker does not expose (through
+    ``Transcriber.whisper``), interleaved so that drift hits all alike."""
     models = s.models
     transcriber = load_transcriber(models, home=s.home)
     transcriber.load()
-    model: Any = transcriber._model
+    model = transcriber.whisper
     from faster_whisper.vad import VadOptions, get_speech_timestamps
 
     data = [clip.data[fmt] for clip in clips for fmt in FORMATS]

@@ -20,7 +20,6 @@ Markdown and appends it, dated, to bench/RESULTS.md.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import logging
 import re
 import tempfile
@@ -28,13 +27,11 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 
 from bench.common.quiet import OtherLoad, wait_for_idle_cpus, wait_for_low_load
 from bench.common.report import (
-    REPO,
     add_output_args,
     machine_info,
     publish,
@@ -42,10 +39,10 @@ from bench.common.report import (
     say,
     table,
 )
+from bench.common.speech import spoken_ogg
 from glimpse.models.speech import Transcriber, decode_speech
 from glimpse.models.whisper_assets import ensure_whisper_base
 
-CLIPS = REPO / "tests" / "speech_clips.py"
 GOAL_RTF = 0.3
 MAX_SECONDS = 120.0
 # Voice-note-like texts; espeak at 150 words/min makes them about 3, 10 and 30 s long.
@@ -99,22 +96,11 @@ class Timing:
         return self.wall_s / self.clip.seconds
 
 
-def load_clips_module() -> ModuleType:
-    """tests/speech_clips.py, imported by path (tests/ is no package)."""
-    spec = importlib.util.spec_from_file_location("speech_clips", CLIPS)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def make_clips(folder: Path) -> list[Clip]:
-    speech = load_clips_module()
     clips = []
     for name, text in TEXTS.items():
-        wav = speech.speak(text, folder / f"{name}.wav")
-        ogg = speech.encode(wav, "ogg")
-        clips.append(Clip(name, text, ogg.read_bytes(), float(speech.wav_seconds(wav))))
+        data, seconds = spoken_ogg(text, folder, name)
+        clips.append(Clip(name, text, data, seconds))
     return clips
 
 

@@ -19,7 +19,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -30,7 +30,7 @@ from kafka import KafkaProducer
 from glimpse.bus import OutboundMessage, send_all
 from glimpse.config import KafkaSettings, LimitsSettings
 from glimpse.db import backfill_jobs as jobs
-from glimpse.db import backlog, media, stage_models
+from glimpse.db import backlog, failures, media, stage_models
 from glimpse.db.backfill_jobs import Job, Stage
 from glimpse.db.backlog import FIRST_ID, Mode, Models, Scope
 from glimpse.errors import is_transient
@@ -176,12 +176,18 @@ def stage_work(
     store: ObjectStore,
     model: str | None = None,
     skip_failed: bool = False,
+    served: bool = False,
 ) -> StageWork:
     """The work of ``stage`` for the model its workers run (``model``, if given, must be
     that one: only a running worker can write its results). ``skip_failed`` leaves out
-    items the stage dead-lettered since its workers last started."""
+    items the stage dead-lettered since its workers last started. ``served``: embed's
+    work is for the text model search serves, not the one a worker started with last
+    (a side-by-side worker of a new model is started last; repair is for search)."""
     if stage == "ingest":
         return BucketWork(store, mode, scope.prefix, kafka)
+    if served and stage == "embed" and model is None:
+        active = stage_models.active(conn, "text")
+        model = active.model if active else None
     return MediaWork(stage, _models(conn, stage, model, skip_failed), mode, scope, kafka)
 
 
@@ -214,7 +220,11 @@ def _models(
             "SELECT 1 FROM vector_models WHERE model = %(m)s AND kind = 'visual'",
             {"m": running.model},
         ).fetchone()
+        # The joint model the caption workers started with, if the last start had one
+        # (it registers right after the captioner; a start without it is newer).
+        joint = stage_models.current(conn, "joint")
         return Models(stage, running.model, visual=has_visual is not None,
+                      joint=joint.model if joint and joint.since >= running.since else None,
                       failed_since=failed_since)  # fmt: skip
     if stage == "embed":
         # The captions search serves: a captioner filled side by side is embedded once
@@ -351,7 +361,8 @@ def repair(
     limits: LimitsSettings | None = None,
 ) -> dict[Stage, int]:
     """Announce again every accepted item untouched for ``older_than_s`` that lacks a
-    result of the models the workers run (no job row: each pass walks everything), and
+    result of the models the workers run — for text vectors, of the model search serves
+    — (no job row: each pass walks everything), and
     — given the ``limits`` ingest runs with — ingest again files a limit turned away
     that is higher now. Ingest's other gaps are reconcile's. Stages no worker has run
     yet are skipped."""
@@ -363,12 +374,14 @@ def repair(
     sent: dict[Stage, int] = {}
     for stage in REPAIRED_STAGES:
         try:
-            work = stage_work(conn, stage, "missing", scope, kafka, store, skip_failed=True)
+            work = stage_work(conn, stage, "missing", scope, kafka, store, skip_failed=True,
+                              served=True)  # fmt: skip
         except BackfillError:
             continue
         sent[stage] = enqueue_counted(work, conn, producer, stop)
+    sent["ingest"] = _failed_before_restart(conn, producer, store, kafka, row["cutoff"])
     if limits is not None:
-        sent["ingest"] = _ingest_under_raised_limits(conn, producer, store, kafka, limits)
+        sent["ingest"] += _ingest_under_raised_limits(conn, producer, store, kafka, limits)
     if any(sent.values()):
         log.warning("repair: announced again %s", sent)
     return sent
@@ -382,13 +395,38 @@ def _ingest_under_raised_limits(
     sent, after = 0, FIRST_ID
     while page := backlog.rejected_by_a_limit(conn, store.bucket, after, PAGE_SIZE):
         after = page[-1][0]
-        messages = []
-        for _, key, under in page:
-            info = store.head(key) if raised_since(under, limits) else None
-            if info is not None:
-                event = backfill_event(store.bucket, info)
-                messages.append(OutboundMessage(backfill_topic(kafka, "ingest"), key.encode(),
-                                                s3_event_json([event])))  # fmt: skip
-        send_all(producer, messages, timeout_s=60)
-        sent += len(messages)
+        keys = [key for _, key, under in page if raised_since(under, limits)]
+        sent += ingest_again(producer, store, kafka, keys)
     return sent
+
+
+def _failed_before_restart(
+    conn: psycopg.Connection[Any], producer: KafkaProducer, store: ObjectStore,
+    kafka: KafkaSettings, cutoff: datetime,
+) -> int:  # fmt: skip
+    """Items a stage marked failed before its workers started again, ingested again once
+    (marked re-driven; a new failure clears the mark, and waits for the next start)."""
+    sent, after = 0, FIRST_ID
+    while page := backlog.failed_before_restart(conn, store.bucket, cutoff, after, PAGE_SIZE):
+        after = page[-1][0]
+        sent += ingest_again(producer, store, kafka, [key for _, key, _ in page])
+        for stage in {stage for _, _, stage in page}:
+            failures.mark_retried(conn, stage, [mid for mid, _, s in page if s == stage])
+    return sent
+
+
+def ingest_again(
+    producer: KafkaProducer, store: ObjectStore, kafka: KafkaSettings, keys: Sequence[str]
+) -> int:
+    """A backfill event for each of ``keys`` still in the bucket, on ingest's backfill
+    topic (ingest looks again at rejected and failed rows for those); how many went."""
+    messages = []
+    for key in keys:
+        info = store.head(key)
+        if info is None:  # gone meanwhile: reconcile records the delete
+            continue
+        event = backfill_event(store.bucket, info)
+        messages.append(OutboundMessage(backfill_topic(kafka, "ingest"), key.encode(),
+                                        s3_event_json([event])))  # fmt: skip
+    send_all(producer, messages, timeout_s=60)
+    return len(messages)

@@ -69,6 +69,16 @@ def ensure_topics(kafka: KafkaSettings, names: Iterable[str]) -> None:
         admin.close()
 
 
+def topic_partitions(kafka: KafkaSettings, names: Sequence[str]) -> dict[str, int]:
+    """How many partitions each existing topic of ``names`` has."""
+    assert kafka.bootstrap, "Kafka bootstrap is not configured"
+    admin = KafkaAdminClient(bootstrap_servers=kafka.bootstrap, request_timeout_ms=10000)
+    try:
+        return {t["name"]: len(t["partitions"]) for t in admin.describe_topics(list(names))}
+    finally:
+        admin.close()
+
+
 def make_producer(kafka: KafkaSettings) -> KafkaProducer:
     assert kafka.bootstrap, "Kafka bootstrap is not configured"
     return KafkaProducer(

@@ -33,7 +33,7 @@ from glimpse.db import backfill_jobs, media
 from glimpse.redact import redact_url
 from glimpse.stack.connect import StackNotRunning, resolve, running_endpoints
 from glimpse.stack.layout import HomeLayout, read_part_states
-from glimpse.stack.ports import worker_health_ports
+from glimpse.stack.ports import worker_health_ports, worker_replicas
 from glimpse.storage import ObjectStore
 
 app = typer.Typer(
@@ -380,47 +380,62 @@ def _worker_states(settings: Settings) -> dict[str, tuple[str, str]]:
 
 
 def _stage_activity(settings: Settings) -> dict[str, dict[str, Any]]:
-    """Per stage: its group's lag per partition (read from the broker, so also when no
-    worker runs), and from its worker's /status the messages finished in the last
-    minute and the last error."""
+    """Per stage: its group's lag per partition and its backfill group's lag (read from
+    the broker, so also when no worker runs), and from its workers' /status (replicas
+    summed) the messages finished in the last minute and the last error. A side-by-side
+    worker's groups (``embed --side-by-side``) are a row of their own."""
+    from glimpse import stages as pipeline
     from glimpse.group_lag import read_group_lag
-    from glimpse.stages import group_of, stage_topics
 
-    topics = stage_topics(settings.kafka)
-    stages: dict[str, dict[str, Any]] = {
-        stage: {"lag": None, "partitions": {}, "messages_per_minute": None, "last_error": None}
-        for stage in topics
-    }
+    topics = pipeline.stage_topics(settings.kafka)
+
+    def row() -> dict[str, Any]:
+        return {"lag": None, "backfill_lag": None, "partitions": {},
+                "messages_per_minute": None, "last_error": None}  # fmt: skip
+
+    stages: dict[str, dict[str, Any]] = {stage: row() for stage in topics}
     if settings.kafka.bootstrap:
-        groups = {group_of(stage): t for stage, t in topics.items()}
-        by_group = {group_of(stage): stage for stage in topics}
+        groups = pipeline.consumer_groups(settings.kafka)
+        owner = {pipeline.group_of(stage): (stage, "lag") for stage in topics}
+        owner |= {pipeline.backfill_group_of(stage): (stage, "backfill_lag") for stage in topics}
+        discover = partial(pipeline.side_by_side_groups, settings.kafka)
         try:
-            for p in read_group_lag(settings.kafka.bootstrap, groups, timeout_s=3):
-                entry = stages[by_group[p.group]]
-                entry["partitions"][f"{p.topic}/{p.partition}"] = p.lag
-                entry["lag"] = (entry["lag"] or 0) + p.lag
+            found = read_group_lag(settings.kafka.bootstrap, groups, 3, discover)
+            for p in found:
+                base, _, model = p.group.partition("--")
+                stage, field = owner[base]
+                entry = stages.setdefault(f"{stage} --side-by-side {model}" if model else stage,
+                                          row())  # fmt: skip
+                if field == "lag":
+                    entry["partitions"][f"{p.topic}/{p.partition}"] = p.lag
+                entry[field] = (entry[field] or 0) + p.lag
         except Exception as exc:  # the broker check above says why
             logging.getLogger(__name__).debug("lag not read: %r", exc)
-    for stage, port in worker_health_ports(settings.stack).items():
+    for replica in worker_replicas(settings.stack):  # a stage's replicas add up
         try:
-            answer = httpx.get(f"http://127.0.0.1:{port}/status", timeout=3)
+            answer = httpx.get(f"http://127.0.0.1:{replica.port}/status", timeout=3)
             answer.raise_for_status()
         except httpx.HTTPError:
             continue
-        report = answer.json()
-        stages[stage]["messages_per_minute"] = report["messages_per_minute"]
-        stages[stage]["last_error"] = report["last_error"]
+        report, entry = answer.json(), stages[replica.stage]
+        entry["messages_per_minute"] = (entry["messages_per_minute"] or 0) + report[
+            "messages_per_minute"
+        ]
+        error, last = report["last_error"], entry["last_error"]
+        if error and (last is None or error["at"] > last["at"]):
+            entry["last_error"] = error
     return stages
 
 
 def _stage_table(stages: dict[str, dict[str, Any]]) -> Table:
-    table = Table("stage", "lag", "msgs/min", "last error")
+    table = Table("stage", "lag", "backfill lag", "msgs/min", "last error")
     for stage, entry in stages.items():
         error = entry["last_error"]
         when = time.strftime("%H:%M:%S", time.localtime(error["at"])) if error else ""
         table.add_row(
             stage,
             "?" if entry["lag"] is None else str(entry["lag"]),
+            "-" if entry["backfill_lag"] is None else str(entry["backfill_lag"]),
             "-" if entry["messages_per_minute"] is None else f"{entry['messages_per_minute']:.0f}",
             f"{when} {error['kind']} {error['error_type']}: {error['message'][:80]}"
             if error
@@ -606,12 +621,8 @@ def lag_exporter(
     """Serve every pipeline group's consumer lag, read from the broker, on /metrics
     (for stages with no worker running; `glimpse up` runs one itself)."""
     from glimpse.lag_exporter import LagExporter
-    from glimpse.stages import consumer_groups
 
-    settings = _resolved()
-    assert settings.kafka.bootstrap
-    groups = consumer_groups(settings.kafka)
-    exporter = LagExporter(host, port, settings.kafka.bootstrap, groups)
+    exporter = LagExporter.of_pipeline(host, port, _resolved().kafka)
     exporter.start()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda _signum, _frame: stop.set())

@@ -248,9 +248,22 @@ def verify() -> None:
 
 
 def configured_models(settings: Settings) -> list[ModelFiles]:
-    """The captioner, the text embedder and the transcriber the settings name, each
-    constructed (cheap, nothing loaded) with where its files are."""
-    return [_captioner(settings.models, settings.home), _text(settings.models), _speech(settings)]
+    """The captioner, the text embedder, the transcriber and the joint image-text model
+    (when one is set) the settings name, each constructed (cheap, nothing loaded) with
+    where its files are."""
+    found = [_captioner(settings.models, settings.home), _text(settings.models),
+             _speech(settings)]  # fmt: skip
+    joint = _joint(settings.models)
+    return [*found, joint] if joint else found
+
+
+def _joint(models: ModelSettings) -> ModelFiles | None:
+    from glimpse.models.joint import load_joint_model
+
+    joint = load_joint_model(models)
+    if joint is None:
+        return None
+    return _pretrained("joint", joint, models.joint_model, models.cache_dir)
 
 
 def _captioner(models: ModelSettings, home: Path) -> ModelFiles:

@@ -14,6 +14,8 @@ from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MIB = 1024 * 1024
+# worker processes of one stage the embedded stack starts at most
+MAX_REPLICAS = 8
 
 
 class S3Settings(BaseModel):
@@ -80,6 +82,7 @@ class ApiSettings(BaseModel):
     max_presign_body_bytes: int = 16 * 1024
     upload_rate: RateLimit = RateLimit(per_second=10, burst=50)
     voice_rate: RateLimit = RateLimit(per_second=0.5, burst=10)
+    image_rate: RateLimit = RateLimit(per_second=1, burst=20)  # searches by image
 
 
 class SearchSettings(BaseModel):
@@ -136,6 +139,19 @@ class VoiceSettings(BaseModel):
     vocabulary_refresh_s: float = 300.0  # the words are read again this often
 
 
+class ImageSearchSettings(BaseModel):
+    """Searches by image (``POST /v1/search/image``: a photo or the page's drawing)."""
+
+    # The API then holds the visual model too (+52 MiB, bench/RESULTS.md); false keeps
+    # an API pod small: the route answers 404 saying image search is off.
+    enabled: bool = True
+    max_bytes: int = 2 * MIB
+    max_pixels: int = 25_000_000
+    # image queries decoding at once in one API process, in megapixels (a decode costs
+    # ~3-4 bytes a pixel); one larger than the budget decodes alone
+    decode_budget_megapixels: float = 50.0
+
+
 class LimitsSettings(BaseModel):
     """What ingest accepts. Anything beyond is rejected with a typed reason."""
 
@@ -155,6 +171,10 @@ class IngestSettings(BaseModel):
     # Image decodes are admitted by width x height against this budget (a 100-MP
     # progressive JPEG took ~670 MB); one larger than the budget decodes alone.
     decode_budget_megapixels: float = 150.0
+    # After a live upload, ingest takes no backfill for this long: no new backfill work
+    # enters the pipeline while the live one passes caption and embed, which share the
+    # cores with it on one machine. (Later stages keep live first, with no hold.)
+    live_passage_s: float = 1.0
 
 
 class ModelSettings(BaseModel):
@@ -202,6 +222,10 @@ class ModelSettings(BaseModel):
     # 0-2 % instead of 8-10 % on 9-29 s clips for 15-30 % more time (RTF 0.16-0.23,
     # within the 0.3 goal)
     whisper_beam_size: int = 5
+    # The joint image-text role (CLIP or SigLIP: a hub id, or a directory saved with
+    # save_pretrained). Empty: off, as offline (no weights ship in a wheel). Set, the
+    # caption stage stores its image vectors and search ranks them as a third list.
+    joint_model: str = ""
 
 
 class CueSettings(BaseModel):
@@ -250,12 +274,33 @@ class WorkerSettings(BaseModel):
     # A batch taken from a backfill topic holds at most this many messages: the longest
     # a live message waits behind a backfill is one such batch in each stage.
     backfill_max_batch: int = 4
+    # Between backfill batches, the live input is polled this long (a fetch's round
+    # trip): a poll that does not wait would see a live message a batch later.
+    backfill_live_check_ms: int = 30
     backoff_initial_s: float = 0.2
     # the longest wait between retries while a server is down: after it returns, work
     # resumes within this (10 s made recovery from a Postgres crash take ~25 s)
     backoff_max_s: float = 3.0
     health_host: str = "127.0.0.1"
     health_port: int = 0  # 0: no health server
+
+
+class ReplicaSettings(BaseModel):
+    """Processes of each worker the embedded stack starts. Replicas of a stage join its
+    consumer group and share the partitions of its topics: more replicas than
+    ``kafka.partitions`` leave the extra ones idle. Caption and embed replicas split the
+    cores between them (``models.torch_threads``, unless set)."""
+
+    ingest: int = Field(default=1, ge=1, le=MAX_REPLICAS)
+    caption: int = Field(default=1, ge=1, le=MAX_REPLICAS)
+    embed: int = Field(default=1, ge=1, le=MAX_REPLICAS)
+    transcribe: int = Field(default=1, ge=1, le=MAX_REPLICAS)
+    transcribe_queries: int = Field(default=1, ge=1, le=MAX_REPLICAS)
+
+    def of(self, stage: str) -> int:
+        """The count of a stage by its name (``transcribe-queries`` too)."""
+        count: int = getattr(self, stage.replace("-", "_"))
+        return count
 
 
 class StackSettings(BaseModel):
@@ -284,9 +329,17 @@ class StackSettings(BaseModel):
     transcribe_queries_health_port: int = 9105
     # every pipeline group's lag read from the broker (glimpse/lag_exporter.py)
     lag_exporter_port: int = 9106
+    # e.g. GLIMPSE_STACK__REPLICAS__CAPTION=2; the first replica of a stage has the
+    # port above, the others take one each from replica_base_port up (stage order)
+    replicas: ReplicaSettings = Field(default_factory=ReplicaSettings)
+    replica_base_port: int = 9110
     # a soft Go memory limit; below the live heap (~120 MB idle, 240-340 MB under load)
     # weed spends its time collecting garbage (96MiB made ingest 2x slower, bench/)
     weed_memory_limit: str = "512MiB"
+    # a worker or the API that does not answer ready this long after its start (models
+    # loaded, servers reachable) is killed and started again; many replicas loading
+    # their models at once on few cores need longer
+    ready_timeout_s: float = 120.0
     # a part whose liveness probe (/healthz, or a request to the server) fails this long
     # is killed and restarted; workers report not-live once a batch overruns its bound
     liveness_timeout_s: float = 30.0
@@ -315,6 +368,7 @@ class Settings(BaseSettings):
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     search: SearchSettings = Field(default_factory=SearchSettings)
     voice: VoiceSettings = Field(default_factory=VoiceSettings)
+    image_search: ImageSearchSettings = Field(default_factory=ImageSearchSettings)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
     models: ModelSettings = Field(default_factory=ModelSettings)
     cues: CueSettings = Field(default_factory=CueSettings)

@@ -18,6 +18,7 @@ import psycopg
 CAPTION = "caption"
 TEXT_IN_IMAGE = "text in image"
 COLOURS = "colours"
+IMAGE = "image"  # the image itself, through the joint image-text model
 TRANSCRIPT = "transcript"
 
 # websearch syntax: quotes, a leading minus and the word "or" mean something there

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
@@ -20,16 +20,26 @@ from glimpse.lag import PartitionLag
 log = logging.getLogger(__name__)
 
 
+Discover = Callable[[Iterable[str]], Mapping[str, Sequence[str]]]
+
+
 def read_group_lag(
-    bootstrap: str, groups: Mapping[str, Sequence[str]], timeout_s: float = 10.0
+    bootstrap: str,
+    groups: Mapping[str, Sequence[str]],
+    timeout_s: float = 10.0,
+    discover: Discover | None = None,
 ) -> list[PartitionLag]:
-    """The lag of each ``group`` on every partition of its topics.
+    """The lag of each ``group`` on every partition of its topics; with ``discover``,
+    also of the groups it picks (with their topics) from those the broker lists.
 
     Raises ``TimeoutError`` if the broker gives no high watermark for some partition
     within ``timeout_s``, and the client's errors if the broker does not answer.
     """
     admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout_s * 1000))
     try:
+        if discover is not None:
+            listed = [str(g["group_id"]) for g in admin.list_groups()]
+            groups = {**discover(listed), **groups}
         committed = {group: _committed(admin, group) for group in groups}
     finally:
         admin.close()

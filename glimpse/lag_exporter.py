@@ -9,27 +9,37 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator, Mapping, Sequence
+from functools import partial
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import start_http_server
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from glimpse.group_lag import read_group_lag
+from glimpse.config import KafkaSettings
+from glimpse.group_lag import Discover, read_group_lag
 from glimpse.metrics import service_registry
+from glimpse.stages import consumer_groups, side_by_side_groups
 
 log = logging.getLogger(__name__)
 
 
 class GroupLagCollector(Collector):
-    """Reads the lag on every collect (one OffsetFetch per group, one small Fetch)."""
+    """Reads the lag on every collect (one OffsetFetch per group, one small Fetch); with
+    ``discover``, of the groups it picks from the broker's list too (side-by-side
+    workers' groups, which only their workers can name)."""
 
     def __init__(
-        self, bootstrap: str, groups: Mapping[str, Sequence[str]], timeout_s: float = 5.0
+        self,
+        bootstrap: str,
+        groups: Mapping[str, Sequence[str]],
+        timeout_s: float = 5.0,
+        discover: Discover | None = None,
     ) -> None:
         self._bootstrap = bootstrap
         self._groups = dict(groups)
         self._timeout_s = timeout_s
+        self._discover = discover
 
     def describe(self) -> Iterator[Metric]:
         """The families without reading the broker (registration, metric listings)."""
@@ -61,7 +71,9 @@ class GroupLagCollector(Collector):
             return
         started = time.perf_counter()
         try:
-            partitions = read_group_lag(self._bootstrap, self._groups, self._timeout_s)
+            partitions = read_group_lag(
+                self._bootstrap, self._groups, self._timeout_s, self._discover
+            )
         except Exception as exc:  # a scrape must answer; the gauge says it failed
             log.warning("reading consumer lag failed: %r", exc)
             ok.add_metric([], 0)
@@ -81,12 +93,24 @@ class LagExporter:
     """``/metrics`` with :class:`GroupLagCollector` on ``host:port``, in a thread."""
 
     def __init__(
-        self, host: str, port: int, bootstrap: str, groups: Mapping[str, Sequence[str]]
+        self,
+        host: str,
+        port: int,
+        bootstrap: str,
+        groups: Mapping[str, Sequence[str]],
+        discover: Discover | None = None,
     ) -> None:
         self.registry = service_registry()
-        self.registry.register(GroupLagCollector(bootstrap, groups))
+        self.registry.register(GroupLagCollector(bootstrap, groups, discover=discover))
         self._server: WSGIServer | None = None
         self._host, self._port = host, port
+
+    @classmethod
+    def of_pipeline(cls, host: str, port: int, kafka: KafkaSettings) -> LagExporter:
+        """Every pipeline group, side-by-side workers' included."""
+        assert kafka.bootstrap
+        return cls(host, port, kafka.bootstrap, consumer_groups(kafka),
+                   discover=partial(side_by_side_groups, kafka))  # fmt: skip
 
     def start(self) -> None:
         self._server, _thread = start_http_server(self._port, self._host, self.registry)

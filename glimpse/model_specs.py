@@ -32,7 +32,7 @@ FIELDS: dict[Role, tuple[str, ...]] = {
     "visual": _CAPTIONER,
     "text": ("text_model", "text_model_id", "text_pooling", "text_quantize"),
     "transcriber": ("whisper_model", "whisper_language", "whisper_beam_size"),
-    "joint": (),
+    "joint": ("joint_model",),
 }
 
 

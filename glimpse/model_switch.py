@@ -17,6 +17,7 @@ import psycopg
 from psycopg import sql
 
 from glimpse.db import coverage, stage_models, vectors
+from glimpse.db.vectors import VectorKind
 from glimpse.model_specs import Role
 
 
@@ -45,7 +46,7 @@ def activate(
         if model not in rows:
             known = ", ".join(rows) or "none"
             raise SwitchRefused(f"{model} is not a registered {role} model (registered: {known})")
-        if role in ("text", "visual") and _index_state(conn, model, role) != "valid":
+        if role in VECTOR_ROLES and _index_state(conn, model, role) != "valid":
             raise SwitchRefused(f"the index of {model} is not built yet (a worker builds it "
                                 "when it starts with the model); try again when it is")  # fmt: skip
         previous = next((r.model for r in rows.values() if r.active), None)
@@ -70,8 +71,12 @@ _STAGE: dict[Role, str] = {
 }
 
 
+# The roles whose results are vectors, each its kind in ``embeddings``.
+VECTOR_ROLES: tuple[VectorKind, ...] = ("text", "visual", "joint")
+
+
 def _index_state(conn: psycopg.Connection[Any], model: str, role: Role) -> str:
-    assert role in ("text", "visual")
+    assert role in VECTOR_ROLES
     return vectors.index_state(conn, vectors.index_name(model, role))
 
 
@@ -107,6 +112,6 @@ def purge(conn: psycopg.Connection[Any], model: str) -> Purged:
             {"model": model},
         )
         purged.rows[table] = deleted.rowcount
-    for kind in ("text", "visual"):
+    for kind in VECTOR_ROLES:
         vectors.drop_index(conn, model, kind)
     return purged

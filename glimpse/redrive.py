@@ -17,20 +17,12 @@ from typing import Any
 import psycopg
 from kafka import KafkaProducer
 
-from glimpse.backfill import (
-    BackfillError,
-    backfill_event,
-    backfill_topic,
-    enqueue_counted,
-    stage_work,
-)
-from glimpse.bus import OutboundMessage, send_all
+from glimpse.backfill import BackfillError, enqueue_counted, ingest_again, stage_work
 from glimpse.config import KafkaSettings
 from glimpse.db import failures
 from glimpse.db.backfill_jobs import as_stage
 from glimpse.db.backlog import Scope
 from glimpse.db.failures import Failure, Selection
-from glimpse.events import s3_event_json
 from glimpse.storage import ObjectStore
 
 _BATCH = 1000
@@ -53,30 +45,12 @@ def redrive(
             )
         for stage, items in by_stage.items():
             if stage == "ingest":
-                sent[stage] += _ingest_again(producer, store, kafka, items)
+                sent[stage] += ingest_again(producer, store, kafka, [f.key for f in items])
             else:
                 sent[stage] += _announce_again(conn, producer, store, kafka, stage, items)
         for failure in found:
             failures.mark_retried(conn, failure.stage, [failure.media_id])
     return dict(sent)
-
-
-def _ingest_again(
-    producer: KafkaProducer, store: ObjectStore, kafka: KafkaSettings, items: list[Failure]
-) -> int:
-    messages = []
-    for failure in items:
-        info = store.head(failure.key)
-        if info is None:  # gone meanwhile: reconcile records the delete
-            continue
-        event = backfill_event(store.bucket, info)
-        messages.append(
-            OutboundMessage(
-                backfill_topic(kafka, "ingest"), failure.key.encode(), s3_event_json([event])
-            )
-        )
-    send_all(producer, messages, timeout_s=60)
-    return len(messages)
 
 
 def _announce_again(

@@ -16,6 +16,12 @@ few more that reach ``weak``, or match the words only, are shown marked as weak
 matches: with captions made of ImageNet labels the right photo is often among them.
 When nothing stands out the answer is empty. A library too small to have a typical
 score falls back to the fixed cutoff.
+
+With a joint image-text model the query is also compared with the images themselves,
+and the same measure is taken in that space against its own sample (its similarities
+live on another scale: CLIP's rarely pass 0.35). An image that stands out there
+``strong`` is a match; one that stands out ``weak`` is a match when the text side
+agrees (its words or its caption's vector), else a weak match.
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ from glimpse.search import (
     Candidate,
     SearchFilters,
     TextSources,
+    VectorQuery,
     hybrid,
 )
 
@@ -80,6 +87,13 @@ class Judged:
     candidate: Candidate
     weak: bool
     standout: float | None  # None: no vector similarity, or no background
+    joint_standout: float | None = None  # the same in the joint model's space
+
+
+@dataclass(frozen=True, slots=True)
+class _Standouts:
+    text: float | None
+    joint: float | None
 
 
 def search(
@@ -95,10 +109,11 @@ def search(
     keyword_timeout_ms: int | None = None,
     sources: TextSources = ANY_SOURCES,
     phases: Phases | None = None,
+    joint: VectorQuery | None = None,
 ) -> list[Judged]:
-    """Hybrid search for ``text`` (``query`` is its vector), judged: what to show, best
-    first, weak matches marked. ``phases`` gets hybrid's and ``background_sql``; judging
-    counts as ``fuse``."""
+    """Hybrid search for ``text`` (``query`` is its vector; ``joint`` its vector of the
+    active joint model, if any), judged: what to show, best first, weak matches marked.
+    ``phases`` gets hybrid's and ``background_sql``; judging counts as ``fuse``."""
     phases = phases or Phases()
     # The standout policy judges every candidate itself; the fixed one drops vector
     # matches below the cutoff before fusion, as search always did.
@@ -115,13 +130,18 @@ def search(
         keyword_timeout_ms=keyword_timeout_ms,
         sources=sources,
         phases=phases,
+        joint=joint,
     )
-    typical = None
+    typical = joint_typical = None
     if settings.policy == "standout" and fused:
         with phases.phase("background_sql"):
             typical = background(conn, model, query, settings.sample, settings.min_spread)
+            if joint is not None:
+                joint_typical = background(
+                    conn, joint.model, joint.vector, settings.sample, settings.min_spread
+                )
     with phases.phase("fuse"):
-        return judge(fused, typical, settings)
+        return judge(fused, typical, settings, joint_typical)
 
 
 def background(
@@ -157,29 +177,40 @@ def summarise(similarities: list[float], min_spread: float) -> Background:
 
 
 def judge(
-    candidates: list[Candidate], typical: Background | None, settings: RelevanceSettings
+    candidates: list[Candidate],
+    typical: Background | None,
+    settings: RelevanceSettings,
+    joint_typical: Background | None = None,
 ) -> list[Judged]:
     """The candidates to show, in their fused order, each marked weak or not."""
     if settings.policy == "fixed" or typical is None or typical.size < settings.min_sample:
         return _fixed(candidates, settings.min_similarity)
+    if joint_typical is not None and joint_typical.size < settings.min_sample:
+        joint_typical = None
     shown = []
     weak_left = settings.weak_limit
     for candidate in candidates:
-        standout = _standout(candidate, typical)
-        if _is_strong(candidate, standout, settings):
-            shown.append(Judged(candidate, False, standout))
+        standouts = _Standouts(
+            _standout(candidate.similarity, typical),
+            _standout(candidate.joint_similarity, joint_typical),
+        )
+        judged = Judged(candidate, False, standouts.text, standouts.joint)
+        if _is_strong(candidate, standouts, settings):
+            shown.append(judged)
         elif weak_left > 0 and (
-            candidate.keyword_rank is not None or _stands_out(candidate, standout, settings)
+            candidate.keyword_rank is not None
+            or _stands_out(candidate, standouts.text, settings)
+            or _joint_stands_out(standouts.joint, settings)
         ):
-            shown.append(Judged(candidate, True, standout))
+            shown.append(Judged(candidate, True, standouts.text, standouts.joint))
             weak_left -= 1
     return shown
 
 
-def _standout(candidate: Candidate, typical: Background) -> float | None:
-    if candidate.similarity is None:
+def _standout(similarity: float | None, typical: Background | None) -> float | None:
+    if similarity is None or typical is None:
         return None
-    return (candidate.similarity - typical.median) / typical.spread
+    return (similarity - typical.median) / typical.spread
 
 
 def _stands_out(candidate: Candidate, standout: float | None, settings: RelevanceSettings) -> bool:
@@ -189,13 +220,24 @@ def _stands_out(candidate: Candidate, standout: float | None, settings: Relevanc
     return standout >= settings.weak
 
 
-def _is_strong(candidate: Candidate, standout: float | None, settings: RelevanceSettings) -> bool:
-    if not _stands_out(candidate, standout, settings):
+def _joint_stands_out(standout: float | None, settings: RelevanceSettings) -> bool:
+    return standout is not None and standout >= settings.weak
+
+
+def _is_strong(candidate: Candidate, standouts: _Standouts, settings: RelevanceSettings) -> bool:
+    text_agrees = candidate.keyword_rank is not None or _stands_out(
+        candidate, standouts.text, settings
+    )
+    if _joint_stands_out(standouts.joint, settings):
+        assert standouts.joint is not None
+        # the image itself matches the query: strongly, or as the text side says too
+        return standouts.joint >= settings.strong or text_agrees
+    if not _stands_out(candidate, standouts.text, settings):
         return False
-    assert candidate.similarity is not None and standout is not None
+    assert candidate.similarity is not None and standouts.text is not None
     if candidate.keyword_rank is not None:
         return True  # the query's words are in its text and its vector agrees
-    return candidate.similarity >= settings.sure or standout >= settings.strong
+    return candidate.similarity >= settings.sure or standouts.text >= settings.strong
 
 
 def _fixed(candidates: list[Candidate], min_similarity: float) -> list[Judged]:

@@ -34,12 +34,15 @@ from functools import partial
 from types import FrameType
 from typing import Any, Protocol, TypeVar
 
+import psycopg
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.structs import OffsetAndMetadata
+from psycopg_pool import ConnectionPool
 
 from glimpse.activity import Activity
 from glimpse.bus import InboundMessage, OutboundMessage, make_consumer, make_producer, send_all
 from glimpse.config import DatabaseSettings, KafkaSettings, WorkerSettings
+from glimpse.db import worker_starts
 from glimpse.db.attempts import PostgresAttemptLog
 from glimpse.db.pool import open_pool
 from glimpse.dependencies import Dependency, wait_for
@@ -290,7 +293,9 @@ class Worker:
     # --- the loop ------------------------------------------------------------------
     def _collect(self) -> list[InboundMessage]:
         """Up to ``max_batch`` messages, waiting at most ``max_wait_ms`` after the first;
-        live input first, backfill only while live input is quiet."""
+        live input first, backfill only while live input is quiet. A batch is either
+        live or backfill, never both: a live message waits for no backfill item of its
+        own batch."""
         batch: list[InboundMessage] = []
         deadline: float | None = None
         while not self._stop.is_set() and len(batch) < self.settings.max_batch:
@@ -299,15 +304,13 @@ class Worker:
                 break
             timeout_ms = 500 if deadline is None else max(1, int((deadline - now) * 1000))
             room = self.settings.max_batch - len(batch)
-            # while a backfill flows, only look whether live messages wait
-            polled = self.consumer.poll(
-                timeout_ms=0 if self._backfill_busy else timeout_ms, max_records=room
-            )
+            polled = self.consumer.poll(timeout_ms=self._live_wait_ms(timeout_ms, batch),
+                                        max_records=room)  # fmt: skip
             self._last_beat = time.monotonic()
             from_backfill = False
             if polled:
                 self._live_seen = self._last_beat
-            elif self.backfill is not None:
+            elif self.backfill is not None and not batch:
                 from_backfill = True
                 # small batches of backfill: a live message arriving meanwhile waits
                 # for at most one of them
@@ -332,6 +335,15 @@ class Worker:
             if from_backfill and polled:
                 break  # a backfill batch is done; look at the live input first again
         return batch
+
+    def _live_wait_ms(self, timeout_ms: int, batch: Sequence[InboundMessage]) -> int:
+        """How long to wait for live input. While a backfill flows, only as long as a
+        fetch takes (``backfill_live_check_ms``): a poll that does not wait only sends
+        the fetch, and its answer would be read after the next backfill batch. A live
+        batch under way waits for more live input up to its deadline."""
+        if batch or not self._backfill_busy:
+            return timeout_ms
+        return min(timeout_ms, self.settings.backfill_live_check_ms)
 
     def _poll_backfill(self, timeout_ms: int, room: int) -> Mapping[TopicPartition, list[Any]]:
         """Backfill records, unless live messages came within ``backfill_hold_s``: then
@@ -638,13 +650,18 @@ def run_service(
         handler = make_handler()
         models_loaded.set()
         resources.callback(handler.close)
-        attempts = PostgresAttemptLog(open_pool(database, f"{spec.name}-attempts"))
+        pool = open_pool(database, f"{spec.name}-attempts")
+        attempts = PostgresAttemptLog(pool)
         resources.callback(attempts.close)
 
         def waiting(names: list[str]) -> None:
             phase[0] = f"waiting for {', '.join(names)}" if names else "connecting"
 
         if not wait_for(dependencies, stop_requested, waiting):
+            return
+        # repair retries this stage's failures from before now (their cause may be gone)
+        if _until_connected(partial(_record_start, pool, spec.name), stop_requested,
+                            settings) is None:  # fmt: skip
             return
         # The broker may die between the check and here: retry, don't exit.
         producer = _until_connected(lambda: make_producer(kafka), stop_requested, settings)
@@ -687,6 +704,11 @@ def run_service(
         if stop_requested.is_set():
             return
         worker.run()
+
+
+def _record_start(pool: ConnectionPool[psycopg.Connection[Any]], stage: str) -> datetime:
+    with pool.connection() as conn:
+        return worker_starts.record(conn, stage)
 
 
 def _until_connected(

@@ -2,7 +2,9 @@
 
 Each retriever returns its own top candidates (filters applied inside the query, so
 HNSW's iterative scan keeps looking until enough rows pass them); reciprocal rank
-fusion then merges the two lists. Vector candidates below ``min_similarity`` are
+fusion then merges the lists: the text vectors', full text's and, when a joint
+image-text model is active, its image vectors' (compared with the query's vector
+from the same model). Vector candidates below ``min_similarity`` are
 dropped first, so a query that matches nothing returns few or no hits rather than
 the ten least-bad ones.
 """
@@ -68,6 +70,16 @@ class Candidate:
     score: float  # fused RRF score
     similarity: float | None  # cosine similarity to the query, when the vector side found it
     keyword_rank: int | None  # 1-based rank in the full-text list, when it matched
+    # the image's similarity to the query in the joint model's space, when it found it
+    joint_similarity: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class VectorQuery:
+    """A query vector and the model whose vectors it is compared with (its own)."""
+
+    model: VectorModel
+    vector: np.ndarray
 
 
 _FILTERS = """
@@ -206,18 +218,26 @@ def keyword(
 
 
 def fuse(
-    vector_hits: list[tuple[uuid.UUID, float]], keyword_hits: list[uuid.UUID]
+    vector_hits: list[tuple[uuid.UUID, float]],
+    keyword_hits: list[uuid.UUID],
+    joint_hits: list[tuple[uuid.UUID, float]] | None = None,
 ) -> list[Candidate]:
-    """Reciprocal rank fusion of the two lists, best first."""
-    similarity = dict(vector_hits)
-    vector_rank = {mid: i for i, (mid, _) in enumerate(vector_hits, start=1)}
-    keyword_rank = {mid: i for i, mid in enumerate(keyword_hits, start=1)}
+    """Reciprocal rank fusion of the lists, best first."""
+    joint_hits = joint_hits or []
+    similarity, joint_similarity = dict(vector_hits), dict(joint_hits)
+    rankings = [
+        {mid: i for i, (mid, _) in enumerate(vector_hits, start=1)},
+        {mid: i for i, mid in enumerate(keyword_hits, start=1)},
+        {mid: i for i, (mid, _) in enumerate(joint_hits, start=1)},
+    ]
+    keyword_rank = rankings[1]
     fused = []
-    for mid in vector_rank.keys() | keyword_rank.keys():
-        score = sum(
-            1.0 / (RRF_K + ranks[mid]) for ranks in (vector_rank, keyword_rank) if mid in ranks
-        )
-        fused.append(Candidate(mid, score, similarity.get(mid), keyword_rank.get(mid)))
+    for mid in set().union(*rankings):
+        score = sum(1.0 / (RRF_K + ranks[mid]) for ranks in rankings if mid in ranks)
+        fused.append(
+            Candidate(mid, score, similarity.get(mid), keyword_rank.get(mid),
+                      joint_similarity.get(mid))
+        )  # fmt: skip
     fused.sort(key=lambda c: (-c.score, -(c.similarity or 0.0), str(c.media_id)))
     return fused
 
@@ -235,14 +255,23 @@ def hybrid(
     keyword_timeout_ms: int | None = None,
     sources: TextSources = ANY_SOURCES,
     phases: Phases | None = None,
+    joint: VectorQuery | None = None,
 ) -> list[Candidate]:
-    """Both retrievers, fused; ``phases`` (when given) gets the seconds of each
-    (``vector_sql``, ``keyword_sql``, ``fuse``)."""
+    """Every retriever, fused; ``phases`` (when given) gets the seconds of each
+    (``vector_sql``, ``keyword_sql``, ``joint_sql``, ``fuse``). ``joint``: the query's
+    vector of the active joint image-text model (its list is judged by relevance, not
+    cut here: its similarities live on another scale than the text model's)."""
     phases = phases or Phases()
     with phases.phase("vector_sql"):
         nearby = nearest(conn, model, query, filters, candidates, ef_search=ef_search)
     vector_hits = [(mid, sim) for mid, sim in nearby if sim >= min_similarity]
     with phases.phase("keyword_sql"):
         keyword_hits = keyword(conn, text, filters, candidates, keyword_timeout_ms, sources)
+    joint_hits = None
+    if joint is not None:
+        with phases.phase("joint_sql"):
+            joint_hits = nearest(
+                conn, joint.model, joint.vector, filters, candidates, ef_search=ef_search
+            )
     with phases.phase("fuse"):
-        return fuse(vector_hits, keyword_hits)
+        return fuse(vector_hits, keyword_hits, joint_hits)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import re
+from collections.abc import Iterable
 
 from glimpse.config import KafkaSettings
 
@@ -71,3 +72,19 @@ def consumer_groups(kafka: KafkaSettings) -> dict[str, tuple[str, ...]]:
     for stage, topics in backfill_topics_of(kafka).items():
         groups[backfill_group_of(stage)] = topics
     return groups
+
+
+def side_by_side_groups(
+    kafka: KafkaSettings, group_ids: Iterable[str]
+) -> dict[str, tuple[str, ...]]:
+    """The side-by-side groups among ``group_ids`` (the groups the broker knows), each with
+    the topics of the group it is named after (``glimpse-embed--<model>`` reads what
+    ``glimpse-embed`` reads). Found on the broker because only the worker knows its model;
+    tansu lists a group once it committed an offset."""
+    usual = consumer_groups(kafka)
+    found: dict[str, tuple[str, ...]] = {}
+    for group in group_ids:
+        base, sep, model = group.partition("--")
+        if sep and model and base in usual:
+            found[group] = usual[base]
+    return found

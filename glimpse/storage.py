@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 import boto3
+from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
@@ -186,14 +187,21 @@ class ObjectStore:
         )
 
     def upload_file(
-        self, key: str, fileobj: BinaryIO, content_type: str, metadata: Mapping[str, str]
+        self,
+        key: str,
+        fileobj: BinaryIO,
+        content_type: str,
+        metadata: Mapping[str, str] | None = None,
+        transfer: TransferConfig | None = None,
+        on_bytes: Callable[[int], None] | None = None,
     ) -> None:
-        """Stream a file object into the bucket (multipart past boto3's threshold)."""
+        """Stream a file object into the bucket (multipart past ``transfer``'s threshold,
+        boto3's default without one); ``on_bytes`` is told of every chunk sent."""
+        extra: dict[str, Any] = {"ContentType": content_type}
+        if metadata:
+            extra["Metadata"] = dict(metadata)
         self.client.upload_fileobj(
-            fileobj,
-            self.bucket,
-            key,
-            ExtraArgs={"ContentType": content_type, "Metadata": dict(metadata)},
+            fileobj, self.bucket, key, ExtraArgs=extra, Config=transfer, Callback=on_bytes
         )
 
     def delete(self, key: str) -> None:

@@ -43,14 +43,8 @@ def plan(paths: Iterable[Path], prefix: str = "") -> list[Upload]:
 
 def upload(store: ObjectStore, item: Upload, on_bytes: Callable[[int], None]) -> None:
     content_type = mimetypes.guess_type(item.path.name)[0] or "application/octet-stream"
-    store.client.upload_file(
-        str(item.path),
-        store.bucket,
-        item.key,
-        ExtraArgs={"ContentType": content_type},
-        Config=TRANSFER,
-        Callback=on_bytes,
-    )
+    with item.path.open("rb") as file:
+        store.upload_file(item.key, file, content_type, transfer=TRANSFER, on_bytes=on_bytes)
 
 
 def wait_for_outcomes(

@@ -21,6 +21,7 @@ def private_settings(home: Path) -> Settings:
     settings.limits.max_bytes = 12 * 1024 * 1024  # lets a test upload "too large" cheaply
     # every test speaks from 127.0.0.1: one client to the rate limit, many tests' worth
     settings.api.voice_rate = RateLimit(per_second=5, burst=100)
+    settings.api.image_rate = RateLimit(per_second=5, burst=100)
     return settings
 
 

@@ -15,6 +15,7 @@ Its captions are word salad: tests check shapes, determinism and batching, not m
 from __future__ import annotations
 
 import importlib.util
+import shutil
 from pathlib import Path
 
 import torch
@@ -103,4 +104,57 @@ def build_tiny_blip(directory: Path, seed: int = 0) -> Path:
     model.save_pretrained(directory)
     processor = BlipProcessor(image_processor=image_processor, tokenizer=tokenizer)  # type: ignore[no-untyped-call]
     processor.save_pretrained(directory)
+    return directory
+
+
+def build_tiny_clip(directory: Path, seed: int = 0) -> Path:
+    """A randomly initialised CLIP (config, weights, BPE tokenizer, image processor)
+    saved like a real checkpoint, for the joint image-text role. Its vectors mean
+    nothing: tests check shapes, normalisation, determinism and the plumbing."""
+    import json
+
+    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor, CLIPTokenizer
+
+    # Without merges CLIP's BPE spells every word letter by letter: each letter, and
+    # each letter ending a word ("t</w>"), is a token of its own.
+    letters = "abcdefghijklmnopqrstuvwxyz0123456789"
+    tokens = ["<|startoftext|>", "<|endoftext|>"] + list(letters) + [c + "</w>" for c in letters]
+    vocab = {token: index for index, token in enumerate(tokens)}
+    files = directory / "tokenizer-files"
+    files.mkdir(parents=True, exist_ok=True)
+    (files / "vocab.json").write_text(json.dumps(vocab))
+    (files / "merges.txt").write_text("#version: 0.2\n")
+    tokenizer = CLIPTokenizer(str(files / "vocab.json"), str(files / "merges.txt"))
+    image_processor = CLIPImageProcessor(
+        size={"shortest_edge": _SIZE}, crop_size={"height": _SIZE, "width": _SIZE}
+    )
+    config = CLIPConfig(
+        text_config={
+            "vocab_size": len(vocab),
+            "hidden_size": _HIDDEN,
+            "intermediate_size": 2 * _HIDDEN,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "max_position_embeddings": 32,
+            "bos_token_id": vocab["<|startoftext|>"],
+            "eos_token_id": vocab["<|endoftext|>"],
+            "pad_token_id": vocab["<|endoftext|>"],
+        },
+        vision_config={
+            "hidden_size": _HIDDEN,
+            "intermediate_size": 2 * _HIDDEN,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "image_size": _SIZE,
+            "patch_size": 8,
+        },
+        projection_dim=16,
+        initializer_factor=_INIT_RANGE / 0.02,
+    )
+    torch.manual_seed(seed)
+    model = CLIPModel(config)
+    model.save_pretrained(directory)
+    processor = CLIPProcessor(image_processor=image_processor, tokenizer=tokenizer)  # type: ignore[no-untyped-call]
+    processor.save_pretrained(directory)
+    shutil.rmtree(files)  # the saved tokenizer carries its vocabulary itself
     return directory

@@ -46,7 +46,7 @@ class StartStop:
 
 @contextlib.contextmanager
 def running_stack(
-    settings: Settings, timing: StartStop
+    settings: Settings, timing: StartStop, ready_timeout_s: float = 300.0
 ) -> Iterator[tuple[EmbeddedStack, Settings]]:
     """Start the stack (timing ``start()`` to its return: every part is ready then,
     ingest and the API included) and always stop it again."""
@@ -59,7 +59,8 @@ def running_stack(
     try:
         started = time.perf_counter()
         resolved = stack.start()
-        stack.wait_all_ready()  # start() returns while workers still load their models
+        # start() returns while workers still load their models
+        stack.wait_all_ready(ready_timeout_s)
         timing.start_s = time.perf_counter() - started
         yield stack, resolved
     finally:

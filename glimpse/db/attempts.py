@@ -20,11 +20,16 @@ from glimpse.errors import TransientError
 
 _POSITIONS = "unnest(%(topics)s::text[], %(partitions)s::int[], %(offsets)s::bigint[])"
 
+# A death is redelivered within minutes (the restart, the group's rebalance). A row far
+# older is no evidence about the message at that position now: a topic deleted and made
+# again (a wiped broker beside a kept database) starts its offsets over, and counting an
+# old crash against a new message would dead-letter it unread.
 _CRASHES = f"""
 SELECT m.topic, m.partition, m."offset", a.attempts
 FROM {_POSITIONS} AS m (topic, partition, "offset")
 JOIN delivery_attempts a USING (topic, partition, "offset")
 WHERE a.consumer_group = %(group)s
+  AND a.last_started_at > now() - make_interval(secs => %(remembered_s)s)
 """
 
 _STARTED = f"""
@@ -48,13 +53,19 @@ USING {_POSITIONS} AS c (topic, partition, next_offset)
 WHERE a.consumer_group = %(group)s
   AND a.topic = c.topic AND a.partition = c.partition AND a."offset" < c.next_offset
 """
+# Rows no crash count reads any more (see _CRASHES), whatever topic or group they were of.
+_FORGOTTEN = """
+DELETE FROM delivery_attempts
+WHERE last_started_at <= now() - make_interval(secs => %(remembered_s)s)
+"""
 
 Position = tuple[str, int, int]
 
 
-def _params(group: str, positions: Sequence[Position]) -> dict[str, Any]:
+def _params(group: str, positions: Sequence[Position], remembered_s: float = 0.0) -> dict[str, Any]:
     return {
         "group": group,
+        "remembered_s": remembered_s,
         "topics": [p[0] for p in positions],
         "partitions": [p[1] for p in positions],
         "offsets": [p[2] for p in positions],
@@ -66,10 +77,14 @@ def _positions(messages: Sequence[InboundMessage]) -> list[Position]:
 
 
 class PostgresAttemptLog:
-    """``glimpse.runtime.AttemptLog`` in Postgres; owns ``pool``."""
+    """``glimpse.runtime.AttemptLog`` in Postgres; owns ``pool``. A start is remembered
+    for ``remembered_s`` (a day): long past any crash loop, and past the longest item."""
 
-    def __init__(self, pool: ConnectionPool[psycopg.Connection[Any]]) -> None:
+    def __init__(
+        self, pool: ConnectionPool[psycopg.Connection[Any]], remembered_s: float = 86_400.0
+    ) -> None:
         self.pool = pool
+        self.remembered_s = remembered_s
 
     @contextmanager
     def _connection(self) -> Iterator[psycopg.Connection[Any]]:
@@ -81,7 +96,9 @@ class PostgresAttemptLog:
 
     def crashes(self, group: str, messages: Sequence[InboundMessage]) -> list[int]:
         with self._connection() as conn:
-            rows = conn.execute(_CRASHES, _params(group, _positions(messages))).fetchall()
+            rows = conn.execute(
+                _CRASHES, _params(group, _positions(messages), self.remembered_s)
+            ).fetchall()
         started = {(r["topic"], r["partition"], r["offset"]): r["attempts"] for r in rows}
         return [started.get(p, 0) for p in _positions(messages)]
 
@@ -97,6 +114,7 @@ class PostgresAttemptLog:
         positions = [(topic, part, offset) for (topic, part), offset in next_offsets.items()]
         with self._connection() as conn:
             conn.execute(_COMMITTED, _params(group, positions))
+            conn.execute(_FORGOTTEN, {"remembered_s": self.remembered_s})
 
     def close(self) -> None:
         self.pool.close()

@@ -62,7 +62,8 @@ _NOT_FAILED_LATELY = """
         AND f.retried_at IS NULL AND f.failed_at >= %(failed_since)s))
 """
 
-# Images: a caption of the captioner, and its visual vector where it makes one.
+# Images: a caption of the captioner, its visual vector where it makes one, and the
+# image vector of the joint model the caption workers run, if they run one.
 _CAPTION_WORK = (
     _IN_SCOPE
     + _NOT_FAILED_LATELY
@@ -72,7 +73,10 @@ _CAPTION_WORK = (
          OR NOT EXISTS (SELECT 1 FROM captions c
                         WHERE c.media_id = m.id AND c.model = %(model)s)
          OR (%(visual)s AND NOT EXISTS (SELECT 1 FROM embeddings e WHERE e.media_id = m.id
-                                        AND e.model = %(model)s AND e.kind = 'visual')))
+                                        AND e.model = %(model)s AND e.kind = 'visual'))
+         OR (%(joint)s::text IS NOT NULL
+             AND NOT EXISTS (SELECT 1 FROM embeddings e WHERE e.media_id = m.id
+                             AND e.model = %(joint)s AND e.kind = 'joint')))
 """
 )
 _TRANSCRIBE_WORK = (
@@ -127,6 +131,7 @@ class Models:
     stage: str
     model: str
     visual: bool = False  # caption: the captioner also writes a visual vector
+    joint: str | None = None  # caption: the joint model whose image vectors it writes
     captioner: str | None = None  # embed: whose captions are embedded
     transcriber: str | None = None  # embed: whose transcripts are embedded
     # skip items this stage dead-lettered since then (None: take them too)
@@ -137,6 +142,7 @@ class Models:
             "stage": self.stage,
             "model": self.model,
             "visual": self.visual,
+            "joint": self.joint,
             "captioner": self.captioner,
             "transcriber": self.transcriber,
             "failed_since": self.failed_since,
@@ -249,3 +255,21 @@ def rejected_by_a_limit(
         {"bucket": bucket, "under": REJECTED_UNDER, "after": after, "limit": limit},
     ).fetchall()
     return [(r["id"], r["key"], r["under"]) for r in rows]
+
+
+def failed_before_restart(
+    conn: psycopg.Connection[Any], bucket: str, cutoff: datetime, after: uuid.UUID, limit: int
+) -> list[tuple[uuid.UUID, str, str]]:
+    """(id, key, stage) of media rows a stage marked failed (ingest, transcribe) before
+    that stage's workers last started, untouched since ``cutoff`` and not re-driven
+    since they failed, in id order after ``after``: their cause may be gone."""
+    rows = conn.execute(
+        "SELECT m.id, m.key, f.stage FROM media m "
+        "JOIN media_failures f ON f.media_id = m.id "
+        "JOIN worker_starts w ON w.stage = f.stage "
+        "WHERE m.bucket = %(bucket)s AND m.status = 'failed' AND m.updated_at < %(cutoff)s "
+        "AND f.retried_at IS NULL AND f.failed_at < w.started_at "
+        "AND m.id > %(after)s ORDER BY m.id LIMIT %(limit)s",
+        {"bucket": bucket, "cutoff": cutoff, "after": after, "limit": limit},
+    ).fetchall()
+    return [(r["id"], r["key"], r["stage"]) for r in rows]

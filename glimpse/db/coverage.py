@@ -18,7 +18,7 @@ _RESULTS: dict[Role, str] = {
     "transcriber": "transcripts r WHERE true",
     "text": "embeddings r WHERE r.kind = 'text'",
     "visual": "embeddings r WHERE r.kind = 'visual'",
-    "joint": "embeddings r WHERE r.kind = 'visual'",  # its image vectors
+    "joint": "embeddings r WHERE r.kind = 'joint'",  # its image vectors
 }
 
 

@@ -20,7 +20,7 @@ from glimpse.db import stage_models
 
 log = logging.getLogger(__name__)
 
-VectorKind = Literal["text", "visual"]
+VectorKind = Literal["text", "visual", "joint"]
 
 # pgvector's default 64 reached recall@10 0.945 at 1M vectors even at ef_search 800;
 # 128 reaches 0.979 at ef_search 200 for twice the build time (bench/RESULTS.md).
@@ -223,7 +223,7 @@ def vector_of(
     return np.asarray(row["embedding"].to_numpy(), dtype=np.float32) if row else None
 
 
-def with_text_vector(
+def with_vector(
     conn: psycopg.Connection[Any], media_ids: Sequence[uuid.UUID], vm: VectorModel
 ) -> set[uuid.UUID]:
     """Which of ``media_ids`` already have a vector of ``vm``."""

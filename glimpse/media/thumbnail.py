@@ -31,6 +31,15 @@ def make_thumbnail(image: Image.Image, max_px: int, orientation: int = 1) -> byt
     return out.getvalue()
 
 
+def decode_thumbnail(data: bytes, max_px: int = 512) -> Image.Image:
+    """RGB pixels of a stored thumbnail, as the captioner is given them (by the caption
+    stage, and by the API for a search by image). An original stored without a thumbnail
+    is decoded at about ``max_px`` (JPEG draft scaling)."""
+    with Image.open(io.BytesIO(data)) as image:
+        image.draft("RGB", (max_px, max_px))
+        return image.convert("RGB")
+
+
 def thumbnail_size(size: tuple[int, int], max_px: int) -> tuple[int, int]:
     """Fit ``size`` into a ``max_px`` square, keeping the aspect ratio; never enlarge."""
     width, height = size

@@ -31,7 +31,7 @@ import numpy.typing as npt
 
 from glimpse.config import ModelSettings
 from glimpse.media.reasons import RejectReason
-from glimpse.models.base import InferenceModel
+from glimpse.models.base import InferenceModel, ModelNotLoadedError
 from glimpse.models.device import DeviceSetting, select_device
 from glimpse.models.revision import directory_revision
 from glimpse.models.sources import display_name
@@ -127,6 +127,14 @@ class Transcriber(InferenceModel):
         )
         revision = directory_revision(directory)
         return revision + _INT8_SUFFIX if compute_type == "int8" else revision
+
+    @property
+    def whisper(self) -> WhisperModel:
+        """The loaded faster-whisper model itself, for measuring options ``transcribe``
+        does not offer (bench/voice.py); services call ``transcribe``."""
+        if self._model is None:
+            raise ModelNotLoadedError(self.model_id)
+        return self._model
 
     def transcribe(
         self,

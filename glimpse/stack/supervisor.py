@@ -27,7 +27,7 @@ import httpx
 import psycopg
 from psycopg.rows import dict_row
 
-from glimpse.bus import all_topics, ensure_topics
+from glimpse.bus import all_topics, ensure_topics, topic_partitions
 from glimpse.config import Settings
 from glimpse.db import keys
 from glimpse.db.migrate import migrate
@@ -42,16 +42,17 @@ from glimpse.stack.credentials import (
     write_seaweed_identities,
 )
 from glimpse.stack.layout import Endpoints, HomeLayout
+from glimpse.stack.ports import WorkerReplica, worker_health_ports, worker_replicas
 from glimpse.stack.process import ManagedProcess, ProcessSpec
 from glimpse.stack.reconciling import Reconciler
 from glimpse.stack.supervision import Part, PartState, RestartPolicy, Supervisor
-from glimpse.stages import consumer_groups
+from glimpse.stack.workers import RECIPES, idle_replicas, worker_env
+from glimpse.stages import stage_topics
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 BROKER_BUCKET = "glimpse-broker"
-WORKERS = ("ingest", "caption", "embed", "transcribe", "transcribe-queries")
 
 Progress = Callable[[str], None]
 
@@ -100,6 +101,7 @@ class EmbeddedStack:
         if not s.kafka.bootstrap:
             self._start_broker(s)
         self._step("Kafka topics", lambda: ensure_topics(s.kafka, all_topics(s.kafka)))
+        self._warn_idle_replicas(s)
         self._start_lag_exporter(s)
         media_store = None if s.s3.endpoint else self._start_media_store(s)
         if pg is not None:
@@ -130,10 +132,8 @@ class EmbeddedStack:
     def _start_lag_exporter(self, s: Settings) -> None:
         """Every group's lag from the broker, for Prometheus, in this process: it holds
         no state, so it needs no supervision (a scrape while the broker is down says so)."""
-        assert s.kafka.bootstrap
-        groups = consumer_groups(s.kafka)
-        self._lag_exporter = LagExporter(
-            "127.0.0.1", s.stack.lag_exporter_port, s.kafka.bootstrap, groups
+        self._lag_exporter = LagExporter.of_pipeline(
+            "127.0.0.1", s.stack.lag_exporter_port, s.kafka
         )
         self._lag_exporter.start()
 
@@ -231,47 +231,45 @@ class EmbeddedStack:
         """The API and ingest (no models) first; the model workers once the API is ready:
         on a small machine their seconds of model loading would slow the API's start
         several times over (measured: API ready in ~2.5 s alone, ~10 s beside them)."""
-        # caption and embed run at the same time on one machine: half the cores each
-        # (more threads than cores made both spin and halved the pipeline, bench/).
-        threads = s.models.torch_threads or max(1, (os.cpu_count() or 2) // 2)
-        model_env = {"GLIMPSE_MODELS__TORCH_THREADS": str(threads)}
         api = self.supervisor.add(self._service_part("search-api", "services.search_api", None))
-        self.supervisor.add(
-            self._service_part("ingest", "services.ingest", s.stack.ingest_health_port)
-        )
+        replicas = worker_replicas(s.stack)
+        for replica in replicas:
+            if replica.stage == "ingest":
+                self.supervisor.add(self._worker_part(replica))
         self._step("API", lambda: self.supervisor.wait_ready(api))
-        for part in (
-            self._service_part(
-                "caption", "services.caption", s.stack.caption_health_port, model_env
-            ),
-            # text embedding pays off in bigger batches than images do
-            self._service_part(
-                "embed",
-                "services.embed",
-                s.stack.embed_health_port,
-                {**model_env, "GLIMPSE_WORKER__MAX_BATCH": "64"},
-            ),
-            # two speech workers: a voice search never waits behind a long voice note
-            self._service_part(
-                "transcribe",
-                "services.transcribe",
-                s.stack.transcribe_health_port,
-                args=["uploads"],
-            ),
-            self._service_part(
-                "transcribe-queries",
-                "services.transcribe",
-                s.stack.transcribe_queries_health_port,
-                args=["queries"],
-            ),
-        ):
-            self.supervisor.add(part)
+        for replica in replicas:
+            if replica.stage != "ingest":
+                self.supervisor.add(self._worker_part(replica))
         threading.Thread(target=self._report_workers_ready, daemon=True).start()
+
+    def _worker_part(self, replica: WorkerReplica) -> Part:
+        """One process of a stage (its replicas join the stage's consumer group)."""
+        recipe = RECIPES[replica.stage]
+        env = worker_env(replica.stage, self.resolved, os.cpu_count() or 2)
+        return self._service_part(
+            replica.name, recipe.module, replica.port, env, args=list(recipe.args)
+        )
+
+    def _warn_idle_replicas(self, s: Settings) -> None:
+        """A replica beyond its topics' partition count gets no partition: say so (topics
+        that already exist keep the count they were created with)."""
+        topics = [t for ts in stage_topics(s.kafka).values() for t in ts]
+        if all(s.stack.replicas.of(stage) == 1 for stage in stage_topics(s.kafka)):
+            return
+        for stage, (replicas, partitions) in idle_replicas(
+            s, topic_partitions(s.kafka, topics)
+        ).items():
+            self.progress(
+                f"! {stage}: {replicas} replicas but {partitions} partitions per topic: "
+                f"{replicas - partitions} will idle (GLIMPSE_KAFKA__PARTITIONS sets the "
+                "count of new topics)"
+            )
 
     def loading(self) -> list[str]:
         """Workers that have not been ready yet since ``start()``, and the API while its
         query model loads (searches answer 503 until then)."""
-        names = [p.name for p in self.parts if p.name in WORKERS and not p.ready_once.is_set()]
+        workers = worker_health_ports(self.settings.stack)
+        names = [p.name for p in self.parts if p.name in workers and not p.ready_once.is_set()]
         if not self._query_model_loaded():
             names.append("search-api (query model)")
         return names
@@ -287,7 +285,8 @@ class EmbeddedStack:
             time.sleep(0.2)
 
     def _query_model_loaded(self) -> bool:
-        """True when this stack runs no API, or its /readyz says the query model is in."""
+        """True when this stack runs no API, or its /readyz says the query models are in
+        (the visual one: done loading, whether it is in, off or failed)."""
         if not any(p.name == "search-api" for p in self.parts):
             return True
         api = self.resolved.api
@@ -295,7 +294,9 @@ class EmbeddedStack:
             checks = httpx.get(f"http://{api.host}:{api.port}/readyz", timeout=2).json()
         except (httpx.HTTPError, ValueError):
             return False
-        return isinstance(checks, dict) and checks.get("query_model") == "ok"
+        if not isinstance(checks, dict):
+            return False
+        return checks.get("query_model") == "ok" and checks.get("image_model") != "loading"
 
     def _report_workers_ready(self) -> None:
         try:
@@ -371,7 +372,7 @@ class EmbeddedStack:
         )
         return Part(
             ManagedProcess(spec),
-            wait_ready=lambda: wait_http_ok(f"{base}/readyz"),
+            wait_ready=lambda: wait_http_ok(f"{base}/readyz", s.stack.ready_timeout_s),
             is_live=lambda: probes.http_ok(f"{base}/healthz"),
         )
 

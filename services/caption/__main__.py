@@ -17,6 +17,7 @@ from glimpse.model_specs import spec_of
 from glimpse.models.captioning import load_captioner
 from glimpse.models.cues import CueReader
 from glimpse.models.device import limit_cpu_threads
+from glimpse.models.joint import load_joint_model
 from glimpse.runtime import ServiceSpec, run_service
 from glimpse.stages import (
     backfill_topics_of,
@@ -56,6 +57,8 @@ def main(argv: list[str] | None = None) -> None:
             if settings.cues.ocr or settings.cues.colours
             else None,
             spec=spec_of("captioner", settings.models),
+            joint=joint.report_to(models) if (joint := load_joint_model(settings.models)) else None,
+            joint_spec=spec_of("joint", settings.models),
         )
 
     run_service(

@@ -1,10 +1,12 @@
-"""Caption: an accepted image in, a caption (+ labels), cues and a visual vector out.
+"""Caption: an accepted image in, a caption (+ labels), cues and a visual vector out,
+and the image's vector of the joint image-text model when one is configured.
 
 Caption and visual vector come from one forward pass of the captioner, so the backbone
-never runs twice for one image. Reads the 512-px thumbnail rather than the original: on
-a CPU the decode costs more than the model. The cues (words in the image, colour names)
-are read from the same thumbnail in the fetch threads while the model runs; only an
-image whose thumbnail shows small text is read again from its original.
+never runs twice for one image; the joint model reads the same decoded thumbnail.
+Reads the 512-px thumbnail rather than the original: on a CPU the decode costs more
+than the model. The cues (words in the image, colour names) are read from the same
+thumbnail in the fetch threads while the model runs; only an image whose thumbnail
+shows small text is read again from its original.
 """
 
 from __future__ import annotations
@@ -32,9 +34,11 @@ from glimpse.db.pool import autocommit
 from glimpse.errors import ItemError, TransientError
 from glimpse.media import Rejected, validate_media
 from glimpse.media.image import DECODE_ERRORS
+from glimpse.media.thumbnail import decode_thumbnail
 from glimpse.messages import MediaAccepted, TextReady
 from glimpse.models.captioning import Captioner, ImageAnalysis
 from glimpse.models.cues import CueReader, ImageCues, searchable_text
+from glimpse.models.joint import JointModel
 from glimpse.runtime import DeadLetter, Done, Failed, ItemResult, Outcome
 from glimpse.storage import ObjectStore
 
@@ -51,6 +55,13 @@ class _Loaded:
     cues: ImageCues
 
 
+@dataclass(frozen=True, slots=True)
+class _Analysed:
+    analysis: ImageAnalysis
+    cues: ImageCues
+    joint: np.ndarray | None  # the joint model's image vector, when there is one
+
+
 @dataclass
 class CaptionHandler:
     store: ObjectStore
@@ -62,6 +73,9 @@ class CaptionHandler:
     cues: CueReader | None = None
     # the captioner's load spec for the registry (glimpse.model_specs)
     spec: dict[str, Any] = field(default_factory=dict)
+    # None: no joint image-text model (the offline default)
+    joint: JointModel | None = None
+    joint_spec: dict[str, Any] = field(default_factory=dict)
     fetchers: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(4))
     # how long an accepted image whose upload reads as missing is looked for again (a
     # SeaweedFS restart answers "not found" for a few seconds)
@@ -78,11 +92,19 @@ class CaptionHandler:
             if self.captioner.visual_dim
             else None
         )
+        self.joint_vectors = None
+        if self.joint:
+            self.joint.load()
+            self.joint_vectors = vectors.VectorModel(self.joint.model_id, "joint", self.joint.dim)
         with autocommit(self.pool) as conn:
             model = self.captioner
             stage_models.register(conn, "captioner", model.model_id, model.revision, self.spec)
             if self.visual:
                 vectors.register_model(conn, self.visual, model.revision, self.spec)
+            if self.joint and self.joint_vectors:
+                vectors.register_model(
+                    conn, self.joint_vectors, self.joint.revision, self.joint_spec
+                )
 
     def close(self) -> None:
         self.fetchers.shutdown(wait=False, cancel_futures=True)
@@ -110,6 +132,10 @@ class CaptionHandler:
             done = captions.stored(
                 conn, list(live), model.model_id, model.revision, self.cues_version
             )
+            if self.joint_vectors:
+                # captioned before the joint model came: analysed again, for its vector
+                have = vectors.with_vector(conn, list(done), self.joint_vectors)
+                done = {mid: row for mid, row in done.items() if mid in have}
         for i, item in items.items():
             if item.media_id in done:  # a re-delivery: announce again, don't run the model
                 results[i] = Done([self._announce(done[item.media_id])], Outcome.SKIPPED)
@@ -157,19 +183,21 @@ class CaptionHandler:
     def _thumbnail_missing(self, item: MediaAccepted) -> bool:
         return item.thumbnail_key is not None and self.store.head(item.thumbnail_key) is None
 
-    def _analyse(
-        self, items: dict[int, MediaAccepted]
-    ) -> dict[int, tuple[ImageAnalysis, ImageCues]]:
+    def _analyse(self, items: dict[int, MediaAccepted]) -> dict[int, _Analysed]:
         """Run the model on each chunk of ``batch_size`` images as soon as it is decoded,
         while the fetch pool keeps downloading, decoding and reading cues from the rest:
         the model waits on S3 and Pillow only for the first chunk."""
-        analyses: dict[int, tuple[ImageAnalysis, ImageCues]] = {}
+        analyses: dict[int, _Analysed] = {}
         chunk: list[tuple[int, _Loaded]] = []
 
         def flush() -> None:
-            found = self.captioner.predict([loaded.image for _, loaded in chunk])
-            for (i, loaded), analysis in zip(chunk, found, strict=True):
-                analyses[i] = (analysis, loaded.cues)
+            images = [loaded.image for _, loaded in chunk]
+            found = self.captioner.predict(images)
+            joint: list[np.ndarray | None] = [None] * len(chunk)
+            if self.joint:
+                joint = list(self.joint.embed_images(images))
+            for (i, loaded), analysis, vector in zip(chunk, found, joint, strict=True):
+                analyses[i] = _Analysed(analysis, loaded.cues, vector)
             chunk.clear()
 
         # Executor.map submits every fetch at once and yields the results in order.
@@ -184,28 +212,29 @@ class CaptionHandler:
         return analyses
 
     def _store(
-        self,
-        items: dict[int, MediaAccepted],
-        analyses: dict[int, tuple[ImageAnalysis, ImageCues]],
+        self, items: dict[int, MediaAccepted], analyses: dict[int, _Analysed]
     ) -> dict[int, ItemResult]:
-        """One transaction for the batch's captions and visual vectors."""
+        """One transaction for the batch's captions and vectors."""
         if not items:
             return {}
         model = self.captioner
         order = list(items)
         rows = []
         for i in order:
-            analysis, cues = analyses[i]
+            analysis, cues = analyses[i].analysis, analyses[i].cues
             rows.append(
                 CaptionRow(items[i].media_id, model.model_id, model.revision, analysis.caption,
                            analysis.labels, cues.ocr_text, cues.colours, self.cues_version)
             )  # fmt: skip
+        ids = [row.media_id for row in rows]
         with self.pool.connection() as conn, conn.transaction():
             captions.save(conn, rows)
             if self.visual:
-                visual = np.stack([analyses[i][0].visual for i in order])  # type: ignore[misc]
-                ids = [row.media_id for row in rows]
+                visual = np.stack([analyses[i].analysis.visual for i in order])  # type: ignore[misc]
                 vectors.save(conn, ids, self.visual, ["image"] * len(ids), visual)
+            if self.joint_vectors:
+                joint = np.stack([analyses[i].joint for i in order])  # type: ignore[misc]
+                vectors.save(conn, ids, self.joint_vectors, ["image"] * len(ids), joint)
             failures.clear(conn, "caption", [row.media_id for row in rows])
         return {i: Done([self._announce(row)]) for i, row in zip(order, rows, strict=True)}
 
@@ -274,6 +303,4 @@ class CaptionHandler:
             data = self._rebuild_thumbnail(item)
         if data is None:
             return None
-        with Image.open(io.BytesIO(data)) as image:
-            image.draft("RGB", (512, 512))  # originals without a thumbnail: decode small
-            return image.convert("RGB")
+        return decode_thumbnail(data)  # originals without a thumbnail: decoded small

@@ -76,7 +76,7 @@ class EmbedHandler:
                 ids = [t.media_id for t in todo.values()]
                 # upload -> searchable counts an item's first vector only: a re-caption
                 # or an overwrite would measure from the row's first upload
-                first = set(ids) - vectors.with_text_vector(conn, ids, self.model)
+                first = set(ids) - vectors.with_vector(conn, ids, self.model)
                 with conn.transaction():
                     vectors.save(conn, ids, self.model, [t.source for t in todo.values()], vecs,
                                  [t.model for t in todo.values()])  # fmt: skip

@@ -37,11 +37,13 @@ def main() -> None:
             ingest=settings.ingest,
         )
 
+    # the head of the pipeline holds its backfill while a live upload passes downstream
+    hold = max(settings.worker.backfill_hold_s, settings.ingest.live_passage_s)
     run_service(
         spec,
         make_handler,
         settings.kafka,
-        settings.worker,
+        settings.worker.model_copy(update={"backfill_hold_s": hold}),
         metrics,
         settings.database,
         dependencies=dependencies.of(settings),

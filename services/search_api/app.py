@@ -1,8 +1,8 @@
 """The FastAPI application, built from settings by ``create_app``; no globals.
 
-The query embedder loads on a background thread at startup, never per request: the
-API serves uploads within a second or two, and searches answer 503 with Retry-After
-until the model is in (``query_model.py``).
+The query embedder (and the visual model image searches use) loads on a background
+thread at startup, never per request: the API serves uploads within a second or two,
+and searches answer 503 with Retry-After until the model is in (``query_model.py``).
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from glimpse.storage import ObjectStore
 from services.search_api import (
     problems,
     request_metrics,
+    routes_image,
     routes_media,
     routes_search,
     routes_uploads,
@@ -39,9 +40,10 @@ from services.search_api import (
 from services.search_api.admission import RateLimiter, WaitingLimit
 from services.search_api.body_limit import BodyLimit
 from services.search_api.context import ApiContext
+from services.search_api.image_queries import ImageQueries
 from services.search_api.notifications import QueryNotifications
 from services.search_api.origin_guard import OriginGuard
-from services.search_api.query_model import QueryModel, QueryModelLoading
+from services.search_api.query_model import JOINT, TEXT, QueryModel, QueryModelLoading
 from services.search_api.retention import sweep_forever
 from services.search_api.search_metrics import SearchMetrics
 
@@ -71,8 +73,15 @@ def _lifespan(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         assert settings.database.url, "database URL is not configured"
         pool = open_pool(settings.database, "search-api")
-        embedder = QueryModel(settings.models, pool, settings.search.model_check_s, observer=models)
+        embedder = QueryModel(
+            TEXT, settings.models, pool, settings.search.model_check_s, observer=models
+        )
         embedder.start_loading()
+        joint = QueryModel(
+            JOINT, settings.models, pool, settings.search.model_check_s, observer=models
+        )
+        joint.start_loading()
+        image_queries = ImageQueries.start(settings, pool, observer=models)
         producer = LazyProducer(settings.kafka)
         notifications = QueryNotifications(settings.database.url)
         ctx = ApiContext(
@@ -80,6 +89,7 @@ def _lifespan(
             pool,
             ObjectStore(settings.s3),
             embedder,
+            joint,
             producer,
             notifications,
             upload_rate=RateLimiter(settings.api.upload_rate, "uploads"),
@@ -90,6 +100,7 @@ def _lifespan(
                 what="voice searches",
             ),
             search_metrics=search_metrics,
+            image_queries=image_queries,
         )
         app.state.glimpse = ctx
         background = [
@@ -106,6 +117,8 @@ def _lifespan(
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             embedder.stop()
+            joint.stop()
+            image_queries.stop()
             producer.close()
             pool.close()
 
@@ -134,6 +147,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(routes_media.router)
     app.include_router(routes_uploads.router)
     app.include_router(routes_voice.router)
+    app.include_router(routes_image.router)
     app.include_router(routes_web.router)
     # Innermost first. Every body is bounded as it arrives; one upload request carries at
     # most one maximal file (plus multipart framing).
@@ -143,6 +157,7 @@ def create_app(settings: Settings) -> FastAPI:
             ("/v1/uploads", settings.limits.max_bytes + 1024 * 1024),
             ("/v1/uploads/presign", settings.api.max_presign_body_bytes),
             ("/v1/search/voice", settings.voice.max_bytes),
+            ("/v1/search/image", settings.image_search.max_bytes),
         ],
         default_bytes=settings.api.max_body_bytes,
     )
@@ -178,6 +193,9 @@ def create_app(settings: Settings) -> FastAPI:
             "query_model": "ok" if model.loaded else "loading" if model.error is None else
             f"error: {model.error}"
         }  # fmt: skip
+        # the visual model: loading is not unready, and neither is a failure to load it:
+        # uploads and typed searches work without it (image searches answer 503)
+        checks["image_model"] = ctx.image_queries.status()
         try:
             with ctx.pool.connection(timeout=2) as conn:
                 conn.execute("SELECT 1")
@@ -191,7 +209,7 @@ def create_app(settings: Settings) -> FastAPI:
             checks["s3"] = f"error: {exc}"
         checks["broker"] = _broker_reachable(settings.kafka.bootstrap)
         checks["voice_listener"] = "ok" if ctx.notifications.listening.is_set() else "connecting"
-        if any(v not in {"ok", "loading"} for v in checks.values()):
+        if any(v not in {"ok", "loading"} for k, v in checks.items() if k != "image_model"):
             response.status_code = 503
         return checks
 

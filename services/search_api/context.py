@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 from fastapi import Request
@@ -17,19 +17,26 @@ from services.search_api.notifications import QueryNotifications
 from services.search_api.query_model import QueryModel
 from services.search_api.search_metrics import SearchMetrics
 
+if TYPE_CHECKING:  # image_queries imports auth, which imports this module
+    from glimpse.models.joint import JointModel
+    from glimpse.models.text import TextEmbedder
+    from services.search_api.image_queries import ImageQueries
+
 
 @dataclass
 class ApiContext:
     settings: Settings
     pool: ConnectionPool[psycopg.Connection[Any]]
     store: ObjectStore
-    embedder: QueryModel
+    embedder: QueryModel[TextEmbedder]  # the active text model's query side
+    joint: QueryModel[JointModel]  # the active joint image-text model's text side, if any
     producer: LazyProducer
     notifications: QueryNotifications
     upload_rate: RateLimiter
     voice_rate: RateLimiter
     voice_waiting: WaitingLimit
     search_metrics: SearchMetrics
+    image_queries: ImageQueries
 
 
 def context(request: Request) -> ApiContext:

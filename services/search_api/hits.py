@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
@@ -20,10 +21,12 @@ def hits_for(
     weak: Collection[uuid.UUID] = (),
     standout: Mapping[uuid.UUID, float | None] | None = None,
     query: str | None = None,
+    image: Mapping[uuid.UUID, ImageMatch] | None = None,
 ) -> list[Hit]:
     """(media id, score, similarity) in rank order → hits with details, same order;
     ids in ``weak`` are marked as weak matches, ``standout`` gives their standouts,
-    ``query`` (typed or heard) says which parts of each hit's text hold its words."""
+    ``query`` (typed or heard) says which parts of each hit's text hold its words,
+    ``image`` how the image itself compares with the query (joint model)."""
     ids = [mid for mid, _, _ in ranked]
     rows = media.details(conn, ids)
     matched = explain.matched_parts(conn, ids, query) if query else {}
@@ -32,6 +35,7 @@ def hits_for(
         row = rows.get(mid)
         if row is None:
             continue  # deleted between ranking and now
+        seen = (image or {}).get(mid)
         hits.append(
             Hit(
                 id=mid,
@@ -51,11 +55,23 @@ def hits_for(
                 text_in_image=row["text_in_image"],
                 colours=[str(name) for name, _ in row["colours"]],
                 transcript=row["transcript"],
-                matched_in=matched.get(mid, []),
+                matched_in=matched.get(mid, [])
+                + ([explain.IMAGE] if seen and seen.stands_out else []),
+                image_similarity=round(seen.similarity, 4) if seen else None,
+                image_standout=_rounded(seen.standout) if seen else None,
                 thumbnail_url=f"/v1/media/{mid}/thumbnail" if row["thumbnail_key"] else None,
             )
         )
     return hits
+
+
+@dataclass(frozen=True, slots=True)
+class ImageMatch:
+    """How the image itself compares with the query in the joint model's space."""
+
+    similarity: float
+    standout: float | None
+    stands_out: bool  # at least a weak match there by itself
 
 
 def _rounded(value: float | None) -> float | None:

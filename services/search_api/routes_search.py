@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated
@@ -13,12 +14,12 @@ from fastapi.concurrency import run_in_threadpool
 from glimpse import suggestions
 from glimpse.config import SearchSettings
 from glimpse.phases import Phases
-from glimpse.relevance import RelevanceSettings
+from glimpse.relevance import Judged, RelevanceSettings
 from glimpse.relevance import search as judged_search
-from glimpse.search import SearchFilters, active_sources
+from glimpse.search import SearchFilters, VectorQuery, active_sources
 from services.search_api.auth import require_key_unless_open
 from services.search_api.context import ApiContext, context
-from services.search_api.hits import hits_for
+from services.search_api.hits import ImageMatch, hits_for
 from services.search_api.schemas import Hit, SearchResults, Suggestions
 
 router = APIRouter(prefix="/v1", tags=["search"], dependencies=[Depends(require_key_unless_open)])
@@ -102,6 +103,11 @@ def _find(
     model = serving.model
     with phases.phase("embed"):
         query_vec = serving.embedder.embed([text])[0]
+    # The images themselves, compared in the joint model's space, when one is active.
+    joint = None
+    if (joint_serving := ctx.joint.serving_if_any()) is not None:
+        with phases.phase("joint_embed"):
+            joint = VectorQuery(joint_serving.model, joint_serving.embedder.embed([text])[0])
     with ctx.pool.connection() as conn:
         depth = max(settings.candidates, offset + limit + 1)
         judged = judged_search(
@@ -116,6 +122,7 @@ def _find(
             keyword_timeout_ms=settings.keyword_timeout_ms,
             sources=active_sources(conn),
             phases=phases,
+            joint=joint,
         )
         page = judged[offset : offset + limit]
         with phases.phase("hits_sql"):
@@ -125,8 +132,22 @@ def _find(
                 weak={j.candidate.media_id for j in page if j.weak},
                 standout={j.candidate.media_id: j.standout for j in page},
                 query=text,
+                image=_image_matches(page, relevance_settings(settings, min_score)),
             )
         return Found(hits, len(judged) > offset + limit, model.model)
+
+
+def _image_matches(page: list[Judged], relevance: RelevanceSettings) -> dict[uuid.UUID, ImageMatch]:
+    """How each hit's image compares with the query in the joint model's space."""
+    return {
+        j.candidate.media_id: ImageMatch(
+            j.candidate.joint_similarity,
+            j.joint_standout,
+            j.joint_standout is not None and j.joint_standout >= relevance.weak,
+        )
+        for j in page
+        if j.candidate.joint_similarity is not None
+    }
 
 
 @router.get("/search", response_model=SearchResults)

@@ -94,9 +94,15 @@ class VoiceLimits(BaseModel):
     max_seconds: float
 
 
+class ImageSearchLimits(BaseModel):
+    enabled: bool  # false: POST /v1/search/image answers 404 (the page hides its pad)
+    max_bytes: int
+
+
 class ClientConfig(BaseModel):
     max_upload_bytes: int
     voice: VoiceLimits
+    image_search: ImageSearchLimits
 
 
 # Open even when reads need a key: limits are no secret, and the page needs them
@@ -105,7 +111,9 @@ class ClientConfig(BaseModel):
 def client_config(ctx: Ctx) -> ClientConfig:
     """Limits a client checks before it uploads: the same ones the server enforces."""
     voice = ctx.settings.voice
+    image = ctx.settings.image_search
     return ClientConfig(
         max_upload_bytes=ctx.settings.limits.max_bytes,
         voice=VoiceLimits(max_bytes=voice.max_bytes, max_seconds=voice.max_seconds),
+        image_search=ImageSearchLimits(enabled=image.enabled, max_bytes=image.max_bytes),
     )

@@ -82,9 +82,14 @@ class Hit(BaseModel):
     colours: list[str] = []  # images: dominant colour names, largest first
     transcript: str | None = None  # audio: what was said
     # Why it matched the query's words: the parts of its text holding one of them
-    # ("caption", "text in image", "colours", "transcript"); empty for a match by
-    # meaning alone (the vector), or without a query (similar images).
+    # ("caption", "text in image", "colours", "transcript"), and "image" when the image
+    # itself stands out in the joint image-text model's space; empty for a match by
+    # meaning alone (the caption's vector), or without a query (similar images).
     matched_in: list[str] = []
+    # the image's cosine similarity to the query in the joint model's space, and its
+    # standout there; None without an active joint model or when it did not rank it
+    image_similarity: float | None = None
+    image_standout: float | None = None
     thumbnail_url: str | None
 
 

@@ -11,7 +11,16 @@ from prometheus_client import CollectorRegistry, Histogram
 
 from glimpse.phases import Phases
 
-PHASES = ("embed", "vector_sql", "keyword_sql", "background_sql", "fuse", "hits_sql")
+PHASES = (
+    "embed",
+    "joint_embed",
+    "vector_sql",
+    "keyword_sql",
+    "joint_sql",
+    "background_sql",
+    "fuse",
+    "hits_sql",
+)
 PHASE_SECONDS_BUCKETS = (
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5,
 )  # fmt: skip

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from browser_page import WebPage
 from harness import RunningStack
 from playwright.sync_api import Browser, BrowserContext, Playwright, sync_playwright
 from speech_clips import speak, write_wav
@@ -97,3 +98,10 @@ def context(browser: Browser, api_url: str) -> Iterator[BrowserContext]:
         yield ctx
     finally:
         ctx.close()
+
+
+@pytest.fixture
+def web(
+    context: BrowserContext, api_url: str, admin_key: str, request: pytest.FixtureRequest
+) -> WebPage:
+    return WebPage(context.new_page(), api_url, admin_key, request.node.name)

@@ -7,80 +7,25 @@ Screenshots of every step land in ``tests/artifacts/`` (git-ignored).
 
 from __future__ import annotations
 
-import io
 import re
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from harness import RunningStack, wait_until_searchable
-from models_fixtures import photo
-from PIL.PngImagePlugin import PngInfo
+from browser_page import WebPage, unique_png, upload_photos
+from harness import RunningStack
 from playwright.sync_api import (
-    BrowserContext,
-    Dialog,
     FilePayload,
     Locator,
-    Page,
     Request,
     Route,
     expect,
 )
 
 pytestmark = pytest.mark.integration
-ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 PROCESSING_MS = 120_000  # upload → ingest → caption → embed on a busy CPU
-
-
-class WebPage:
-    """One test's tab: opens the page, records dialogs (a script that ran would open
-    one), takes numbered screenshots."""
-
-    def __init__(self, page: Page, api_url: str, admin_key: str, test_name: str) -> None:
-        self.page = page
-        self.api_url = api_url
-        self.admin_key = admin_key
-        self.dialogs: list[str] = []
-        self._prefix = re.sub(r"[^\w-]+", "_", test_name).strip("_")
-        self._shots = 0
-        page.on("dialog", self._on_dialog)
-
-    def _on_dialog(self, dialog: Dialog) -> None:
-        self.dialogs.append(f"{dialog.type}: {dialog.message}")
-        dialog.dismiss()
-
-    def open(self, *, with_key: bool = True) -> None:
-        """The page as ``glimpse up`` prints it (``/#key=…``), or bare."""
-        url = f"{self.api_url}/#key={self.admin_key}" if with_key else f"{self.api_url}/"
-        self.page.goto(url)
-        self.page.wait_for_selector("body[data-ready=true]")
-
-    def shot(self, step: str) -> Path:
-        self._shots += 1
-        ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        path = ARTIFACTS / f"{self._prefix}-{self._shots:02d}-{step}.png"
-        self.page.screenshot(path=str(path), full_page=True)
-        return path
-
-
-@pytest.fixture
-def web(
-    context: BrowserContext, api_url: str, admin_key: str, request: pytest.FixtureRequest
-) -> WebPage:
-    return WebPage(context.new_page(), api_url, admin_key, request.node.name)
-
-
-def unique_png(name: str) -> bytes:
-    """A sample photo as PNG with a random text chunk: same pixels (so the same caption),
-    different bytes (so never a duplicate of an upload by another test)."""
-    info = PngInfo()
-    info.add_text("glimpse-test", uuid.uuid4().hex)
-    out = io.BytesIO()
-    photo(name).save(out, "PNG", pnginfo=info)
-    return out.getvalue()
 
 
 def media(api_url: str, media_id: str) -> dict[str, Any]:
@@ -107,22 +52,10 @@ def write_photo(folder: Path, name: str) -> Path:
 
 
 @pytest.fixture(scope="module")
-def library(api_url: str, admin_key: str) -> Iterator[dict[str, str]]:
+def library(api_url: str, admin_key: str) -> dict[str, str]:
     """coffee, astronaut and rocket, uploaded through the API and searchable: what the
     search tests look for, independent of the upload test's own photos."""
-    names = ["coffee", "astronaut", "rocket"]
-    files = [("files", (f"{n}.png", unique_png(n), "image/png")) for n in names]
-    response = httpx.post(
-        f"{api_url}/v1/uploads",
-        files=files,
-        data={"prefix": "web-test/"},
-        headers={"Authorization": f"Bearer {admin_key}"},
-        timeout=60,
-    )
-    assert response.status_code == 202, response.text
-    ids = {n: item["id"] for n, item in zip(names, response.json()["items"], strict=True)}
-    wait_until_searchable(api_url, list(ids.values()))
-    yield ids
+    return upload_photos(api_url, admin_key, ["coffee", "astronaut", "rocket"], "web-test/")
 
 
 def search(web: WebPage, query: str) -> None:

@@ -12,9 +12,11 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from contextlib import closing
 from typing import Any
 
+import httpx
 import pytest
 from harness import RunningStack
 from helpers import (
@@ -26,6 +28,7 @@ from helpers import (
     wait_for_rows,
     wait_searchable,
 )
+from prometheus_client.parser import text_string_to_metric_families
 
 from glimpse.backfill import repair
 from glimpse.bus import make_producer
@@ -65,7 +68,7 @@ CAPTIONS = "SELECT count(*) AS n FROM captions WHERE media_id = ANY(%(ids)s)"
 def wait_count(
     stack: RunningStack, sql: str, keys: list[str], n: int, timeout_s: float = 60
 ) -> int:
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + timeout_s
     while (found := count(stack, sql, keys)) < n and time.monotonic() < deadline:
         time.sleep(0.3)
     return found
@@ -112,52 +115,81 @@ def test_repair_announces_again_an_item_whose_caption_never_came(stack: RunningS
     wait_searchable(stack, keys)
 
 
-def test_ingest_backfill_interrupted_half_way_resumes_and_enqueues_each_object_once(
+# Objects in the bucket that the pipeline has no row for; `make backfill-test-1k` runs
+# the issue's 1,000 (GLIMPSE_BACKFILL_TEST_OBJECTS=1000).
+BACKFILL_OBJECTS = int(os.environ.get("GLIMPSE_BACKFILL_TEST_OBJECTS", "200"))
+
+
+def backfill_messages_consumed(settings: Settings) -> float:
+    """Messages the ingest worker has taken from its backfill topic since it started."""
+    text = httpx.get(f"http://127.0.0.1:{settings.stack.ingest_health_port}/metrics",
+                     timeout=10).text  # fmt: skip
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "glimpse_worker_consumed_messages_total"
+        and sample.labels.get("topic") == settings.kafka.backfill_objects_topic
+    )
+
+
+def test_ingest_backfill_interrupted_half_way_resumes_and_processes_each_object_once(
     stack: RunningStack,
 ) -> None:
-    s = stack.settings
+    s, n = stack.settings, BACKFILL_OBJECTS
     prefix = f"backfill-ingest-{uuid.uuid4().hex[:6]}/"
-    keys = put_images(stack, prefix, 30)
-    wait_for_rows(s, keys, until=lambda r: r["status"] == "accepted")
+    keys = put_images(stack, prefix, n)
+    wait_for_rows(s, keys, until=lambda r: r["status"] == "accepted", timeout_s=30 + n)
     with connect(s) as conn:  # as if every upload notification had been lost
         conn.execute("DELETE FROM media WHERE id = ANY(%(ids)s)", {"ids": ids_of(stack, keys)})
     env = {**os.environ, **service_env(s)}
     command = ["backfill", "--stage", "ingest", "--missing", "--prefix", prefix]
+    consumed_before = backfill_messages_consumed(s)
 
-    slow = subprocess.Popen(
-        [sys.executable, "-m", "glimpse.cli", *command, "--rate", "5"],
+    slow = subprocess.Popen(  # pages of n / 10 at n / 20 a second: half-way in ~10 s
+        [sys.executable, "-m", "glimpse.cli", *command, "--rate", str(max(1, n // 20))],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
-    first = wait_for_job(s, prefix, lambda job: job["enqueued"] >= 6)
+    first = wait_for_job(s, prefix, lambda job: job["enqueued"] >= n // 2, timeout_s=60 + n)
     slow.send_signal(signal.SIGINT)
     _, stderr = slow.communicate(timeout=60)
     interrupted = job_row(s, prefix)
     assert interrupted["id"] == first["id"]
     assert interrupted["status"] == "interrupted", stderr
-    assert 6 <= interrupted["enqueued"] < 30
+    assert n // 2 <= interrupted["enqueued"] < n
     assert "run the same command again to resume" in stderr
     status = json.loads(glimpse(env, "status", "--json").stdout)
     assert [(j["id"], j["state"]) for j in status["backfill"] if j["prefix"] == prefix] == [
         (first["id"], "interrupted")
     ]
+    with connect(s) as conn:  # what the first half is doing meanwhile
+        rows_at_interrupt = conn.execute(
+            "SELECT count(*) AS n FROM media WHERE id = ANY(%(ids)s)", {"ids": ids_of(stack, keys)}
+        ).fetchone()["n"]  # type: ignore[index]
 
-    resumed = glimpse(env, *command)
+    resumed = glimpse(env, *command, timeout=300 + 2 * n)
 
     assert resumed.returncode == 0, resumed.stderr
     done = job_row(s, prefix)
     assert (done["id"], done["status"]) == (first["id"], "done")
-    wait_for_rows(s, keys, until=lambda r: r["status"] == "accepted")
+    assert done["enqueued"] >= interrupted["enqueued"]  # progress continued, not restarted
+    rows = wait_for_rows(s, keys, until=lambda r: r["status"] == "accepted", timeout_s=30 + n)
+    assert len(rows) == n >= rows_at_interrupt
     sent = collections.Counter(
         event.key
-        for value in read_topic(s, s.kafka.backfill_objects_topic)
+        for value in read_topic(s, s.kafka.backfill_objects_topic, timeout_s=120)
         for event in parse_object_events(None, value)
         if event.key.startswith(prefix)
     )
     assert set(sent.values()) == {1}, sent.most_common(3)  # nothing enqueued twice
-    assert len(sent) == done["enqueued"] >= 30 - 1  # (a reconcile pass may beat it to one)
+    assert len(sent) == done["enqueued"] >= n - 1  # (a reconcile pass may beat it to one)
+    # each message taken from the backfill topic once: processed once, none re-delivered
+    assert backfill_messages_consumed(s) - consumed_before == len(sent)
+    assert count(stack, CAPTIONS, keys) == n  # and on through the pipeline, once each
+    assert wait_count(stack, TEXT_VECTORS, keys, n, timeout_s=30 + n) == n
 
     listed = glimpse(env, "backfill", "list", "--json")
     assert listed.returncode == 0, listed.stderr
@@ -177,8 +209,8 @@ def job_row(settings: Settings, prefix: str) -> dict[str, Any]:
 
 
 def wait_for_job(
-    settings: object, prefix: str, until: object, timeout_s: float = 60
-) -> dict[str, object]:
+    settings: Settings, prefix: str, until: Callable[[dict[str, Any]], bool], timeout_s: float = 60
+) -> dict[str, Any]:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         try:

@@ -24,25 +24,13 @@ from helpers import api, store_of, unique_png, wait_searchable
 from monitoring import ALERTS_FILE, all_rules, dashboards, grafana_to_promql, panels
 from speech_clips import speak
 
+from glimpse.stack.ports import scrape_targets
+
 pytestmark = pytest.mark.integration
 
 SCRAPE_INTERVAL = "1s"
 # Grafana's $__rate_interval: long enough to span the whole workload at 1 s scrapes.
 RATE_INTERVAL = "2m"
-
-
-def scrape_targets(stack: RunningStack) -> dict[str, str]:
-    """Job (as compose names them: glimpse-<service>) -> host:port of its /metrics."""
-    ports = stack.settings.stack
-    return {
-        "glimpse-ingest": f"127.0.0.1:{ports.ingest_health_port}",
-        "glimpse-caption": f"127.0.0.1:{ports.caption_health_port}",
-        "glimpse-embed": f"127.0.0.1:{ports.embed_health_port}",
-        "glimpse-transcribe": f"127.0.0.1:{ports.transcribe_health_port}",
-        "glimpse-transcribe-queries": f"127.0.0.1:{ports.transcribe_queries_health_port}",
-        "glimpse-search-api": f"127.0.0.1:{stack.settings.api.port}",
-        "glimpse-lag-exporter": f"127.0.0.1:{ports.lag_exporter_port}",
-    }
 
 
 class Prometheus:
@@ -79,8 +67,8 @@ def prometheus(stack: RunningStack, tmp_path: Path) -> Iterator[Prometheus]:
         "global": {"scrape_interval": SCRAPE_INTERVAL, "evaluation_interval": SCRAPE_INTERVAL},
         "rule_files": [str(rules)],
         "scrape_configs": [
-            {"job_name": job, "static_configs": [{"targets": [target]}]}
-            for job, target in scrape_targets(stack).items()
+            {"job_name": job, "static_configs": [{"targets": targets}]}
+            for job, targets in scrape_targets(stack.settings).items()
         ],
     }
     (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
@@ -150,7 +138,7 @@ def run_workload(stack: RunningStack, tmp_path: Path) -> None:
 def test_every_panel_returns_data_and_every_rule_evaluates(
     stack: RunningStack, prometheus: Prometheus, tmp_path: Path
 ) -> None:
-    for job in scrape_targets(stack):
+    for job in scrape_targets(stack.settings):
         prometheus.wait_for(f'up{{job="{job}"}} == 1', f"{job} up")
     run_workload(stack, tmp_path)
     # What the workload created is scraped, twice (a rate needs two samples): series that

@@ -49,3 +49,16 @@ def test_an_acknowledgement_without_an_offset_is_infrastructure_trouble_to_retry
     with pytest.raises(UnconfirmedSend) as caught:
         send_all(broker, [OutboundMessage("t", None, b"a"), OutboundMessage("t", None, b"b")], 5)
     assert is_transient(caught.value)  # the runtime sends the batch's outputs again
+
+
+def test_topics_are_created_with_the_configured_partitions_and_read_back(
+    memory_broker: str,
+) -> None:
+    from glimpse.bus import ensure_topics, topic_partitions
+    from glimpse.config import KafkaSettings
+
+    kafka = KafkaSettings(bootstrap=memory_broker, partitions=5)
+    ensure_topics(kafka, ["wide"])
+    ensure_topics(kafka.model_copy(update={"partitions": 2}), ["wide", "narrow"])
+    # an existing topic keeps the count it was created with
+    assert topic_partitions(kafka, ["wide", "narrow"]) == {"wide": 5, "narrow": 2}

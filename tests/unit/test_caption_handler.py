@@ -9,17 +9,20 @@ import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+import numpy as np
 import psycopg
 import pytest
 from doubles import MemoryStore, accepted, message
+from models_fixtures import build_tiny_clip
 from PIL import Image
 from psycopg_pool import ConnectionPool
 
 from glimpse.config import DatabaseSettings, KafkaSettings
-from glimpse.db import media
+from glimpse.db import media, stage_models, vectors
 from glimpse.db.pool import open_pool
 from glimpse.errors import ItemError, TransientError, failure_reason
 from glimpse.models.captioning import Captioner, ImageAnalysis
+from glimpse.models.joint import JointModel
 from glimpse.runtime import DeadLetter, Done, Failed, Outcome
 from services.caption.handler import CaptionHandler
 
@@ -238,3 +241,46 @@ def test_a_caption_stored_without_cues_is_made_again_with_them(
             "SELECT colours FROM captions WHERE media_id = %(id)s", {"id": item.media_id}
         ).fetchone()
     assert row is not None and row["colours"] == [["orange", 1.0]]
+
+
+@pytest.fixture(scope="module")
+def tiny_clip(tmp_path_factory: pytest.TempPathFactory) -> JointModel:
+    return JointModel(
+        str(build_tiny_clip(tmp_path_factory.mktemp("models") / "tiny-clip")),
+        device="cpu",
+        cache_dir=None,
+    )
+
+
+def test_a_joint_model_adds_an_image_vector_even_to_images_captioned_before_it(
+    handler: CaptionHandler,
+    tiny_clip: JointModel,
+    pool: ConnectionPool[psycopg.Connection[Any]],
+    store: MemoryStore,
+) -> None:
+    with pool.connection() as conn:
+        item = accepted(conn, "image", thumbnail_key="thumbnails/joint.jpg")
+    store.objects[item.key] = store.objects["thumbnails/joint.jpg"] = jpeg()
+    handler.handle([message(TOPIC, item)])  # captioned while no joint model ran
+    with_joint = CaptionHandler(
+        store.as_store(), pool, CatCaptioner("test/cat"), KafkaSettings(), joint=tiny_clip,
+        joint_spec={"joint_model": "tiny-clip"},
+    )  # fmt: skip
+    try:
+        [result] = with_joint.handle([message(TOPIC, item)])
+        [again] = with_joint.handle([message(TOPIC, item)])
+    finally:
+        with_joint.fetchers.shutdown()
+
+    assert isinstance(result, Done) and result.outcome is Outcome.OK
+    assert isinstance(again, Done) and again.outcome is Outcome.SKIPPED
+    joint = vectors.VectorModel("joint/tiny-clip", "joint", 16)
+    with pool.connection() as conn:
+        stored = vectors.vector_of(conn, item.media_id, joint)
+        active = stage_models.active(conn, "joint")
+        index = vectors.index_state(conn, vectors.index_name(joint.model, "joint"))
+    expected = tiny_clip.embed_images([Image.open(io.BytesIO(jpeg())).convert("RGB")])[0]
+    assert stored is not None
+    np.testing.assert_allclose(stored, expected, atol=2e-3)  # stored as halfvec
+    assert active is not None and active.model == "joint/tiny-clip"
+    assert index == "valid"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from models_fixtures import build_tiny_clip
 from typer.testing import CliRunner, Result
 
 from glimpse.cli import app
@@ -20,11 +21,11 @@ def glimpse(home: Path, *args: str, **env: str) -> Result:
 
 
 def rows(result: Result) -> dict[str, str]:
-    """Table rows by role (caption, text, speech), as printed."""
+    """Table rows by role (caption, text, speech, joint), as printed."""
     found = {}
     for line in result.stdout.splitlines():
         cells = [cell.strip() for cell in line.strip("│ ").split("│")]
-        if cells[0] in ("caption", "text", "speech"):
+        if cells[0] in ("caption", "text", "speech", "joint"):
             found[cells[0]] = " | ".join(cells[1:])
     return found
 
@@ -95,3 +96,18 @@ def test_a_hub_model_that_cannot_be_downloaded_fails_clearly(tmp_path: Path) -> 
         "could not download whisper model 'glimpse-tests/no-such-whisper'"
         in (rows(fetched)["speech"])
     )
+
+
+def test_a_joint_model_is_listed_and_verified_only_when_set(tmp_path: Path) -> None:
+    assert "joint" not in rows(glimpse(tmp_path, "list"))
+    clip = build_tiny_clip(tmp_path / "tiny-clip")
+    joint = {"GLIMPSE_MODELS__JOINT_MODEL": str(clip)}
+    listed = rows(glimpse(tmp_path, "list", **joint))
+    assert listed["joint"].startswith(f"joint/tiny-clip | directory: {clip}")
+    assert listed["joint"].endswith("present")
+    verified = rows(glimpse(tmp_path, "verify", **joint))
+    assert " | ok (" in verified["joint"]
+    offline = {"GLIMPSE_MODELS__JOINT_MODEL": "glimpse-tests/no-such-clip"}
+    fetched = glimpse(tmp_path, "fetch", **offline)
+    assert fetched.exit_code == 1
+    assert rows(fetched)["joint"].startswith("joint/glimpse-tests/no-such-clip | failed")

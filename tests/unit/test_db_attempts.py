@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 
@@ -50,6 +51,29 @@ def test_a_commit_forgets_everything_below_it_on_its_partition(
     log.committed(group, {("t", 0): 6})
 
     assert log.crashes(group, [at(5), at(9), at(5, partition=1)]) == [0, 1, 1]
+
+
+def test_an_old_start_is_no_evidence_against_the_message_at_its_position_now(
+    postgres: str, group: str
+) -> None:
+    # As after a wiped broker beside a kept database: offsets start over.
+    pool = open_pool(DatabaseSettings(url=postgres), "attempts-test")
+    forgetful = PostgresAttemptLog(pool, remembered_s=0.5)
+    try:
+        forgetful.started(group, [at(3)])
+        assert forgetful.crashes(group, [at(3)]) == [1]
+        time.sleep(0.6)
+        assert forgetful.crashes(group, [at(3)]) == [0]
+
+        forgetful.committed(f"other-{group}", {("t", 0): 0})  # any commit sweeps them
+        with pool.connection() as conn:
+            left = conn.execute(
+                "SELECT count(*) AS n FROM delivery_attempts WHERE consumer_group = %(g)s",
+                {"g": group},
+            ).fetchone()
+        assert left is not None and left["n"] == 0
+    finally:
+        forgetful.close()
 
 
 def test_a_failing_log_is_infrastructure_trouble_never_the_items(postgres: str) -> None:

@@ -13,7 +13,7 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from glimpse.db import backlog, captions, media, transcripts, vectors
+from glimpse.db import backlog, captions, failures, media, transcripts, vectors, worker_starts
 from glimpse.db.backlog import FIRST_ID, Models, Scope
 from glimpse.db.captions import CaptionRow
 from glimpse.db.media import MediaRow, MediaStatus
@@ -93,6 +93,28 @@ def test_caption_work_is_accepted_images_without_a_caption_or_visual_vector_of_t
     blip = Models("caption", CAPTIONER, visual=False)  # a captioner without visual vectors
     no_visual = backlog.captions_wanted(conn, scope(bucket), blip, "missing", FIRST_ID, 100)
     assert {m.key for m in no_visual} == {"nothing.png", "other-model.png"}
+
+
+def test_caption_work_includes_images_without_a_vector_of_the_joint_model_run(
+    conn: psycopg.Connection[Any], bucket: str
+) -> None:
+    joint = vectors.VectorModel("joint/test-clip", "joint", 4)
+    vectors.register_model(conn, joint)
+    complete = add(conn, bucket, "complete.png")
+    caption(conn, complete)
+    vector(conn, complete, VISUAL)
+    vector(conn, complete, joint)
+    before_joint = add(conn, bucket, "captioned-before-the-joint-model.png")
+    caption(conn, before_joint)
+    vector(conn, before_joint, VISUAL)
+    with_joint = Models("caption", CAPTIONER, visual=True, joint=joint.model)
+    without = Models("caption", CAPTIONER, visual=True)
+
+    wanted = backlog.captions_wanted(conn, scope(bucket), with_joint, "missing", FIRST_ID, 100)
+    unwanted = backlog.captions_wanted(conn, scope(bucket), without, "missing", FIRST_ID, 100)
+
+    assert {m.key for m in wanted} == {"captioned-before-the-joint-model.png"}
+    assert unwanted == []
 
 
 def test_pages_follow_the_id_cursor_without_gaps_or_repeats(
@@ -220,3 +242,26 @@ def test_repair_leaves_alone_what_the_stage_dead_lettered_since_its_workers_star
     restarted = datetime.now(UTC) + timedelta(seconds=1)  # a deploy, a model change...
     assert found(restarted) == {"poison.png", "retried.png", "plain.png"}
     assert found(None) == {"poison.png", "retried.png", "plain.png"}  # a backfill by hand
+
+
+def test_failed_rows_are_wanted_again_once_their_stage_restarted_and_once_only(
+    conn: psycopg.Connection[Any], bucket: str
+) -> None:
+    stage = f"ingest-{bucket}"  # a stage of its own: the session's database is shared
+    failed = add(conn, bucket, "broken.jpg", status=MediaStatus.FAILED)
+    add(conn, bucket, "fine.jpg")
+    conn.execute(
+        "INSERT INTO media_failures (media_id, stage, error_type, message, attempts, origin) "
+        "VALUES (%(id)s, %(stage)s, 'OSError', 'decoder crashed', 3, 't/0@1')",
+        {"id": failed, "stage": stage},
+    )
+
+    def wanted() -> list[tuple[uuid.UUID, str, str]]:
+        later = datetime.now(UTC) + timedelta(seconds=5)
+        return backlog.failed_before_restart(conn, bucket, later, FIRST_ID, 50)
+
+    assert wanted() == []  # its workers have not started since: the cause is likely there
+    worker_starts.record(conn, stage)  # a deploy, a limit raised...
+    assert wanted() == [(failed, "broken.jpg", stage)]
+    failures.mark_retried(conn, stage, [failed])
+    assert wanted() == []  # sent once; failing again waits for the next start

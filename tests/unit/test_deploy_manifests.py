@@ -34,7 +34,7 @@ import promql_parser
 import pytest
 import yaml
 from compose_spec import PyCompose
-from keda_schema import keda_problems
+from crd_schema import API_GROUPS, crd_problems
 from monitoring import (
     ALERTS_FILE,
     HOME_DASHBOARD,
@@ -447,8 +447,8 @@ def test_kustomization_renders_schema_valid_objects(kustomization: str) -> None:
     rendered = render(kustomization)
     assert {o["kind"] for o in rendered} >= {"Namespace", "ConfigMap", "Deployment", "Service"}
     for obj in rendered:
-        if obj["apiVersion"].startswith("keda.sh/"):
-            assert keda_problems(obj) == [], obj["metadata"]["name"]
+        if obj["apiVersion"].split("/")[0] in API_GROUPS:
+            assert crd_problems(obj) == [], obj["metadata"]["name"]
         else:
             kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
         if obj["kind"] != "Namespace":
@@ -976,7 +976,7 @@ def test_keda_check_rejects_a_misspelt_field() -> None:
     (scaled,) = (o for o in render("base") if o["kind"] == "ScaledObject" and
                  o["metadata"]["name"] == "caption")  # fmt: skip
     wrong = {**scaled, "spec": {**scaled["spec"], "minReplicas": 0}}
-    assert keda_problems(wrong) == ["ScaledObject.spec.minReplicas: not in the schema"]
+    assert crd_problems(wrong) == ["ScaledObject.spec.minReplicas: not in the schema"]
 
 
 @pytest.mark.parametrize("kustomization", ["base", "overlays/cpu", "overlays/gpu"])
@@ -1051,6 +1051,61 @@ def test_compose_runs_the_lag_exporter_and_prometheus_scrapes_it() -> None:
     jobs = {job["job_name"]: job for job in load_yaml(PROMETHEUS_FILE)["scrape_configs"]}
     (targets,) = jobs[f"glimpse-{LAG_EXPORTER}"]["static_configs"]
     assert targets["targets"] == [f"{LAG_EXPORTER}:{LAG_EXPORTER_PORT}"]
+
+
+# Overlays for clusters run with prometheus-operator (the others have only annotations).
+MONITORED = ["overlays/cpu", "overlays/gpu"]
+
+
+@pytest.mark.parametrize("kustomization", MONITORED)
+def test_a_pod_monitor_scrapes_every_pod_that_serves_metrics_where_it_says(
+    kustomization: str,
+) -> None:
+    monitors = objects(kustomization, "PodMonitor")
+    deployments = objects(kustomization, "Deployment")
+    alert = next(r for r in all_rules() if r.get("alert") == "GlimpseTargetDown")
+    for name in [*DEPLOYMENTS, LAG_EXPORTER]:
+        template = deployments[name]["spec"]["template"]
+        selecting = [
+            m
+            for m in monitors.values()
+            if labels_match(m["spec"]["selector"]["matchLabels"], template["metadata"]["labels"])
+        ]
+        assert len(selecting) == 1, f"{name}: {len(selecting)} PodMonitors select its pods"
+        (monitor,) = selecting
+        (endpoint,) = monitor["spec"]["podMetricsEndpoints"]
+        (container,) = template["spec"]["containers"]
+        ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+        annotations = template["metadata"]["annotations"]
+        # the same port and path as the annotations tell an annotation-based job
+        assert endpoint["port"] in ports, f"{name}: no container port {endpoint['port']}"
+        assert ports[endpoint["port"]] == int(annotations["prometheus.io/port"]), name
+        assert endpoint["path"] == annotations["prometheus.io/path"], name
+        # the pod labels the target-down alert selects on become target labels
+        for label in monitor["spec"]["podTargetLabels"]:
+            assert label in template["metadata"]["labels"], (name, label)
+        sanitized = {re.sub(r"[^A-Za-z0-9_]", "_", k) for k in monitor["spec"]["podTargetLabels"]}
+        assert sanitized & metric_selector_labels(alert["expr"]), name
+    assert len(monitors) == len(DEPLOYMENTS) + 1, sorted(monitors)
+
+
+def metric_selector_labels(expr: str) -> set[str]:
+    """Label names the expression's selectors match on."""
+    return set(re.findall(r'(\w+)\s*=~?\s*"', expr))
+
+
+@pytest.mark.parametrize("kustomization", ["base", "overlays/dev"])
+def test_clusters_without_prometheus_operator_get_no_pod_monitors(kustomization: str) -> None:
+    assert objects(kustomization, "PodMonitor") == {}
+
+
+def test_pod_monitor_check_rejects_a_misspelt_field() -> None:
+    monitor = objects("overlays/cpu", "PodMonitor")["caption"]
+    spec = dict(monitor["spec"])
+    spec["podMetricEndpoints"] = spec.pop("podMetricsEndpoints")
+    assert crd_problems({**monitor, "spec": spec}) == [
+        "PodMonitor.spec.podMetricEndpoints: not in the schema"
+    ]
 
 
 def test_the_api_ingress_routes_to_the_api_service_with_tls() -> None:

@@ -158,6 +158,8 @@ def test_too_long_is_refused_before_the_model_runs(cache: Path, clips: Path) -> 
 def test_inference_before_load_raises(cache: Path, clips: Path) -> None:
     with pytest.raises(ModelNotLoadedError):
         unloaded(cache).transcribe((clips / "sentence.wav").read_bytes(), max_seconds=30)
+    with pytest.raises(ModelNotLoadedError):
+        unloaded(cache).whisper  # noqa: B018 - the property itself raises
 
 
 @pytest.mark.parametrize("fmt", sorted(FORMATS))

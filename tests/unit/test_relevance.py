@@ -88,3 +88,32 @@ def test_summarise_is_robust_to_the_few_that_match() -> None:
 
 def test_summarise_never_goes_below_the_minimum_spread() -> None:
     assert summarise([0.2] * 20, min_spread=0.02).spread == 0.02
+
+
+# The same library in a joint image-text space: CLIP-like scores, typical 0.18 ± 0.02.
+JOINT_TYPICAL = Background(median=0.18, spread=0.02, size=200)
+
+
+def seen(similarity: float | None, joint: float, keyword_rank: int | None = None) -> Candidate:
+    return Candidate(uuid.uuid4(), 0.0, similarity, keyword_rank, joint_similarity=joint)
+
+
+def judged_joint(candidates: list[Candidate]) -> list[tuple[float | None, bool]]:
+    judged = judge(candidates, TYPICAL, SETTINGS, JOINT_TYPICAL)
+    return [(j.candidate.joint_similarity, j.weak) for j in judged]
+
+
+def test_an_image_that_stands_out_in_the_joint_space_is_a_match_whatever_its_caption() -> None:
+    # 0.26 is 4 spreads above the images' typical score: the caption missed (0.12)
+    assert judged_joint([seen(0.12, 0.26)]) == [(0.26, False)]
+
+
+def test_a_joint_hint_is_a_match_when_the_words_agree_and_weak_alone() -> None:
+    # 0.22 is 2 spreads up: a hint, not proof
+    agreed = seen(None, 0.22, keyword_rank=1)
+    alone = seen(0.11, 0.215)
+    assert judged_joint([agreed, alone]) == [(0.22, False), (0.215, True)]
+
+
+def test_images_at_the_joint_models_usual_score_are_not_shown() -> None:
+    assert judged_joint([seen(0.11, 0.19), seen(0.12, 0.17)]) == []

@@ -162,6 +162,69 @@ def test_live_messages_overtake_a_backfill_already_under_way(
     )  # and the backfill still finishes, each once
 
 
+def test_a_live_message_waits_for_one_backfill_batch_and_shares_its_own_with_none(
+    kafka: KafkaSettings, start_worker: Callable[..., RunningWorker]
+) -> None:
+    """Between backfill batches the live input is polled long enough for a fetch to come
+    back, so a live message produced during a backfill batch is in the next batch, and
+    that batch holds live messages only."""
+    handler = SlowHandler(seconds=0.3)
+    start_worker(handler, ServiceSpec("test", (IN,), backfill_topics=(BACKFILL,)))
+    live = make_producer(kafka)
+    live.send(IN, key=b"k", value=b"first")
+    live.flush()
+    wait_until(lambda: handler.stored == [b"first"])
+    bus_helpers.produce(kafka, BACKFILL, [f"old{i}".encode() for i in range(80)])
+    wait_until(lambda: len(handler.batches) >= 4)  # the backfill is under way
+
+    for i in range(3):  # one at a time, each during some backfill batch
+        batches_before = len(handler.batches)
+        live.send(IN, key=b"k", value=f"new{i}".encode())
+        live.flush()
+        wait_until(lambda i=i: f"new{i}".encode() in handler.stored)  # type: ignore[misc]
+        taken_in = next(n for n, b in enumerate(handler.batches) if f"new{i}".encode() in b)
+        # the batch under way when it was produced, then its own (a fetch under way may
+        # end with the one after that)
+        assert taken_in - batches_before <= 2, handler.batches[batches_before:]
+    live.close()
+    wait_until(lambda: len(handler.stored) == 84)
+    for batch in handler.batches:
+        assert all(v.startswith(b"old") for v in batch) or not any(
+            v.startswith(b"old") for v in batch
+        ), batch  # live or backfill, never both
+
+
+@dataclass
+class TimedHandler(RecordingHandler):
+    """Notes when each message's batch started."""
+
+    started: dict[bytes, float] = field(default_factory=dict)
+
+    def handle(self, batch: Sequence[InboundMessage]) -> list[ItemResult]:
+        now = time.monotonic()
+        self.started.update((m.value, now) for m in batch)
+        return super().handle(batch)
+
+
+def test_a_hold_keeps_backfill_back_after_live_input_then_lets_it_finish(
+    kafka: KafkaSettings, start_worker: Callable[..., RunningWorker]
+) -> None:
+    """Ingest's hold (``ingest.live_passage_s``): after a live message no backfill is
+    taken for ``backfill_hold_s``, then the backfill goes on."""
+    handler = TimedHandler()
+    start_worker(handler, ServiceSpec("test", (IN,), backfill_topics=(BACKFILL,)),
+                 backfill_hold_s=1.5)  # fmt: skip
+    produce(kafka, [b"first"])  # the worker is in its groups
+    wait_until(lambda: b"first" in handler.started)
+    time.sleep(1.5)
+    produce(kafka, [b"live"])
+    bus_helpers.produce(kafka, BACKFILL, [f"old{i}".encode() for i in range(6)])
+    wait_until(lambda: len(handler.stored) == 8, timeout_s=120)  # (a loaded machine)
+
+    first_old = min(t for v, t in handler.started.items() if v.startswith(b"old"))
+    assert first_old - handler.started[b"live"] >= 1.5
+
+
 def test_batches_are_bounded_and_outputs_flow_downstream(
     kafka: KafkaSettings, start_worker: Callable[..., RunningWorker]
 ) -> None:

@@ -1,4 +1,4 @@
-// glimpse web page: search (typed or spoken), similar images, uploads.
+// glimpse web page: search (typed, spoken or drawn), similar images, uploads.
 // Plain ES module, no build step. Everything that comes from the server or from a
 // file name reaches the page through textContent and DOM properties, never as markup.
 
@@ -12,6 +12,10 @@ const VOICE_POLL_MS = 500;
 const VOICE_POLL_LIMIT_MS = 2 * 60 * 1000;
 const EXAMPLE_COUNT = 5;
 const RECORDING_TYPES = ["audio/webm;codecs=opus", "audio/ogg;codecs=opus", "audio/webm"];
+const DRAW_STROKE = 10; // px on the 320-px pad: about a marker's line at thumbnail size
+const DRAW_INK = "#111111";
+const DRAW_PAPER = "#ffffff"; // the model sees a white sheet, as photos of drawings show
+const DRAW_SEARCH_DELAY_MS = 600; // after the last stroke: one search per pause, not per stroke
 
 const $ = (id) => document.getElementById(id);
 
@@ -196,6 +200,8 @@ const config = {
   maxUploadBytes: null, // null until /v1/config answers: the server still checks
   voiceMaxBytes: 5 * 1024 * 1024,
   voiceMaxSeconds: 30,
+  imageSearch: true, // false: the server has search by image off; the pad is hidden
+  imageMaxBytes: 2 * 1024 * 1024,
 };
 
 async function loadConfig() {
@@ -206,6 +212,11 @@ async function loadConfig() {
       config.voiceMaxBytes = body.voice.max_bytes ?? config.voiceMaxBytes;
       config.voiceMaxSeconds = body.voice.max_seconds ?? config.voiceMaxSeconds;
     }
+    if (body.image_search) {
+      config.imageSearch = body.image_search.enabled !== false;
+      config.imageMaxBytes = body.image_search.max_bytes ?? config.imageMaxBytes;
+    }
+    $("draw-panel").hidden = !config.imageSearch;
     $("limit-hint").textContent =
       `Images and audio up to ${formatBytes(config.maxUploadBytes)} each.`;
   } catch {
@@ -256,14 +267,15 @@ function captionBlock(text, fallback) {
 }
 
 // Why a hit matched: the parts of its text holding the query's words, else its meaning.
-function whyText(hit) {
+function whyText(hit, why = null) {
+  if (why) return why; // said by the search itself (a drawing: "Looks like your drawing")
   const parts = hit.matched_in || [];
   if (parts.length) return `Your words are in its ${parts.join(", ")}`;
   return typeof hit.similarity === "number" ? "Close in meaning to your words" : "";
 }
 
 // What was read in the image (OCR) and its colours: cues the caption may not hold.
-function cuesBlock(hit) {
+function cuesBlock(hit, why = null) {
   const block = el("div", { class: "cues" });
   if (hit.text_in_image) {
     const words = hit.text_in_image;
@@ -275,12 +287,12 @@ function cuesBlock(hit) {
   if ((hit.colours || []).length) {
     block.append(el("p", { class: "colours", text: `Colours: ${hit.colours.join(", ")}` }));
   }
-  const why = whyText(hit);
-  if (why) block.append(el("p", { class: "why", text: why }));
+  const because = whyText(hit, why);
+  if (because) block.append(el("p", { class: "why", text: because }));
   return block;
 }
 
-function resultCard(hit) {
+function resultCard(hit, why = null) {
   const name = displayName(hit.key || "");
   const text = hit.transcript || hit.caption || "";
   const { lead } = splitCaption(text);
@@ -294,7 +306,7 @@ function resultCard(hit) {
   card.append(thumbnailFor(hit, name, lead));
   const body = el("div", { class: "card-body" });
   body.append(captionBlock(text, hit.kind === "audio" ? "Voice note" : "No caption yet"));
-  body.append(cuesBlock(hit));
+  body.append(cuesBlock(hit, why));
   if (hit.kind === "audio") {
     const player = el("audio", { controls: true, preload: "none" });
     player.src = `/v1/media/${encodeURIComponent(hit.id)}/original`;
@@ -317,9 +329,9 @@ function resultCard(hit) {
   return card;
 }
 
-function renderHits(list, hits, { append = false } = {}) {
+function renderHits(list, hits, { append = false, why = null } = {}) {
   if (!append) list.replaceChildren();
-  list.append(...hits.map(resultCard));
+  list.append(...hits.map((hit) => resultCard(hit, why)));
 }
 
 // ---------------------------------------------------------------- search
@@ -333,9 +345,9 @@ function describeCount(count, q, more, weak = 0) {
   return `${count}${more ? "+" : ""} ${plural} for “${q}”${guesses}.`;
 }
 
-function showResults(q, body, { append = false, heard = null } = {}) {
+function showResults(q, body, { append = false, heard = null, why = null } = {}) {
   const list = $("results");
-  renderHits(list, body.hits || [], { append });
+  renderHits(list, body.hits || [], { append, why });
   search.q = q;
   search.cursor = body.next_cursor || null;
   $("more-results").hidden = !search.cursor;
@@ -945,6 +957,172 @@ async function pollVoice(pending) {
   return { status: "failed", detail: "transcribing took too long; try again" };
 }
 
+// ---------------------------------------------------------------- drawing pad
+
+// Pointer events: one code path for mouse, pen and touch (touch-action: none in the
+// stylesheet keeps a finger drawing instead of scrolling). The pad keeps a fixed
+// 320 x 320 sheet whatever its size on screen; the server makes its thumbnail from it.
+const pad = { strokes: 0, pointer: null, last: null, timer: null, token: 0 };
+
+function padContext() {
+  return $("draw-pad").getContext("2d");
+}
+
+function clearPad() {
+  const canvas = $("draw-pad");
+  const ctx = padContext();
+  ctx.fillStyle = DRAW_PAPER;
+  ctx.fillRect(0, 0, canvas.width, canvas.height);
+  pad.strokes = 0;
+  clearTimeout(pad.timer);
+  pad.token += 1; // a search of the old drawing must not show up after this
+  showDrawingLabel(null);
+  setStatus($("draw-status"), "");
+}
+
+/** A pen draws thinner or thicker with pressure; mouse and touch report 0.5 or 0. */
+function strokeWidth(event) {
+  if (event.pointerType !== "pen" || !(event.pressure > 0)) return DRAW_STROKE;
+  return DRAW_STROKE * (0.5 + event.pressure);
+}
+
+/** Where an event is on the sheet, in the canvas's own pixels. */
+function padPoint(event) {
+  const canvas = $("draw-pad");
+  const box = canvas.getBoundingClientRect();
+  return {
+    x: ((event.clientX - box.left) * canvas.width) / box.width,
+    y: ((event.clientY - box.top) * canvas.height) / box.height,
+    width: strokeWidth(event),
+  };
+}
+
+function drawSegment(from, to) {
+  const ctx = padContext();
+  ctx.strokeStyle = DRAW_INK;
+  ctx.fillStyle = DRAW_INK;
+  ctx.lineCap = "round";
+  ctx.lineJoin = "round";
+  ctx.lineWidth = to.width;
+  if (from.x === to.x && from.y === to.y) {
+    ctx.beginPath(); // a tap leaves a dot
+    ctx.arc(to.x, to.y, to.width / 2, 0, Math.PI * 2);
+    ctx.fill();
+    return;
+  }
+  ctx.beginPath();
+  ctx.moveTo(from.x, from.y);
+  ctx.lineTo(to.x, to.y);
+  ctx.stroke();
+}
+
+function onPadDown(event) {
+  if (pad.pointer !== null || (event.pointerType === "mouse" && event.button !== 0)) return;
+  event.preventDefault();
+  const canvas = $("draw-pad");
+  canvas.setPointerCapture(event.pointerId); // strokes that leave the pad still end
+  pad.pointer = event.pointerId;
+  pad.last = padPoint(event);
+  drawSegment(pad.last, pad.last);
+  clearTimeout(pad.timer);
+}
+
+function onPadMove(event) {
+  if (event.pointerId !== pad.pointer) return;
+  event.preventDefault();
+  // coalesced events: every point the device reported since the last frame, so fast
+  // strokes stay smooth curves instead of straight chords
+  const events = event.getCoalescedEvents ? event.getCoalescedEvents() : [];
+  for (const each of events.length ? events : [event]) {
+    const point = padPoint(each);
+    drawSegment(pad.last, point);
+    pad.last = point;
+  }
+}
+
+function onPadUp(event) {
+  if (event.pointerId !== pad.pointer) return;
+  pad.pointer = null;
+  pad.last = null;
+  pad.strokes += 1;
+  $("draw-pad").dataset.strokes = String(pad.strokes); // tests read it
+  clearTimeout(pad.timer);
+  pad.timer = setTimeout(searchDrawing, DRAW_SEARCH_DELAY_MS);
+}
+
+function padImage() {
+  return new Promise((resolve) => $("draw-pad").toBlob(resolve, "image/png"));
+}
+
+// ---- label prediction: the hook for label sets (issue 12). When a label set is active,
+// the drawing's top label is shown next to the pad: showDrawingLabel({ label: "7",
+// confidence: 0.93 }) reads "7, 93 %"; null hides it. searchDrawing has the PNG at the
+// point marked LABEL HOOK, where POST /v1/labels/{name}/predict can be asked.
+function showDrawingLabel(prediction) {
+  const out = $("draw-label");
+  if (!prediction) {
+    out.value = "";
+    out.hidden = true;
+    return;
+  }
+  out.value = `${prediction.label}, ${Math.round(prediction.confidence * 100)} %`;
+  out.title = `Label predicted for your drawing, with its confidence`;
+  out.hidden = false;
+}
+
+async function searchDrawing() {
+  clearTimeout(pad.timer);
+  if (!pad.strokes) {
+    setStatus($("draw-status"), "Draw something first.", "error");
+    return;
+  }
+  const token = ++pad.token;
+  const searchToken = ++search.token; // a typed search under way must not overwrite this
+  setStatus($("draw-status"), "Searching for your drawing…", "busy");
+  const png = await padImage();
+  if (!png || png.size > config.imageMaxBytes) {
+    setStatus($("draw-status"), "The drawing could not be turned into a picture.", "error");
+    return;
+  }
+  // LABEL HOOK: ask the active label set about `png` here, then showDrawingLabel(top).
+  try {
+    const { body } = await request(`/v1/search/image?limit=${PAGE_SIZE}&kind=image`, {
+      method: "POST",
+      // the bytes, not the Blob: DevTools (and so the browser tests) see a Blob body as empty
+      body: await png.arrayBuffer(),
+      headers: { "Content-Type": "image/png" },
+    });
+    if (token !== pad.token || searchToken !== search.token) return;
+    const count = (body.hits || []).length;
+    setStatus(
+      $("draw-status"),
+      count ? `${count} image${count === 1 ? "" : "s"} look like your drawing.` : "",
+    );
+    showResults("your drawing", body, { why: "Looks like your drawing" });
+  } catch (error) {
+    if (token !== pad.token) return;
+    const words =
+      error.status === 404 || error.status === 405
+        ? "search by drawing is not available on this server"
+        : error.message;
+    if (error.status === 401 || error.status === 403) {
+      showKeyPanel("Searching needs an API key on this server.", error.message);
+    }
+    setStatus($("draw-status"), `Search by drawing failed: ${words}`, "error");
+  }
+}
+
+function setUpDrawingPad() {
+  const canvas = $("draw-pad");
+  clearPad();
+  canvas.addEventListener("pointerdown", onPadDown);
+  canvas.addEventListener("pointermove", onPadMove);
+  canvas.addEventListener("pointerup", onPadUp);
+  canvas.addEventListener("pointercancel", onPadUp);
+  $("draw-clear").addEventListener("click", clearPad);
+  $("draw-search").addEventListener("click", searchDrawing);
+}
+
 // ---------------------------------------------------------------- start
 
 function start() {
@@ -952,6 +1130,7 @@ function start() {
   uploads.configReady = loadConfig();
   renderExamples();
   setUpDropZone();
+  setUpDrawingPad();
   $("search-form").addEventListener("submit", (event) => {
     event.preventDefault();
     runSearch($("search-input").value);

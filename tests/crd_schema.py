@@ -1,10 +1,10 @@
-"""KEDA objects checked offline against the KEDA CRD's schema.
+"""Custom resources (KEDA, prometheus-operator) checked offline against their CRDs' schemas.
 
-``cloudcoil-models-keda`` (dev extra) holds pydantic models generated from KEDA's CRDs;
-they accept unknown keys, so ``keda_problems`` also reports every key the schema does
-not define (a misspelt ``minReplicas`` would otherwise pass and be dropped by the API
-server). Trigger ``metadata`` is a free-form string map in the CRD: the tests check the
-keys glimpse relies on by hand.
+``cloudcoil-models-keda`` and ``cloudcoil-models-prometheus-operator`` (dev extra) hold
+pydantic models generated from the CRDs; they accept unknown keys, so ``crd_problems``
+also reports every key the schema does not define (a misspelt ``minReplicas`` would
+otherwise pass and be dropped by the API server). Trigger ``metadata`` is a free-form
+string map in the KEDA CRD: the tests check the keys glimpse relies on by hand.
 """
 
 from __future__ import annotations
@@ -13,14 +13,19 @@ from typing import Any
 
 import pydantic
 from cloudcoil.models.keda.v1alpha1 import ScaledObject
+from cloudcoil.models.prometheus_operator.v1 import PodMonitor
 
-MODELS: dict[str, type[pydantic.BaseModel]] = {"ScaledObject": ScaledObject}
+MODELS: dict[tuple[str, str], type[pydantic.BaseModel]] = {
+    ("keda.sh/v1alpha1", "ScaledObject"): ScaledObject,
+    ("monitoring.coreos.com/v1", "PodMonitor"): PodMonitor,
+}
+API_GROUPS = {api.split("/")[0] for api, _ in MODELS}
 
 
-def keda_problems(obj: dict[str, Any]) -> list[str]:
+def crd_problems(obj: dict[str, Any]) -> list[str]:
     """What is wrong with ``obj`` by the CRD schema: validation errors and unknown keys."""
-    model = MODELS.get(obj["kind"])
-    if model is None or obj["apiVersion"] != "keda.sh/v1alpha1":
+    model = MODELS.get((obj["apiVersion"], obj["kind"]))
+    if model is None:
         return [f"no schema for {obj['apiVersion']} {obj['kind']}"]
     try:
         parsed = model.model_validate(obj)

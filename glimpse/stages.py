@@ -6,6 +6,7 @@ name the same groups.
 
 from __future__ import annotations
 
+import argparse
 import re
 from collections.abc import Iterable
 
@@ -38,6 +39,19 @@ def backfill_topics_of(kafka: KafkaSettings) -> dict[str, tuple[str, ...]]:
         "transcribe": (kafka.backfill_audio_topic,),
         "embed": (kafka.backfill_texts_topic,),
     }
+
+
+def side_by_side_requested(argv: list[str] | None, service: str, model: str) -> bool:
+    """Whether the worker's command line says ``--side-by-side``. An option, not a role:
+    deployments run the usual worker; a side-by-side one runs only while a new ``model``
+    is filled."""
+    parser = argparse.ArgumentParser(prog=f"python -m services.{service}")
+    parser.add_argument(
+        "--side-by-side",
+        action="store_true",
+        help=f"run the configured {model} next to the usual worker, in groups of its own",
+    )
+    return bool(parser.parse_args(argv).side_by_side)
 
 
 def side_by_side(model: str) -> str:

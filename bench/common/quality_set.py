@@ -29,6 +29,8 @@ class Photo:
     source: str
     licence: str
     queries: tuple[str, ...]
+    # captions people wrote for it (bench/caption_quality.py)
+    references: tuple[str, ...] = ()
 
     def file(self) -> Path:
         spec = importlib.util.find_spec(self.package)
@@ -80,6 +82,7 @@ def load_set(path: Path = SET_FILE) -> QualitySet:
             source=p["source"],
             licence=p["licence"],
             queries=tuple(p["queries"]),
+            references=tuple(p.get("references", ())),
         )
         for p in data["photo"]
     )

@@ -89,7 +89,7 @@ _TRANSCRIBE_WORK = (
 """
 )
 # The text of the captioner or transcriber the workers run, and no vector of the text
-# model as new as that text.
+# model as new as that text and made from it (not from another captioner's caption).
 _TEXTS = """
     media m JOIN LATERAL (
         SELECT 'caption' AS source, c.model, c.text, c.created_at FROM captions c
@@ -105,7 +105,8 @@ _EMBED_WORK = (
     + """
     AND (%(all)s OR NOT EXISTS (SELECT 1 FROM embeddings e
                                 WHERE e.media_id = m.id AND e.model = %(model)s
-                                AND e.kind = 'text' AND e.created_at >= s.created_at))
+                                AND e.kind = 'text' AND e.created_at >= s.created_at
+                                AND (e.source_model IS NULL OR e.source_model = s.model)))
 """
 )
 _PAGE = " AND m.id > %(after)s ORDER BY m.id LIMIT %(limit)s"

@@ -91,3 +91,14 @@ def stored(
         )
         for r in rows
     }
+
+
+def captioned_by(
+    conn: psycopg.Connection[Any], media_ids: Sequence[uuid.UUID], model: str
+) -> set[uuid.UUID]:
+    """Which of ``media_ids`` have a caption of ``model``."""
+    rows = conn.execute(
+        "SELECT media_id FROM captions WHERE media_id = ANY(%(ids)s) AND model = %(model)s",
+        {"ids": list(media_ids), "model": model},
+    ).fetchall()
+    return {r["media_id"] for r in rows}

@@ -159,15 +159,19 @@ def save(
     vm: VectorModel,
     sources: Sequence[str],
     vectors: np.ndarray,
+    source_models: Sequence[str | None] | None = None,
 ) -> None:
-    """Upsert one vector per media id (a re-delivery overwrites with the same values)."""
+    """Upsert one vector per media id (a re-delivery overwrites with the same values).
+    ``source_models``: per vector, the model that wrote the text it was made from."""
+    models = source_models if source_models is not None else [None] * len(media_ids)
     conn.cursor().executemany(
         """
-        INSERT INTO embeddings (media_id, model, kind, source, dim, embedding)
-        VALUES (%(media_id)s, %(model)s, %(kind)s, %(source)s, %(dim)s, %(embedding)s)
+        INSERT INTO embeddings (media_id, model, kind, source, dim, embedding, source_model)
+        VALUES (%(media_id)s, %(model)s, %(kind)s, %(source)s, %(dim)s, %(embedding)s,
+                %(source_model)s)
         ON CONFLICT (media_id, model, kind) DO UPDATE
         SET source = EXCLUDED.source, dim = EXCLUDED.dim, embedding = EXCLUDED.embedding,
-            created_at = now()
+            source_model = EXCLUDED.source_model, created_at = now()
         """,
         [
             {
@@ -177,20 +181,24 @@ def save(
                 "source": source,
                 "dim": vm.dim,
                 "embedding": HalfVector(vec),
+                "source_model": source_model,
             }
-            for mid, source, vec in zip(media_ids, sources, vectors, strict=True)
+            for mid, source, vec, source_model in zip(
+                media_ids, sources, vectors, models, strict=True
+            )
         ],
     )
 
 
 def fresh_text_vectors(
     conn: psycopg.Connection[Any], media_ids: Sequence[uuid.UUID], vm: VectorModel
-) -> set[uuid.UUID]:
+) -> dict[uuid.UUID, str | None]:
     """Media whose text vector of ``vm`` is newer than every caption and transcript of
-    theirs: a re-delivered text for them needs no model call."""
+    theirs, with the model whose text it was made from (None: not recorded): a
+    re-delivered text of that model needs no model call."""
     rows = conn.execute(
         """
-        SELECT e.media_id FROM embeddings e
+        SELECT e.media_id, e.source_model FROM embeddings e
         WHERE e.media_id = ANY(%(ids)s) AND e.model = %(model)s AND e.kind = %(kind)s
           AND e.created_at >= coalesce(
                 (SELECT max(c.created_at) FROM captions c WHERE c.media_id = e.media_id),
@@ -201,7 +209,7 @@ def fresh_text_vectors(
         """,
         {"ids": list(media_ids), "model": vm.model, "kind": vm.kind},
     ).fetchall()
-    return {r["media_id"] for r in rows}
+    return {r["media_id"]: r["source_model"] for r in rows}
 
 
 def vector_of(

@@ -10,6 +10,8 @@ from __future__ import annotations
 from abc import abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
@@ -17,6 +19,9 @@ from PIL import Image
 
 from glimpse.config import ModelSettings
 from glimpse.models.base import InferenceModel
+
+if TYPE_CHECKING:
+    from glimpse.storage import ObjectStore
 
 Vector = npt.NDArray[np.float32]
 
@@ -53,8 +58,14 @@ class Captioner(InferenceModel):
         """One forward pass over at most ``batch_size`` images (called loaded, under the lock)."""
 
 
-def load_captioner(models: ModelSettings) -> Captioner:
-    """The captioner ``models.captioner`` names, not loaded yet: call ``.load()``."""
+def load_captioner(
+    models: ModelSettings, home: Path | None = None, store: ObjectStore | None = None
+) -> Captioner:
+    """The captioner ``models.captioner`` names, not loaded yet: call ``.load()``.
+
+    A trained captioner's artifact is looked up under ``models.cache_dir``, else
+    ``home``'s ``models/`` (``Settings.home``), and fetched from ``store`` (the bucket)
+    when it is not there yet."""
     # Imported here so a labels-only worker never imports transformers (~4 s).
     if models.captioner == "blip":
         from glimpse.models.blip import BlipCaptioner
@@ -68,7 +79,7 @@ def load_captioner(models: ModelSettings) -> Captioner:
     from glimpse.models.imagenet import CaptionStyle
     from glimpse.models.labels import ImageNetLabelCaptioner
 
-    return ImageNetLabelCaptioner(
+    labels = ImageNetLabelCaptioner(
         top_k=models.labels_top_k,
         min_probability=models.labels_min_probability,
         device=models.device,
@@ -78,3 +89,14 @@ def load_captioner(models: ModelSettings) -> Captioner:
             description_chars=models.labels_description_chars or None,
         ),
     )
+    if models.captioner == "trained":
+        from glimpse.models.trained import TrainedCaptioner
+        from glimpse.models.whisper_assets import resolve_cache_root
+
+        return TrainedCaptioner(
+            models.trained_captioner,
+            backbone=labels,
+            cache_root=resolve_cache_root(models, home),
+            store=store,
+        )
+    return labels

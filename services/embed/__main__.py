@@ -8,8 +8,6 @@ active model, until ``glimpse models activate text ID``.
 
 from __future__ import annotations
 
-import argparse
-
 from glimpse import dependencies
 from glimpse.config import Settings
 from glimpse.db.pool import open_pool
@@ -19,20 +17,17 @@ from glimpse.model_specs import spec_of
 from glimpse.models.device import limit_cpu_threads
 from glimpse.models.text import load_text_embedder
 from glimpse.runtime import ServiceSpec, run_service
-from glimpse.stages import backfill_topics_of, side_by_side, stage_topics
+from glimpse.stages import (
+    backfill_topics_of,
+    side_by_side,
+    side_by_side_requested,
+    stage_topics,
+)
 from services.embed.handler import EmbedHandler
 
 
 def main(argv: list[str] | None = None) -> None:
-    # An option, not a role: deployments run the usual worker; a side-by-side one runs
-    # only while a new model is filled.
-    parser = argparse.ArgumentParser(prog="python -m services.embed")
-    parser.add_argument(
-        "--side-by-side",
-        action="store_true",
-        help="run the configured text model next to the usual worker, in groups of its own",
-    )
-    side_by_side_mode = parser.parse_args(argv).side_by_side
+    side_by_side_mode = side_by_side_requested(argv, "embed", "text model")
     settings = Settings()
     configure_logging(settings.log_level, "embed")
     limit_cpu_threads(settings.models.torch_threads)

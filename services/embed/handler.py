@@ -11,7 +11,7 @@ from psycopg_pool import ConnectionPool
 from pydantic import ValidationError
 
 from glimpse.bus import InboundMessage
-from glimpse.db import failures, media, vectors
+from glimpse.db import captions, failures, media, stage_models, vectors
 from glimpse.db.pool import autocommit
 from glimpse.messages import TextReady
 from glimpse.metrics import EmbedMetrics
@@ -61,7 +61,14 @@ class EmbedHandler:
             live = media.accepted_ids(conn, [t.media_id for t in texts.values()])
             # a re-delivered text whose vector is already newer needs no model call
             fresh = vectors.fresh_text_vectors(conn, list(live), self.model)
-            todo = {i: t for i, t in texts.items() if t.media_id in live - fresh}
+            passed_over = self._not_the_active_caption(conn, texts)
+            todo = {
+                i: t
+                for i, t in texts.items()
+                if t.media_id in live
+                and not (t.media_id in fresh and fresh[t.media_id] in (None, t.model))
+                and i not in passed_over
+            }
             for i in texts.keys() - todo.keys():
                 results[i] = Done(outcome=Outcome.SKIPPED)  # done, deleted or replaced since
             if todo:
@@ -71,9 +78,28 @@ class EmbedHandler:
                 # or an overwrite would measure from the row's first upload
                 first = set(ids) - vectors.with_vector(conn, ids, self.model)
                 with conn.transaction():
-                    vectors.save(conn, ids, self.model, [t.source for t in todo.values()], vecs)
+                    vectors.save(conn, ids, self.model, [t.source for t in todo.values()], vecs,
+                                 [t.model for t in todo.values()])  # fmt: skip
                     failures.clear(conn, "embed", ids)
                 if self.metrics is not None and first:
                     for kind, seconds in media.seconds_since_created(conn, list(first)):
                         self.metrics.upload_to_searchable.labels(kind).observe(seconds)
         return results
+
+    def _not_the_active_caption(
+        self, conn: psycopg.Connection[Any], texts: dict[int, TextReady]
+    ) -> set[int]:
+        """Indexes of captions by a captioner search does not serve, of items the active
+        one has captioned: the item's vector must say what search shows. A captioner
+        filled side by side is embedded once activated (``glimpse models activate``
+        re-embeds); until then, only items the active one has not captioned (yet)
+        take its caption."""
+        active = stage_models.active(conn, "captioner")
+        if active is None:
+            return set()
+        others = {i: t for i, t in texts.items()
+                  if t.source == "caption" and t.model != active.model}  # fmt: skip
+        if not others:
+            return set()
+        covered = captions.captioned_by(conn, [t.media_id for t in others.values()], active.model)
+        return {i for i, t in others.items() if t.media_id in covered}

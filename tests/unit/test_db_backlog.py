@@ -148,7 +148,7 @@ def test_scope_by_prefix_taken_literally_by_creation_date_and_by_age(
     assert found(young) == set()  # written a moment ago: the live pipeline's work
 
 
-def test_embed_work_is_text_newer_than_the_vector_of_the_text_model(
+def test_embed_work_is_text_newer_than_the_vector_of_the_source_model(
     conn: psycopg.Connection[Any], bucket: str
 ) -> None:
     fresh = add(conn, bucket, "fresh.png")
@@ -172,6 +172,33 @@ def test_embed_work_is_text_newer_than_the_vector_of_the_text_model(
     }  # fmt: skip
     assert next(t.text for t in wanted if t.media_id == note) == "buy milk"
     assert backlog.count_wanted(conn, "embed", scope(bucket), models, "missing") == 3
+
+
+def test_embed_work_includes_vectors_made_from_another_captioners_caption(
+    conn: psycopg.Connection[Any], bucket: str
+) -> None:
+    """After a captioner switch: the vector is newer than the new caption, but says the
+    old one's; it is work, until a vector of the new caption's text is stored."""
+    switched = add(conn, bucket, "switched.png")
+    caption(conn, switched, "labels/an-older-captioner")
+    caption(conn, switched)
+    time.sleep(0.01)
+    vectors.save(conn, [switched], TEXT, ["caption"], np.ones((1, 4), dtype=np.float32),
+                 ["labels/an-older-captioner"])  # fmt: skip
+    models = Models("embed", TEXT.model, captioner=CAPTIONER, transcriber=TRANSCRIBER)
+
+    def wanted() -> set[uuid.UUID]:
+        found = backlog.vectors_wanted(conn, scope(bucket), models, "missing", FIRST_ID, 50)
+        return {t.media_id for t in found}
+
+    assert wanted() == {switched}
+    assert vectors.fresh_text_vectors(conn, [switched], TEXT) == {
+        switched: "labels/an-older-captioner"
+    }
+    vectors.save(conn, [switched], TEXT, ["caption"], np.ones((1, 4), dtype=np.float32),
+                 [CAPTIONER])  # fmt: skip
+    assert wanted() == set()
+    assert vectors.fresh_text_vectors(conn, [switched], TEXT) == {switched: CAPTIONER}
 
 
 def test_done_counts_results_written_since_the_job_began_up_to_its_cursor(

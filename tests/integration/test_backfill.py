@@ -153,7 +153,11 @@ def test_ingest_backfill_interrupted_half_way_resumes_and_processes_each_object_
         stderr=subprocess.PIPE,
         text=True,
     )
-    first = wait_for_job(s, prefix, lambda job: job["enqueued"] >= n // 2, timeout_s=60 + n)
+    try:
+        first = wait_for_job(s, prefix, lambda job: job["enqueued"] >= n // 2, 120 + 2 * n)
+    except AssertionError:
+        slow.kill()
+        raise AssertionError(f"the job did not get half-way: {slow.communicate()}") from None
     slow.send_signal(signal.SIGINT)
     _, stderr = slow.communicate(timeout=60)
     interrupted = job_row(s, prefix)

@@ -189,7 +189,10 @@ def test_ingest_backfill_interrupted_half_way_resumes_and_processes_each_object_
         if event.key.startswith(prefix)
     )
     assert set(sent.values()) == {1}, sent.most_common(3)  # nothing enqueued twice
-    assert len(sent) == done["enqueued"] >= n - 1  # (a reconcile pass may beat it to one)
+    # the rest came back through the periodic reconcile pass (every 5 min, live topic):
+    # on a slow machine it may reach some before the resumed job lists them, which then
+    # finds their rows and leaves them
+    assert len(sent) == done["enqueued"] >= interrupted["enqueued"]
     # each message taken from the backfill topic once: processed once, none re-delivered
     assert backfill_messages_consumed(s) - consumed_before == len(sent)
     assert count(stack, CAPTIONS, keys) == n  # and on through the pipeline, once each

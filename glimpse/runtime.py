@@ -358,7 +358,9 @@ class Worker:
         polled: Mapping[TopicPartition, list[Any]] = self.backfill.poll(
             timeout_ms=0 if held else timeout_ms, max_records=room
         )
-        self._backfill_busy = bool(polled)
+        # held is busy too: the live input is only looked at meanwhile, so the backfill
+        # goes on as soon as the hold ends (not after a long live poll)
+        self._backfill_busy = held or bool(polled)
         return polled
 
     def _process_and_commit(self, batch: list[InboundMessage]) -> None:

@@ -155,10 +155,6 @@ class IngestSettings(BaseModel):
     # Image decodes are admitted by width x height against this budget (a 100-MP
     # progressive JPEG took ~670 MB); one larger than the budget decodes alone.
     decode_budget_megapixels: float = 150.0
-    # After a live upload, ingest takes no backfill for this long: no new backfill work
-    # enters the pipeline while the live one passes caption and embed, which share the
-    # cores with it on one machine. (Later stages keep live first, with no hold.)
-    live_passage_s: float = 1.0
 
 
 class ModelSettings(BaseModel):

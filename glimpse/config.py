@@ -245,8 +245,10 @@ class WorkerSettings(BaseModel):
     # waiting. Raise this to also keep backfill back this long after the last live one.
     backfill_hold_s: float = 0.0
     # A batch taken from a backfill topic holds at most this many messages: the longest
-    # a live message waits behind a backfill is one such batch in each stage.
-    backfill_max_batch: int = 4
+    # a live message waits behind a backfill is one such batch in each stage. 4 kept a
+    # backfill at 0.69 of the live pipeline's throughput, 16 at 1.05 with a live upload
+    # still 1.37x its idle time (bench/RESULTS.md, "Backfill").
+    backfill_max_batch: int = 16
     # Between backfill batches, the live input is polled this long (a fetch's round
     # trip): a poll that does not wait would see a live message a batch later.
     backfill_live_check_ms: int = 30

@@ -195,7 +195,7 @@ def test_ingest_backfill_interrupted_half_way_resumes_and_processes_each_object_
     assert len(sent) == done["enqueued"] >= interrupted["enqueued"]
     # each message taken from the backfill topic once: processed once, none re-delivered
     assert backfill_messages_consumed(s) - consumed_before == len(sent)
-    assert count(stack, CAPTIONS, keys) == n  # and on through the pipeline, once each
+    assert wait_count(stack, CAPTIONS, keys, n, timeout_s=30 + n) == n  # then through the pipeline
     assert wait_count(stack, TEXT_VECTORS, keys, n, timeout_s=30 + n) == n
 
     listed = glimpse(env, "backfill", "list", "--json")

@@ -171,10 +171,6 @@ class IngestSettings(BaseModel):
     # Image decodes are admitted by width x height against this budget (a 100-MP
     # progressive JPEG took ~670 MB); one larger than the budget decodes alone.
     decode_budget_megapixels: float = 150.0
-    # After a live upload, ingest takes no backfill for this long: no new backfill work
-    # enters the pipeline while the live one passes caption and embed, which share the
-    # cores with it on one machine. (Later stages keep live first, with no hold.)
-    live_passage_s: float = 1.0
 
 
 class ModelSettings(BaseModel):
@@ -272,8 +268,10 @@ class WorkerSettings(BaseModel):
     # waiting. Raise this to also keep backfill back this long after the last live one.
     backfill_hold_s: float = 0.0
     # A batch taken from a backfill topic holds at most this many messages: the longest
-    # a live message waits behind a backfill is one such batch in each stage.
-    backfill_max_batch: int = 4
+    # a live message waits behind a backfill is one such batch in each stage. 4 kept a
+    # backfill at 0.69 of the live pipeline's throughput, 16 at 1.05 with a live upload
+    # still 1.37x its idle time (bench/RESULTS.md, "Backfill").
+    backfill_max_batch: int = 16
     # Between backfill batches, the live input is polled this long (a fetch's round
     # trip): a poll that does not wait would see a live message a batch later.
     backfill_live_check_ms: int = 30

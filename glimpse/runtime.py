@@ -50,7 +50,7 @@ from glimpse.errors import WorkerCrashed, backoff_delay, failure_reason, is_tran
 from glimpse.health import HealthServer
 from glimpse.lag import WorkerLag
 from glimpse.metrics import WorkerMetrics
-from glimpse.stages import backfill_group_of, group_of
+from glimpse.stages import backfill_group_of, backfill_routes, group_of
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -253,6 +253,7 @@ class Worker:
         self._backfill_lag = WorkerLag(metrics.consumer_lag, spec.name)
         self._live_seen = float("-inf")
         self._backfill_busy = False
+        self._to_backfill = backfill_routes(kafka)
 
     # --- lifecycle -----------------------------------------------------------------
     def request_stop(self) -> None:
@@ -310,6 +311,8 @@ class Worker:
             from_backfill = False
             if polled:
                 self._live_seen = self._last_beat
+            elif batch and self._backfill_busy:
+                break  # with a backfill flowing, a live batch goes with what is there
             elif self.backfill is not None and not batch:
                 from_backfill = True
                 # small batches of backfill: a live message arriving meanwhile waits
@@ -339,9 +342,10 @@ class Worker:
     def _live_wait_ms(self, timeout_ms: int, batch: Sequence[InboundMessage]) -> int:
         """How long to wait for live input. While a backfill flows, only as long as a
         fetch takes (``backfill_live_check_ms``): a poll that does not wait only sends
-        the fetch, and its answer would be read after the next backfill batch. A live
-        batch under way waits for more live input up to its deadline."""
-        if batch or not self._backfill_busy:
+        the fetch, and its answer would be read after the next backfill batch; and a
+        live batch then goes with what came (each backfilled photo brings a live event,
+        its thumbnail's: waiting ``max_wait_ms`` for more after each halved ingest)."""
+        if not self._backfill_busy:
             return timeout_ms
         return min(timeout_ms, self.settings.backfill_live_check_ms)
 
@@ -358,7 +362,9 @@ class Worker:
         polled: Mapping[TopicPartition, list[Any]] = self.backfill.poll(
             timeout_ms=0 if held else timeout_ms, max_records=room
         )
-        self._backfill_busy = bool(polled)
+        # held is busy too: the live input is only looked at meanwhile, so the backfill
+        # goes on as soon as the hold ends (not after a long live poll)
+        self._backfill_busy = held or bool(polled)
         return polled
 
     def _process_and_commit(self, batch: list[InboundMessage]) -> None:
@@ -367,9 +373,13 @@ class Worker:
         self.metrics.inflight.labels(name).set(len(batch))
         finished = self._with_infra_retry(lambda: self._results(batch))
         deliveries: list[tuple[InboundMessage, list[OutboundMessage]]] = []
+        backfill = set(self.spec.backfill_topics)
         for message, (result, attempts) in zip(batch, finished, strict=True):
             if isinstance(result, Done):
-                deliveries.append((message, list(result.outputs)))
+                outputs = list(result.outputs)
+                if message.topic in backfill:  # backfill work stays backfill downstream
+                    outputs = [self._as_backfill(o) for o in outputs]
+                deliveries.append((message, outputs))
                 self.metrics.messages.labels(name, result.outcome.value).inc()
                 continue
             deliveries.append((message, [self._dead_letter(message, result.error, attempts)]))
@@ -380,6 +390,10 @@ class Worker:
         self.metrics.batch_size.labels(name).observe(len(batch))
         self.metrics.batch_seconds.labels(name).observe(time.perf_counter() - started)
         self.activity.finished(len(batch))
+
+    def _as_backfill(self, out: OutboundMessage) -> OutboundMessage:
+        topic = self._to_backfill.get(out.topic)
+        return out if topic is None else OutboundMessage(topic, out.key, out.value)
 
     def _dead_letter(
         self, message: InboundMessage, error: BaseException, attempts: int

@@ -88,3 +88,16 @@ def side_by_side_groups(
         if sep and model and base in usual:
             found[group] = usual[base]
     return found
+
+
+def backfill_routes(kafka: KafkaSettings) -> dict[str, str]:
+    """Each stage input topic → that stage's backfill topic. What a worker makes of
+    backfill work goes on as backfill: ingest's accept of a backfilled photo is sent to
+    caption's backfill topic, not among live uploads."""
+    backfill = backfill_topics_of(kafka)
+    return {
+        topic: backfill[stage][0]
+        for stage, topics in stage_topics(kafka).items()
+        if stage in backfill
+        for topic in topics
+    }

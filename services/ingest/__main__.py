@@ -37,13 +37,11 @@ def main() -> None:
             ingest=settings.ingest,
         )
 
-    # the head of the pipeline holds its backfill while a live upload passes downstream
-    hold = max(settings.worker.backfill_hold_s, settings.ingest.live_passage_s)
     run_service(
         spec,
         make_handler,
         settings.kafka,
-        settings.worker.model_copy(update={"backfill_hold_s": hold}),
+        settings.worker,
         metrics,
         settings.database,
         dependencies=dependencies.of(settings),

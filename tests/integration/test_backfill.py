@@ -153,7 +153,11 @@ def test_ingest_backfill_interrupted_half_way_resumes_and_processes_each_object_
         stderr=subprocess.PIPE,
         text=True,
     )
-    first = wait_for_job(s, prefix, lambda job: job["enqueued"] >= n // 2, timeout_s=60 + n)
+    try:
+        first = wait_for_job(s, prefix, lambda job: job["enqueued"] >= n // 2, 120 + 2 * n)
+    except AssertionError:
+        slow.kill()
+        raise AssertionError(f"the job did not get half-way: {slow.communicate()}") from None
     slow.send_signal(signal.SIGINT)
     _, stderr = slow.communicate(timeout=60)
     interrupted = job_row(s, prefix)
@@ -185,10 +189,13 @@ def test_ingest_backfill_interrupted_half_way_resumes_and_processes_each_object_
         if event.key.startswith(prefix)
     )
     assert set(sent.values()) == {1}, sent.most_common(3)  # nothing enqueued twice
-    assert len(sent) == done["enqueued"] >= n - 1  # (a reconcile pass may beat it to one)
+    # the rest came back through the periodic reconcile pass (every 5 min, live topic):
+    # on a slow machine it may reach some before the resumed job lists them, which then
+    # finds their rows and leaves them
+    assert len(sent) == done["enqueued"] >= interrupted["enqueued"]
     # each message taken from the backfill topic once: processed once, none re-delivered
     assert backfill_messages_consumed(s) - consumed_before == len(sent)
-    assert count(stack, CAPTIONS, keys) == n  # and on through the pipeline, once each
+    assert wait_count(stack, CAPTIONS, keys, n, timeout_s=30 + n) == n  # then through the pipeline
     assert wait_count(stack, TEXT_VECTORS, keys, n, timeout_s=30 + n) == n
 
     listed = glimpse(env, "backfill", "list", "--json")

@@ -95,7 +95,10 @@ def start_worker(kafka: KafkaSettings) -> Iterator[Callable[..., RunningWorker]]
     running: list[RunningWorker] = []
 
     def start(
-        handler: RecordingHandler, spec: ServiceSpec | None = None, **worker: object
+        handler: RecordingHandler,
+        spec: ServiceSpec | None = None,
+        topics: KafkaSettings = kafka,
+        **worker: object,
     ) -> RunningWorker:
         settings = WorkerSettings(
             max_batch=4, max_wait_ms=300, backoff_initial_s=0.05, backoff_max_s=0.2, **worker
@@ -106,7 +109,7 @@ def start_worker(kafka: KafkaSettings) -> Iterator[Callable[..., RunningWorker]]
             handler,
             make_consumer(kafka, spec.group, spec.input_topics),
             make_producer(kafka),
-            kafka,
+            topics,
             settings,
             WorkerMetrics(),
             backfill=(
@@ -209,8 +212,8 @@ class TimedHandler(RecordingHandler):
 def test_a_hold_keeps_backfill_back_after_live_input_then_lets_it_finish(
     kafka: KafkaSettings, start_worker: Callable[..., RunningWorker]
 ) -> None:
-    """Ingest's hold (``ingest.live_passage_s``): after a live message no backfill is
-    taken for ``backfill_hold_s``, then the backfill goes on."""
+    """``backfill_hold_s``: after a live message no backfill is taken for that long,
+    then the backfill goes on."""
     handler = TimedHandler()
     start_worker(handler, ServiceSpec("test", (IN,), backfill_topics=(BACKFILL,)),
                  backfill_hold_s=1.5)  # fmt: skip
@@ -218,11 +221,32 @@ def test_a_hold_keeps_backfill_back_after_live_input_then_lets_it_finish(
     wait_until(lambda: b"first" in handler.started)
     time.sleep(1.5)
     produce(kafka, [b"live"])
+    wait_until(lambda: b"live" in handler.started)  # (seen: else backfill may go first)
     bus_helpers.produce(kafka, BACKFILL, [f"old{i}".encode() for i in range(6)])
     wait_until(lambda: len(handler.stored) == 8, timeout_s=120)  # (a loaded machine)
 
     first_old = min(t for v, t in handler.started.items() if v.startswith(b"old"))
-    assert first_old - handler.started[b"live"] >= 1.5
+    # the hold counts from the live poll; the live batch then waited max_wait_ms (0.3 s)
+    assert first_old - handler.started[b"live"] >= 1.5 - 0.3
+
+
+def test_what_backfill_work_makes_goes_on_to_the_next_stage_as_backfill(
+    kafka: KafkaSettings, start_worker: Callable[..., RunningWorker]
+) -> None:
+    """OUT is the next stage's input here: a live item's output goes there, a backfill
+    item's to that stage's backfill topic, so the next stage keeps live work first."""
+    next_backfill = "test.out.backfill"
+    topics = kafka.model_copy(
+        update={"images_accepted_topic": OUT, "backfill_images_topic": next_backfill}
+    )
+    ensure_topics(kafka, [next_backfill])
+    start_worker(RecordingHandler(), ServiceSpec("test", (IN,), backfill_topics=(BACKFILL,)),
+                 topics)  # fmt: skip
+    produce(kafka, [b"new"])
+    bus_helpers.produce(kafka, BACKFILL, [b"old"])
+
+    assert read_all(kafka, next_backfill, expected=1, timeout_s=60) == [b"OLD"]
+    assert read_all(kafka, OUT, expected=1, timeout_s=60) == [b"NEW"]
 
 
 def test_batches_are_bounded_and_outputs_flow_downstream(

@@ -25,6 +25,7 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 from glimpse.bus import LazyProducer
 from glimpse.config import Settings
 from glimpse.db.pool import open_pool
+from glimpse.labels.tagging import ActiveHeads
 from glimpse.metrics import ModelMetrics, service_registry
 from glimpse.storage import ObjectStore
 from services.search_api import (
@@ -84,11 +85,12 @@ def _lifespan(
         joint.start_loading()
         image_queries = ImageQueries.start(settings, pool, observer=models)
         producer = LazyProducer(settings.kafka)
+        store = ObjectStore(settings.s3)
         notifications = QueryNotifications(settings.database.url)
         ctx = ApiContext(
             settings,
             pool,
-            ObjectStore(settings.s3),
+            store,
             embedder,
             joint,
             producer,
@@ -102,6 +104,7 @@ def _lifespan(
             ),
             search_metrics=search_metrics,
             image_queries=image_queries,
+            label_heads=ActiveHeads(store),
         )
         app.state.glimpse = ctx
         background = [
@@ -160,6 +163,8 @@ def create_app(settings: Settings) -> FastAPI:
             ("/v1/uploads/presign", settings.api.max_presign_body_bytes),
             ("/v1/search/voice", settings.voice.max_bytes),
             ("/v1/search/image", settings.image_search.max_bytes),
+            # only POST /v1/labels/{name}/predict takes a body there: a picture
+            ("/v1/labels", settings.image_search.max_bytes),
         ],
         default_bytes=settings.api.max_body_bytes,
     )

@@ -11,6 +11,7 @@ from psycopg_pool import ConnectionPool
 
 from glimpse.bus import LazyProducer
 from glimpse.config import Settings
+from glimpse.labels.tagging import ActiveHeads
 from glimpse.storage import ObjectStore
 from services.search_api.admission import RateLimiter, WaitingLimit
 from services.search_api.notifications import QueryNotifications
@@ -37,6 +38,7 @@ class ApiContext:
     voice_waiting: WaitingLimit
     search_metrics: SearchMetrics
     image_queries: ImageQueries
+    label_heads: ActiveHeads  # heads of the active label sets, for predictions
 
 
 def context(request: Request) -> ApiContext:

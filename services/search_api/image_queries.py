@@ -51,6 +51,17 @@ _STATUS_CODES = {
 _FORMATS = "JPEG, PNG, WebP, GIF, HEIC or AVIF"
 
 
+def picture_body(description: str) -> dict[str, Any]:
+    """The OpenAPI request body of a route that takes a picture (``openapi_extra``)."""
+    return {
+        "requestBody": {
+            "required": True,
+            "description": f"the picture itself: {_FORMATS} ({description})",
+            "content": {"image/*": {"schema": {"type": "string", "format": "binary"}}},
+        }
+    }
+
+
 def _captioner(models: ModelSettings) -> Captioner:
     from glimpse.models.captioning import load_captioner  # imports torch: seconds
 

@@ -20,7 +20,7 @@ from glimpse.search import SearchFilters, nearest
 from services.search_api.auth import require_key_unless_open
 from services.search_api.context import ApiContext, context
 from services.search_api.hits import hits_for
-from services.search_api.image_queries import ImageQuery
+from services.search_api.image_queries import ImageQuery, picture_body
 from services.search_api.schemas import Hit
 
 router = APIRouter(prefix="/v1", tags=["search"])
@@ -45,14 +45,7 @@ class ImageSearchResults(BaseModel):
         429: {"description": "too many searches by image from this client"},
         503: {"description": "the image model is still loading: retry after Retry-After"},
     },
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "description": "the picture itself: JPEG, PNG, WebP, GIF, HEIC or AVIF "
-            "(the page sends its drawing as image/png)",
-            "content": {"image/*": {"schema": {"type": "string", "format": "binary"}}},
-        }
-    },
+    openapi_extra=picture_body("the page sends its drawing as image/png"),
 )
 async def image_search(
     ctx: Ctx,

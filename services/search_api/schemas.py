@@ -146,3 +146,19 @@ class LabelSetOut(BaseModel):
 
 class LabelSets(BaseModel):
     label_sets: list[LabelSetOut]
+
+
+class PredictedLabel(BaseModel):
+    label: str
+    confidence: float  # the head's probability, 0-1
+
+
+class LabelPrediction(BaseModel):
+    """What an active label set says a picture shows, best first."""
+
+    label_set: str
+    version: int
+    labels: list[PredictedLabel]
+    # the best label's confidence is below the set's threshold: a guess, said as one
+    unsure: bool
+    visual_model: str  # whose vectors the head reads

@@ -11,13 +11,21 @@ from __future__ import annotations
 
 import io
 import math
+import os
+import subprocess
+import sys
+import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from browser_page import WebPage, upload_photos
-from PIL import Image
+from harness import RunningStack
+from PIL import Image, ImageDraw
 from playwright.sync_api import Browser, CDPSession, Page, Response, expect
+
+from glimpse.stack.supervisor import service_env
 
 pytestmark = pytest.mark.integration
 SHEET = 320  # the pad's own pixels (index.html)
@@ -201,3 +209,50 @@ def test_clear_empties_the_pad_and_an_empty_pad_is_not_searched(
     assert blank, "Clear leaves a white sheet"
     assert searches == []
     web.shot("cleared")
+
+
+def shape_examples(folder: Path) -> Path:
+    """Drawn rings and squares, three of each, as a user would give examples."""
+    for i, (size, width) in enumerate([(90, 8), (120, 10), (70, 12)]):
+        for label, draw in (("circle", "ellipse"), ("square", "rectangle")):
+            sheet = Image.new("RGB", (SHEET, SHEET), "white")
+            box = (SHEET / 2 - size, SHEET / 2 - size + 10 * i, SHEET / 2 + size,
+                   SHEET / 2 + size + 10 * i)  # fmt: skip
+            getattr(ImageDraw.Draw(sheet), draw)(box, outline="black", width=width)
+            (folder / label).mkdir(parents=True, exist_ok=True)
+            sheet.save(folder / label / f"{i}.png")
+    return folder
+
+
+def glimpse_cli(stack: RunningStack, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, **service_env(stack.settings), "GLIMPSE_MODELS__TORCH_THREADS": "1"}
+    done = subprocess.run([sys.executable, "-m", "glimpse.cli", *args], env=env,
+                          capture_output=True, text=True, timeout=600, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done
+
+
+def test_an_active_label_set_names_the_drawing(
+    web: WebPage, library: dict[str, str], stack: RunningStack, tmp_path: Path
+) -> None:
+    name = f"shapes-{uuid.uuid4().hex[:6]}"
+    glimpse_cli(stack, "labels", "train", name, "--examples", str(shape_examples(tmp_path)))
+    glimpse_cli(stack, "labels", "activate", name)
+    try:
+        open_pad(web)
+        with web.page.expect_response(lambda r: "/predict" in r.url, timeout=SEARCH_MS) as got:
+            draw_with_mouse(web.page, circle())
+
+        answer = got.value.json()
+        assert got.value.status == 200 and answer["label_set"] == name, answer
+        [top] = answer["labels"]
+        shown = f"{top['label']}, {round(top['confidence'] * 100)} %"
+        expect(web.page.locator("#draw-label")).to_have_text(
+            shown.replace(",", "?,", 1) + " (unsure)" if answer["unsure"] else shown
+        )
+        assert top["label"] == "circle"  # a ring drawn like the examples' rings
+        web.shot("drawing-named-by-a-label-set")
+        web.page.click("#draw-clear")
+        expect(web.page.locator("#draw-label")).to_be_hidden()
+    finally:
+        glimpse_cli(stack, "labels", "delete", name, "--yes")

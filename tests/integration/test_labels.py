@@ -223,6 +223,37 @@ def test_v1_labels_lists_the_set_with_its_metrics(stack: RunningStack, digit_set
     assert set(mine["per_label"]["7"]) == {"precision", "recall", "support"}
 
 
+def test_a_picture_is_answered_with_what_the_active_set_says_it_shows(
+    stack: RunningStack, digit_set: DigitSet
+) -> None:
+    # digits neither trained on nor uploaded: what the drawing pad sends, as PNG
+    digits = load_digits()
+    unseen = digit_indices(digits, 1, skip=TRAIN_PER_DIGIT + 2 * UPLOAD_PER_DIGIT)
+    url = f"{api(stack)}/v1/labels/{digit_set.name}/predict"
+    answers = [
+        httpx.post(url, params={"top": 3}, content=digit_png(digits.images[i]),
+                   headers={"Content-Type": "image/png"}, timeout=60)
+        for i in unseen
+    ]  # fmt: skip
+    assert [a.status_code for a in answers] == [200] * len(unseen), answers[0].text
+    predicted = [a.json() for a in answers]
+    said = [(p["labels"][0]["label"], str(digits.target[i]))
+            for p, i in zip(predicted, unseen, strict=True)]  # fmt: skip
+    assert sum(label == truth for label, truth in said) >= 8, said  # held-out accuracy ~96 %
+    for answer in predicted:
+        assert (answer["label_set"], answer["version"]) == (digit_set.name, 1)
+        confidences = [label["confidence"] for label in answer["labels"]]
+        assert len(confidences) == 3 and confidences == sorted(confidences, reverse=True)
+        assert answer["unsure"] == (confidences[0] < 0.5)
+
+    picture = {"content": digit_png(digits.images[unseen[0]]),
+               "headers": {"Content-Type": "image/png"}}  # fmt: skip
+    unknown = httpx.post(f"{api(stack)}/v1/labels/no-such-set/predict", **picture)
+    assert unknown.status_code == 404 and "no-such-set" in unknown.json()["detail"]
+    not_a_picture = httpx.post(url, content=b"seven", headers={"Content-Type": "text/plain"})
+    assert not_a_picture.status_code == 415
+
+
 def test_unsure_tags_are_listed_and_a_correction_trains_the_next_version(
     stack: RunningStack, digit_set: DigitSet, tmp_path: Path
 ) -> None:

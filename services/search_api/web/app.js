@@ -1075,10 +1075,8 @@ function padImage() {
   return new Promise((resolve) => $("draw-pad").toBlob(resolve, "image/png"));
 }
 
-// ---- label prediction: the hook for label sets (issue 12). When a label set is active,
-// the drawing's top label is shown next to the pad: showDrawingLabel({ label: "7",
-// confidence: 0.93 }) reads "7, 93 %"; null hides it. searchDrawing has the PNG at the
-// point marked LABEL HOOK, where POST /v1/labels/{name}/predict can be asked.
+// ---- label prediction: when a label set is active (`glimpse labels activate`), the
+// drawing's top label is shown next to the pad: "7, 93 %"; an unsure one says so.
 function showDrawingLabel(prediction) {
   const out = $("draw-label");
   if (!prediction) {
@@ -1086,9 +1084,41 @@ function showDrawingLabel(prediction) {
     out.hidden = true;
     return;
   }
-  out.value = `${prediction.label}, ${Math.round(prediction.confidence * 100)} %`;
-  out.title = `Label predicted for your drawing, with its confidence`;
+  const pct = `${Math.round(prediction.confidence * 100)} %`;
+  out.value = prediction.unsure ? `${prediction.label}?, ${pct} (unsure)` : `${prediction.label}, ${pct}`;
+  out.title = `${prediction.labelSet}: the label predicted for your drawing, with its confidence`;
   out.hidden = false;
+}
+
+// The first active label set, asked again for each drawing: one may be activated while
+// the page is open.
+async function activeLabelSet() {
+  try {
+    const { body } = await request("/v1/labels");
+    const active = (body.label_sets || []).find((set) => set.active);
+    return active ? active.name : null;
+  } catch {
+    return null; // no prediction is no reason to fail the search
+  }
+}
+
+async function predictDrawing(bytes, token) {
+  const name = await activeLabelSet();
+  let prediction = null;
+  if (name) {
+    try {
+      const { body } = await request(`/v1/labels/${encodeURIComponent(name)}/predict?top=1`, {
+        method: "POST",
+        body: bytes,
+        headers: { "Content-Type": "image/png" },
+      });
+      const [top] = body.labels || [];
+      if (top) prediction = { ...top, unsure: body.unsure, labelSet: body.label_set };
+    } catch {
+      prediction = null;
+    }
+  }
+  if (token === pad.token) showDrawingLabel(prediction);
 }
 
 async function searchDrawing() {
@@ -1105,12 +1135,13 @@ async function searchDrawing() {
     setStatus($("draw-status"), "The drawing could not be turned into a picture.", "error");
     return;
   }
-  // LABEL HOOK: ask the active label set about `png` here, then showDrawingLabel(top).
+  // the bytes, not the Blob: DevTools (and so the browser tests) see a Blob body as empty
+  const bytes = await png.arrayBuffer();
+  predictDrawing(bytes, token); // beside the search, not before it
   try {
     const { body } = await request(`/v1/search/image?limit=${PAGE_SIZE}&kind=image`, {
       method: "POST",
-      // the bytes, not the Blob: DevTools (and so the browser tests) see a Blob body as empty
-      body: await png.arrayBuffer(),
+      body: bytes,
       headers: { "Content-Type": "image/png" },
     });
     if (token !== pad.token || searchToken !== search.token) return;

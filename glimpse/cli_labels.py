@@ -232,6 +232,7 @@ def review(
     ] = None,
     csv: Annotated[Path | None, typer.Option(help="Corrections: key,label rows.")] = None,
     limit: Annotated[int, typer.Option(help="How many unsure tags to list.")] = 50,
+    prefix: Annotated[str | None, typer.Option(help="Only keys under this prefix.")] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """List NAME's unsure tags (least sure first), or record corrections: they become
@@ -248,7 +249,7 @@ def review(
                 fail(f"cannot read {csv}: {exc}")
             _correct(conn, settings, found, pairs)
             return
-        unsure, total = label_sets.unsure(conn, name, limit)
+        unsure, total = label_sets.unsure(conn, name, limit, prefix)
     if as_json:
         rows = [{"key": u.key, "label": u.label, "confidence": u.confidence,
                  "alternatives": u.alternatives} for u in unsure]  # fmt: skip

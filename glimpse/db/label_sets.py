@@ -12,6 +12,7 @@ import numpy as np
 import psycopg
 from psycopg.types.json import Jsonb
 
+from glimpse.db.backlog import like_prefix
 from glimpse.db.vectors import VectorModel
 
 
@@ -205,15 +206,19 @@ class Unsure:
     alternatives: list[tuple[str, float]]
 
 
-def unsure(conn: psycopg.Connection[Any], name: str, limit: int) -> tuple[list[Unsure], int]:
-    """The set's least confident tags below its threshold (not corrected, live items),
-    least confident first, and how many there are in all."""
+def unsure(
+    conn: psycopg.Connection[Any], name: str, limit: int, prefix: str | None = None
+) -> tuple[list[Unsure], int]:
+    """The set's least confident tags below its threshold (not corrected, live items,
+    keys under ``prefix`` if given), least confident first, and how many there are."""
     where = (
         "FROM media_labels l JOIN label_sets s ON s.name = l.label_set "
         "JOIN media m ON m.id = l.media_id AND m.status = 'accepted' "
-        "WHERE l.label_set = %(set)s AND NOT l.corrected AND l.confidence < s.unsure_below"
+        "WHERE l.label_set = %(set)s AND NOT l.corrected AND l.confidence < s.unsure_below "
+        "AND (%(like)s::text IS NULL OR m.key LIKE %(like)s)"
     )
-    params = {"set": name, "limit": limit}
+    like = None if prefix is None else like_prefix(prefix)
+    params = {"set": name, "limit": limit, "like": like}
     rows = conn.execute(
         "SELECT l.media_id, m.key, l.label, l.confidence, l.alternatives "
         + where

@@ -25,6 +25,7 @@ from pgvector import HalfVector, Vector
 from psycopg import errors, sql
 
 from glimpse.db import stage_models
+from glimpse.db.backlog import like_prefix
 from glimpse.db.vectors import VectorModel
 from glimpse.phases import Phases
 
@@ -100,9 +101,7 @@ _FILTERS = """
 
 
 def _filter_params(filters: SearchFilters) -> dict[str, Any]:
-    like = None
-    if filters.prefix is not None:
-        like = filters.prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    like = None if filters.prefix is None else like_prefix(filters.prefix)
     return {
         "kind": filters.kind,
         "mime": filters.mime,

@@ -3,12 +3,11 @@
 The picture becomes a visual vector the way an upload does (``image_queries.py``), and
 the library's images are ranked by visual similarity to it: the same kNN query as
 ``/v1/media/{id}/similar`` (``glimpse.search.nearest``), with the filters of
-``/v1/search``.
+``/v1/search`` (``filters.py``).
 """
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -19,6 +18,7 @@ from glimpse.db.keys import ApiKey
 from glimpse.search import SearchFilters, nearest
 from services.search_api.auth import require_key_unless_open
 from services.search_api.context import ApiContext, context
+from services.search_api.filters import Filters
 from services.search_api.hits import hits_for
 from services.search_api.image_queries import ImageQuery, picture_body
 from services.search_api.schemas import Hit
@@ -51,16 +51,11 @@ async def image_search(
     ctx: Ctx,
     key: Key,
     request: Request,
+    filters: Filters,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    kind: Annotated[str | None, Query(pattern="^(image|audio)$")] = None,
-    mime: Annotated[str | None, Query(max_length=100)] = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    prefix: Annotated[str | None, Query(max_length=1024)] = None,
 ) -> ImageSearchResults:
     """Images that look like the picture sent, most alike first."""
     query = await ctx.image_queries.read(request, key)
-    filters = SearchFilters(kind=kind, mime=mime, since=since, until=until, prefix=prefix)
     hits = await run_in_threadpool(_alike, ctx, query, filters, limit)
     return ImageSearchResults(hits=hits, model=query.model.model, mime=query.mime)
 

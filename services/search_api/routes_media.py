@@ -15,9 +15,10 @@ from pydantic import BaseModel
 
 from glimpse.db import media, vectors
 from glimpse.db.media import MediaStatus
-from glimpse.search import SearchFilters, nearest
+from glimpse.search import nearest
 from services.search_api.auth import require_key_unless_open
 from services.search_api.context import ApiContext, context
+from services.search_api.filters import Filters
 from services.search_api.hits import hits_for
 from services.search_api.schemas import Hit, MediaOut, MediaPage
 
@@ -149,9 +150,13 @@ class SimilarResults(BaseModel):
 
 @router.get("/{media_id}/similar", response_model=SimilarResults)
 async def similar(
-    ctx: Ctx, media_id: uuid.UUID, limit: Annotated[int, Query(ge=1, le=100)] = 20
+    ctx: Ctx,
+    media_id: uuid.UUID,
+    filters: Filters,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> SimilarResults:
-    """Images that look alike (visual vectors of the active visual model)."""
+    """Images that look alike (visual vectors of the active visual model), with the
+    filters of `/v1/search` ("more like this, in this folder")."""
 
     def query() -> list[Hit] | None:
         with ctx.pool.connection() as conn:
@@ -160,9 +165,7 @@ async def similar(
             if model is None or vec is None:
                 return None
             ef_search = ctx.settings.search.ef_search
-            found = nearest(
-                conn, model, vec, SearchFilters(), limit, exclude=media_id, ef_search=ef_search
-            )
+            found = nearest(conn, model, vec, filters, limit, exclude=media_id, ef_search=ef_search)
             return hits_for(conn, [(mid, sim, sim) for mid, sim in found])
 
     hits = await run_in_threadpool(query)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query
@@ -19,6 +18,7 @@ from glimpse.relevance import search as judged_search
 from glimpse.search import SearchFilters, VectorQuery, active_sources
 from services.search_api.auth import require_key_unless_open
 from services.search_api.context import ApiContext, context
+from services.search_api.filters import Filters
 from services.search_api.hits import ImageMatch, hits_for
 from services.search_api.schemas import Hit, SearchResults, Suggestions
 
@@ -154,21 +154,11 @@ def _image_matches(page: list[Judged], relevance: RelevanceSettings) -> dict[uui
 async def search(
     ctx: Ctx,
     q: Annotated[str, Query(min_length=1, max_length=500, description="What to look for")],
+    filters: Filters,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: Annotated[str | None, Query(max_length=64)] = None,
-    kind: Annotated[str | None, Query(pattern="^(image|audio)$")] = None,
-    mime: Annotated[str | None, Query(max_length=100)] = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    prefix: Annotated[str | None, Query(max_length=1024)] = None,
     min_score: Annotated[
         float | None, Query(ge=-1, le=1, description="Min cosine similarity")
-    ] = None,
-    label: Annotated[
-        str | None, Query(max_length=100, description="Tagged with this label (active sets)")
-    ] = None,
-    min_confidence: Annotated[
-        float | None, Query(ge=0, le=1, description="Its tag at least this confident")
     ] = None,
 ) -> SearchResults:
     """Hybrid search: nearest caption vectors and full-text matches, fused by rank. What
@@ -181,8 +171,6 @@ async def search(
     if not text:
         raise HTTPException(400, "q is empty: type what you are looking for")
     offset = _offset(cursor)
-    filters = SearchFilters(kind=kind, mime=mime, since=since, until=until, prefix=prefix,
-                            label=label, min_confidence=min_confidence)  # fmt: skip
     found = await run_in_threadpool(
         find, ctx, text, filters, limit=limit, offset=offset, min_score=min_score
     )

@@ -32,7 +32,13 @@ import psycopg
 from PIL import Image
 
 from bench.common import text_images
-from bench.common.postgres import connect, fresh_database, private_postgres, register_model
+from bench.common.postgres import (
+    BenchPostgres,
+    connect,
+    fresh_database,
+    private_postgres,
+    register_model,
+)
 from bench.common.quality_set import THUMBNAIL_PX, Photo, QualitySet, Scores, load_set, score
 from bench.common.report import add_output_args, machine_info, publish, say
 from glimpse.config import CueSettings, ModelSettings, SearchSettings, VoiceSettings
@@ -40,6 +46,8 @@ from glimpse.db import captions, media, vectors
 from glimpse.db.captions import CaptionRow
 from glimpse.db.media import MediaRow, MediaStatus
 from glimpse.media.thumbnail import make_thumbnail
+from glimpse.models.bridge import ClassSpace, TextToVisual
+from glimpse.models.bridge import build as build_bridge
 from glimpse.models.captioning import load_captioner
 from glimpse.models.cues import CueReader, ImageCues, searchable_text
 from glimpse.models.device import limit_cpu_threads
@@ -47,7 +55,7 @@ from glimpse.models.imagenet import CaptionStyle, ImageNetVocabulary, compose_ca
 from glimpse.models.text import TextEmbedder, load_text_embedder
 from glimpse.relevance import RelevanceSettings
 from glimpse.relevance import search as judged_search
-from glimpse.search import SearchFilters
+from glimpse.search import SearchFilters, VectorQuery
 from glimpse.vocabulary import library_words, without_repeats
 
 # The labels the captioner would keep: top 3 classes, the best always, the others from
@@ -83,6 +91,17 @@ POLICIES = {
 }
 
 
+# How the image list's standouts are judged (glimpse.relevance): the text side's
+# thresholds, or stricter ones of its own.
+BRIDGED = RelevanceSettings(image_strong=float("inf"))  # what the API judges the bridge by
+BRIDGE_POLICIES = {
+    "no cutoff": POLICIES["no cutoff"],
+    "image as text: strong 3, weak 1.5": RelevanceSettings(),
+    "image never alone, weak 1.5 (the API's)": BRIDGED,
+    "image never alone, weak 2": RelevanceSettings(image_strong=float("inf"), image_weak=2.0),
+}
+
+
 @dataclass(frozen=True, slots=True)
 class CueUse:
     """Which cues reach full text (the caption row) and the text vector."""
@@ -104,6 +123,7 @@ CUE_USES = [
 ]
 ROUNDS = 5
 MODEL = vectors.VectorModel("minilm/all-MiniLM-L6-v2", "text", 384)
+VISUAL_MODEL = vectors.VectorModel("labels/efficientnet-lite0", "visual", 1280)
 BUCKET = "quality"
 
 
@@ -145,12 +165,14 @@ def text_photos(quality: QualitySet) -> list[TextPhoto]:
 class Captioned:
     photo_id: str
     labels: list[tuple[str, float]]  # the captioner's kept labels, best first
+    visual: np.ndarray  # the visual vector the caption stage stores
 
 
 def caption_photos(
     quality: QualitySet, extra: Sequence[TextPhoto] = ()
-) -> tuple[list[Captioned], float]:
-    """Labels of every photo (and ``extra``) through the real captioner; mean ms per photo."""
+) -> tuple[list[Captioned], float, ClassSpace]:
+    """Labels and visual vectors of every photo (and ``extra``) through the real
+    captioner; mean ms per photo; its classes (for the text-to-visual bridge)."""
     captioner = load_captioner(
         ModelSettings(labels_top_k=TOP_K, labels_min_probability=MIN_PROBABILITY)
     )
@@ -162,10 +184,14 @@ def caption_photos(
     started = time.perf_counter()
     analyses = captioner.predict(thumbnails)
     ms = (time.perf_counter() - started) * 1000 / len(thumbnails)
-    return [
-        Captioned(photo_id, analysis.labels)
+    space = captioner.class_space()
+    assert space is not None  # the labels captioner
+    captioned = [
+        Captioned(photo_id, analysis.labels, analysis.visual)
         for photo_id, analysis in zip(ids, analyses, strict=True)
-    ], ms
+        if analysis.visual is not None
+    ]
+    return captioned, ms, space
 
 
 def compose(captioned: Captioned, vocabulary: ImageNetVocabulary, style: CaptionStyle) -> str:
@@ -212,9 +238,13 @@ def load_library(
     vecs: np.ndarray,
     cues: dict[str, ImageCues] | None = None,
     use: CueUse = CUE_USES[0],
+    visual: dict[str, np.ndarray] | None = None,
 ) -> dict[Any, str]:
-    """Rows as the services write them; returns media id -> photo id."""
+    """Rows as the services write them (with ``visual``: the visual vectors too);
+    returns media id -> photo id."""
     register_model(conn, MODEL)
+    if visual is not None:
+        register_model(conn, VISUAL_MODEL)
     ids = {}
     for (photo_id, text), vec in zip(captions_.items(), vecs, strict=True):
         row = MediaRow(
@@ -238,6 +268,8 @@ def load_library(
         )
         captions.save(conn, [caption])
         vectors.save(conn, [row.id], MODEL, ["caption"], vec[None, :])
+        if visual is not None:
+            vectors.save(conn, [row.id], VISUAL_MODEL, ["image"], visual[photo_id][None, :])
         ids[row.id] = photo_id
     conn.commit()
     return ids
@@ -249,9 +281,13 @@ def shown_for(
     vec: np.ndarray,
     policy: RelevanceSettings,
     ids: dict[Any, str],
+    bridge: TextToVisual | None = None,
 ) -> list[tuple[str, bool]]:
-    """(photo id, weak) of what the API would show for ``text``, in order."""
+    """(photo id, weak) of what the API would show for ``text``, in order (with
+    ``bridge``: the images also ranked through the text-to-visual bridge, as the API
+    does without a joint model)."""
     search = SearchSettings()
+    joint = VectorQuery(VISUAL_MODEL, bridge.to_visual(vec)) if bridge else None
     judged = judged_search(
         conn,
         text,
@@ -262,6 +298,7 @@ def shown_for(
         search.candidates,
         ef_search=search.ef_search,
         keyword_timeout_ms=search.keyword_timeout_ms,
+        joint=joint,
     )
     conn.rollback()  # SET LOCAL settings end with the transaction, as in the API
     return [(ids[j.candidate.media_id], j.weak) for j in judged]
@@ -273,17 +310,18 @@ def evaluate(
     query_vecs: dict[str, np.ndarray],
     policy: RelevanceSettings,
     ids: dict[Any, str],
+    bridge: TextToVisual | None = None,
 ) -> tuple[Scores, list[str]]:
     typed = []
     misses = []
     for query, target in quality.typed():
-        shown = [pid for pid, _ in shown_for(conn, query, query_vecs[query], policy, ids)]
+        shown = [pid for pid, _ in shown_for(conn, query, query_vecs[query], policy, ids, bridge)]
         typed.append((target, shown))
         if shown[:1] != [target]:
             misses.append(f"{query!r} -> {target}: got {shown[:3]}")
     absent = []
     for query in quality.absent:
-        shown_absent = shown_for(conn, query, query_vecs[query], policy, ids)
+        shown_absent = shown_for(conn, query, query_vecs[query], policy, ids, bridge)
         absent.append((len(shown_absent), sum(1 for _, weak in shown_absent if not weak)))
     return score(typed, absent), misses
 
@@ -323,6 +361,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--no-spoken", action="store_true", help="skip espeak-ng + whisper")
     parser.add_argument("--misses", action="store_true", help="print every query not first")
+    parser.add_argument(
+        "--bridge-only",
+        action="store_true",
+        help="only the text-to-visual bridge's table (skips the caption styles and cues)",
+    )
     add_output_args(parser)
     return parser.parse_args(argv)
 
@@ -333,9 +376,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     quality = load_set()
     say(f"{len(quality.photos)} photos, {len(quality.typed())} typed, {len(quality.absent)} absent")
     extra = text_photos(quality)
-    captioned, caption_ms = caption_photos(quality, extra)
-    extra_captioned = captioned[len(quality.photos) :]
-    captioned = captioned[: len(quality.photos)]
+    captioned, caption_ms, space = caption_photos(quality, extra)
+    captioned, extra_captioned = (captioned[: len(quality.photos)],
+                                  captioned[len(quality.photos) :])  # fmt: skip
     say("reading words and colours …")
     cues, cue_ms = read_cues(quality.photos)
     extra_cues, extra_ms = read_cues(extra)
@@ -370,11 +413,21 @@ def main(argv: Sequence[str] | None = None) -> None:
     }
     say("timing the embedder on each style's captions …")
     ms_by_style = embed_ms(
-        embedder, {name: list(texts.values()) for name, texts in captions_by_style.items()}
+        embedder,
+        {n: list(t.values()) for n, t in captions_by_style.items() if not args.bridge_only},
     )
     spoken_lines: list[str] = []
     with private_postgres(workdir) as port:
-        for index, style in enumerate(STYLES):
+        bridge_lines = bridge_results(
+            port,
+            quality,
+            (captions_by_style[_default_name()], cues, {c.photo_id: c.visual for c in captioned}),
+            embedder,
+            (query_vecs, heard, heard_vecs),
+            space,
+            args,
+        )
+        for index, style in enumerate(STYLES if not args.bridge_only else []):
             texts = captions_by_style[style.name]
             vecs = embedder.embed(list(texts.values()))
             embed_ms_ = ms_by_style[style.name]
@@ -394,9 +447,12 @@ def main(argv: Sequence[str] | None = None) -> None:
                         + " |"
                     )
                 if heard and style.style == CaptionStyle():
-                    spoken_lines = spoken_results(conn, quality, heard, heard_vecs, ids)
+                    spoken_lines = spoken_results(conn, quality, (heard, heard_vecs), ids)
                     spoken_lines += biased_spoken(conn, quality, workdir, embedder, ids)
         extra_texts = {c.photo_id: compose(c, vocabulary, CaptionStyle()) for c in extra_captioned}
+        if args.bridge_only:
+            publish("\n".join([*lines[: 2 + len(machine)], "", *bridge_lines]) + "\n", args)
+            return
         cue_lines = cue_results(
             port,
             quality,
@@ -423,6 +479,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         "",
         *cue_lines,
         "",
+        *bridge_lines,
+        "",
         "Cues read per photo:",
         "",
         *(
@@ -441,7 +499,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 def cue_results(
-    port: int,
+    port: BenchPostgres,
     quality: QualitySet,
     library: tuple[dict[str, str], dict[str, ImageCues]],
     extra: tuple[list[TextPhoto], dict[str, str], dict[str, ImageCues]],
@@ -488,6 +546,61 @@ def cue_results(
     return lines
 
 
+def bridge_results(
+    port: BenchPostgres,
+    quality: QualitySet,
+    library: tuple[dict[str, str], dict[str, ImageCues], dict[str, np.ndarray]],
+    embedder: TextEmbedder,
+    queries: tuple[dict[str, np.ndarray], dict[str, str], dict[str, np.ndarray]],
+    space: ClassSpace,
+    args: argparse.Namespace,
+) -> list[str]:
+    """The bridge fitted on ``space``; the default library (style, cues) with its visual
+    vectors, searched without and with the bridge's image list, under the default
+    policy and without a cutoff."""
+    started = time.perf_counter()
+    bridge = build_bridge(space, embedder.embed, MODEL.model, VISUAL_MODEL.model)
+    fit_s = time.perf_counter() - started
+    texts, cues, visual = library
+    query_vecs, heard, heard_vecs = queries
+    use = CUE_USES[-1]
+    settings = CueSettings(embed_ocr_words=use.embed_ocr_words, embed_colours=use.embed_colours)
+    lines = [
+        f"Text-to-visual bridge (default caption style and cues; ridge fitted on "
+        f"{len(space.texts)} class texts in {fit_s:.1f} s):",
+        "",
+        "| image list | policy | R@1 | R@5 | MRR | typed with nothing "
+        "| hits for absent things | of them not weak |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    spoken: list[str] = []
+    with connect(fresh_database(port, "quality_bridge")) as conn:
+        vecs = _vectors(embedder, texts, cues, settings)
+        ids = load_library(conn, texts, vecs, cues, use, visual)
+        for policy_name, policy, used in (
+            ("standout 3, weak 1.5 (<=4) (default)", RelevanceSettings(), None),
+            ("no cutoff", POLICIES["no cutoff"], None),
+            *((name, p, bridge) for name, p in BRIDGE_POLICIES.items()),
+        ):
+            name = "text-to-visual bridge" if used else "none (before)"
+            scores, misses = evaluate(conn, quality, query_vecs, policy, ids, used)
+            say(f"bridge {name} | {policy_name}: {scores.row()}")
+            if args.misses:
+                for miss in misses:
+                    print("   ", miss)
+            lines.append(f"| {name} | {policy_name} | " + " | ".join(scores.row()) + " |")
+        if heard:
+            for name, used, policy in (
+                ("no image list", None, RelevanceSettings()),
+                ("with the bridge", bridge, BRIDGED),
+            ):
+                spoken += [
+                    "",
+                    *spoken_results(conn, quality, (heard, heard_vecs), ids, (used, policy), name),
+                ]
+    return lines + spoken
+
+
 def _vectors(
     embedder: TextEmbedder,
     texts: dict[str, str],
@@ -505,22 +618,23 @@ def _vectors(
 def spoken_results(
     conn: psycopg.Connection[Any],
     quality: QualitySet,
-    heard: dict[str, str],
-    heard_vecs: dict[str, np.ndarray],
+    spoken_queries: tuple[dict[str, str], dict[str, np.ndarray]],
     ids: dict[Any, str],
+    image_list: tuple[TextToVisual | None, RelevanceSettings] = (None, RelevanceSettings()),
+    what: str = "default style and policy",
 ) -> list[str]:
-    policy = RelevanceSettings()
+    heard, heard_vecs = spoken_queries
+    bridge, policy = image_list
     found = 0
     rows = ["| said | heard | right photo's rank |", "|---|---|---|"]
     for spoken in quality.spoken:
         text = heard[spoken.text]
-        shown = [pid for pid, _ in shown_for(conn, text, heard_vecs[text], policy, ids)]
+        shown = [pid for pid, _ in shown_for(conn, text, heard_vecs[text], policy, ids, bridge)]
         rank = shown.index(spoken.target) + 1 if spoken.target in shown else None
         found += rank is not None and rank <= 5
         rows.append(f"| {spoken.text} | {text} | {rank or '-'} |")
     return [
-        f"Spoken (default style and policy): right photo in the top 5 for {found}/"
-        f"{len(quality.spoken)}",
+        f"Spoken ({what}): right photo in the top 5 for {found}/{len(quality.spoken)}",
         "",
         *rows,
     ]
@@ -544,7 +658,7 @@ def biased_spoken(
         f"With the library's {len(words)} most common words as whisper's hotwords "
         f"({', '.join(words[:12])}, …):",
         "",
-        *spoken_results(conn, quality, biased, vecs, ids),
+        *spoken_results(conn, quality, (biased, vecs), ids),
     ]
 
 

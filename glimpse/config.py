@@ -108,6 +108,10 @@ class SearchSettings(BaseModel):
     # how often the API looks up the active text model (a switch is followed without a
     # restart: the new model loads in the background while the old one answers)
     model_check_s: float = 2.0
+    # Without a joint model, queries also rank the images themselves through a bridge
+    # from text vectors into the visual model's space (glimpse/models/bridge.py), fitted
+    # by the API at start from the classifier's classes. Needs image_search.enabled.
+    text_to_visual: bool = True
     # Reads (search, media, originals, voice) without a key. None: open only while the
     # API listens on a loopback address (the embedded default); keys otherwise.
     open_without_key: bool | None = None

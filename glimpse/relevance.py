@@ -80,6 +80,18 @@ class RelevanceSettings:
     min_sample: int = 8
     sample: int = 256  # library vectors the query is compared with
     min_similarity: float = 0.25  # the fixed cutoff
+    # The image list's own thresholds (joint model or text-to-visual bridge); None: the
+    # same as the text side's.
+    image_strong: float | None = None
+    image_weak: float | None = None
+
+    @property
+    def image_strong_at(self) -> float:
+        return self.strong if self.image_strong is None else self.image_strong
+
+    @property
+    def image_weak_at(self) -> float:
+        return self.weak if self.image_weak is None else self.image_weak
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,7 +233,7 @@ def _stands_out(candidate: Candidate, standout: float | None, settings: Relevanc
 
 
 def _joint_stands_out(standout: float | None, settings: RelevanceSettings) -> bool:
-    return standout is not None and standout >= settings.weak
+    return standout is not None and standout >= settings.image_weak_at
 
 
 def _is_strong(candidate: Candidate, standouts: _Standouts, settings: RelevanceSettings) -> bool:
@@ -231,7 +243,7 @@ def _is_strong(candidate: Candidate, standouts: _Standouts, settings: RelevanceS
     if _joint_stands_out(standouts.joint, settings):
         assert standouts.joint is not None
         # the image itself matches the query: strongly, or as the text side says too
-        return standouts.joint >= settings.strong or text_agrees
+        return standouts.joint >= settings.image_strong_at or text_agrees
     if not _stands_out(candidate, standouts.text, settings):
         return False
     assert candidate.similarity is not None and standouts.text is not None

@@ -21,6 +21,7 @@ from glimpse.config import ModelSettings
 from glimpse.models.base import InferenceModel
 
 if TYPE_CHECKING:
+    from glimpse.models.bridge import ClassSpace
     from glimpse.storage import ObjectStore
 
 Vector = npt.NDArray[np.float32]
@@ -52,6 +53,11 @@ class Captioner(InferenceModel):
             for start in range(0, len(images), self.batch_size):
                 results.extend(self._predict_batch(images[start : start + self.batch_size]))
             return results
+
+    def class_space(self) -> ClassSpace | None:
+        """The classifier behind the visual vectors, with words for its classes (loaded);
+        None for a captioner without one (BLIP). It bridges text into visual space."""
+        return None
 
     @abstractmethod
     def _predict_batch(self, images: Sequence[Image.Image]) -> list[ImageAnalysis]:

@@ -86,6 +86,21 @@ class ImageNetVocabulary:
             class_to_name.append(index[name])
         return cls(tuple(names), tuple(descriptions), tuple(class_to_name))
 
+    def class_texts(self) -> tuple[tuple[str, ...], tuple[int, ...]]:
+        """Words for every class, as captions say them: its name alone, and its name with
+        the first sentence of its description. Returns (texts, the class of each)."""
+        texts: list[str] = []
+        classes: list[int] = []
+        for class_id, name_index in enumerate(self.class_to_name):
+            named = f"A photo of {with_article(self.names[name_index])}."
+            description = self.descriptions[name_index]
+            texts.append(named)
+            classes.append(class_id)
+            if description:
+                texts.append(f"{named} {shorten(description, 1)}")
+                classes.append(class_id)
+        return tuple(texts), tuple(classes)
+
 
 def compose_caption(
     labels: Sequence[tuple[str, float]],

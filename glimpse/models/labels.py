@@ -17,6 +17,8 @@ import torch
 from PIL import Image
 from torch.nn.functional import normalize
 
+from glimpse.models.base import ModelNotLoadedError
+from glimpse.models.bridge import ClassSpace
 from glimpse.models.captioning import Captioner, ImageAnalysis
 from glimpse.models.device import DeviceSetting, select_device
 from glimpse.models.imagenet import CaptionStyle, ImageNetVocabulary, compose_caption
@@ -92,6 +94,13 @@ class ImageNetLabelCaptioner(Captioner):
         self._class_to_name = torch.tensor(self._vocabulary.class_to_name, device=self._device)
         self.batch_size = _GPU_BATCH if self._device.type == "cuda" else _CPU_BATCH
         return file_revision([weights])
+
+    def class_space(self) -> ClassSpace:
+        if self._classifier is None or self._vocabulary is None:
+            raise ModelNotLoadedError(f"{self.model_id} is not loaded")
+        texts, classes = self._vocabulary.class_texts()
+        weights = self._classifier.get_parameter("weight").detach().float().cpu().numpy()
+        return ClassSpace(texts, classes, weights)
 
     def _predict_batch(self, images: Sequence[Image.Image]) -> list[ImageAnalysis]:
         assert self._features is not None

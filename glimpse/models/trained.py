@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from glimpse.models.bridge import ClassSpace
 from glimpse.models.caption_artifact import Artifact, ArtifactError, load, locate
 from glimpse.models.captioning import Captioner, ImageAnalysis
 from glimpse.models.labels import ImageNetLabelCaptioner
@@ -78,6 +79,10 @@ class TrainedCaptioner(Captioner):
         # Both the decoder and the backbone it reads make the captions.
         both = f"{artifact.revision}:{self._backbone.revision}".encode()
         return hashlib.sha256(both).hexdigest()[:REVISION_CHARS]
+
+    def class_space(self) -> ClassSpace:
+        # its visual vectors are the backbone's
+        return self._backbone.class_space()
 
     def _predict_batch(self, images: Sequence[Image.Image]) -> list[ImageAnalysis]:
         artifact = self.artifact

@@ -27,6 +27,7 @@ from glimpse.config import Settings
 from glimpse.db.pool import open_pool
 from glimpse.labels.tagging import ActiveHeads
 from glimpse.metrics import ModelMetrics, service_registry
+from glimpse.models.whisper_assets import resolve_cache_root
 from glimpse.storage import ObjectStore
 from services.search_api import (
     problems,
@@ -48,6 +49,7 @@ from services.search_api.origin_guard import OriginGuard
 from services.search_api.query_model import JOINT, TEXT, QueryModel, QueryModelLoading
 from services.search_api.retention import sweep_forever
 from services.search_api.search_metrics import SearchMetrics
+from services.search_api.visual_bridge import VisualBridge
 
 
 def _broker_reachable(bootstrap: str | None) -> str:
@@ -84,6 +86,13 @@ def _lifespan(
         )
         joint.start_loading()
         image_queries = ImageQueries.start(settings, pool, observer=models)
+        visual_bridge = VisualBridge(
+            embedder,
+            image_queries.model if settings.search.text_to_visual else None,
+            resolve_cache_root(settings.models, settings.home),
+            settings.search.model_check_s,
+        )
+        visual_bridge.start()
         producer = LazyProducer(settings.kafka)
         store = ObjectStore(settings.s3)
         notifications = QueryNotifications(settings.database.url)
@@ -105,6 +114,7 @@ def _lifespan(
             search_metrics=search_metrics,
             image_queries=image_queries,
             label_heads=ActiveHeads(store),
+            visual_bridge=visual_bridge,
         )
         app.state.glimpse = ctx
         background = [
@@ -123,6 +133,7 @@ def _lifespan(
             embedder.stop()
             joint.stop()
             image_queries.stop()
+            visual_bridge.stop()
             producer.close()
             pool.close()
 
@@ -203,6 +214,7 @@ def create_app(settings: Settings) -> FastAPI:
         # the visual model: loading is not unready, and neither is a failure to load it:
         # uploads and typed searches work without it (image searches answer 503)
         checks["image_model"] = ctx.image_queries.status()
+        checks["text_to_visual"] = ctx.visual_bridge.status()
         try:
             with ctx.pool.connection(timeout=2) as conn:
                 conn.execute("SELECT 1")
@@ -216,7 +228,8 @@ def create_app(settings: Settings) -> FastAPI:
             checks["s3"] = f"error: {exc}"
         checks["broker"] = _broker_reachable(settings.kafka.bootstrap)
         checks["voice_listener"] = "ok" if ctx.notifications.listening.is_set() else "connecting"
-        if any(v not in {"ok", "loading"} for k, v in checks.items() if k != "image_model"):
+        optional = {"image_model", "text_to_visual"}  # search works without either
+        if any(v not in {"ok", "loading"} for k, v in checks.items() if k not in optional):
             response.status_code = 503
         return checks
 

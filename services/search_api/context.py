@@ -22,6 +22,7 @@ if TYPE_CHECKING:  # image_queries imports auth, which imports this module
     from glimpse.models.joint import JointModel
     from glimpse.models.text import TextEmbedder
     from services.search_api.image_queries import ImageQueries
+    from services.search_api.visual_bridge import VisualBridge
 
 
 @dataclass
@@ -39,6 +40,7 @@ class ApiContext:
     search_metrics: SearchMetrics
     image_queries: ImageQueries
     label_heads: ActiveHeads  # heads of the active label sets, for predictions
+    visual_bridge: VisualBridge  # typed words into the visual model's space (no joint model)
 
 
 def context(request: Request) -> ApiContext:

@@ -94,11 +94,12 @@ class Hit(BaseModel):
     transcript: str | None = None  # audio: what was said
     # Why it matched the query's words: the parts of its text holding one of them
     # ("caption", "text in image", "colours", "transcript"), and "image" when the image
-    # itself stands out in the joint image-text model's space; empty for a match by
-    # meaning alone (the caption's vector), or without a query (similar images).
+    # itself stands out in the joint image-text model's space (or, without one, in the
+    # visual model's through the text-to-visual bridge); empty for a match by meaning
+    # alone (the caption's vector), or without a query (similar images).
     matched_in: list[str] = []
-    # the image's cosine similarity to the query in the joint model's space, and its
-    # standout there; None without an active joint model or when it did not rank it
+    # the image's cosine similarity to the query in that space (joint model or bridge),
+    # and its standout there; None when neither ranked it
     image_similarity: float | None = None
     image_standout: float | None = None
     custom_labels: list[CustomLabel] = []  # tags of active label sets

@@ -69,3 +69,15 @@ def test_the_shipped_descriptions_are_plain_latin_text(vocabulary: ImageNetVocab
         assert not odd, text
     bubble = vocabulary.descriptions[vocabulary.names.index("bubble")]
     assert bubble is not None and "film of solution" in bubble
+
+
+def test_every_class_has_words_for_the_bridge(vocabulary: ImageNetVocabulary) -> None:
+    texts, classes = vocabulary.class_texts()
+
+    assert set(classes) == set(range(1000))
+    assert len(texts) == len(classes)
+    tabby = [t for t, c in zip(texts, classes, strict=True) if c == 281]  # ImageNet 281
+    assert tabby[0] == "A photo of a tabby cat."
+    # the description lends one sentence: what the thing is, not its variants
+    assert len(tabby) == 2 and tabby[1].startswith("A photo of a tabby cat. ")
+    assert tabby[1].count(". ") == 1

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import uuid
+from dataclasses import replace
 
 import pytest
 
@@ -98,8 +100,10 @@ def seen(similarity: float | None, joint: float, keyword_rank: int | None = None
     return Candidate(uuid.uuid4(), 0.0, similarity, keyword_rank, joint_similarity=joint)
 
 
-def judged_joint(candidates: list[Candidate]) -> list[tuple[float | None, bool]]:
-    judged = judge(candidates, TYPICAL, SETTINGS, JOINT_TYPICAL)
+def judged_joint(
+    candidates: list[Candidate], settings: RelevanceSettings = SETTINGS
+) -> list[tuple[float | None, bool]]:
+    judged = judge(candidates, TYPICAL, settings, JOINT_TYPICAL)
     return [(j.candidate.joint_similarity, j.weak) for j in judged]
 
 
@@ -117,3 +121,14 @@ def test_a_joint_hint_is_a_match_when_the_words_agree_and_weak_alone() -> None:
 
 def test_images_at_the_joint_models_usual_score_are_not_shown() -> None:
     assert judged_joint([seen(0.11, 0.19), seen(0.12, 0.17)]) == []
+
+
+def test_an_image_list_with_its_own_thresholds_never_matches_alone() -> None:
+    # How the API judges the text-to-visual bridge: a hint however far it stands out,
+    # a match only when the words agree.
+    bridged = replace(SETTINGS, image_strong=math.inf)
+    far_out, agreed = seen(0.12, 0.30), seen(None, 0.22, keyword_rank=1)
+
+    assert judged_joint([far_out, agreed], bridged) == [(0.30, True), (0.22, False)]
+    assert judged_joint([seen(0.11, 0.22)]) == [(0.22, True)]  # 2 spreads up: weak
+    assert judged_joint([seen(0.11, 0.22)], replace(SETTINGS, image_weak=2.5)) == []

@@ -266,11 +266,18 @@ function captionBlock(text, fallback) {
   return block;
 }
 
-// Why a hit matched: the parts of its text holding the query's words, else its meaning.
+// Why a hit matched: the parts of its text holding the query's words, the picture
+// itself ("image": it looks like what the words say), else the caption's meaning.
 function whyText(hit, why = null) {
   if (why) return why; // said by the search itself (a drawing: "Looks like your drawing")
   const parts = hit.matched_in || [];
-  if (parts.length) return `Your words are in its ${parts.join(", ")}`;
+  const inText = parts.filter((part) => part !== "image");
+  const looks = parts.includes("image");
+  if (inText.length && looks) {
+    return `Your words are in its ${inText.join(", ")}, and the picture looks like them`;
+  }
+  if (inText.length) return `Your words are in its ${inText.join(", ")}`;
+  if (looks) return "The picture looks like what you typed";
   return typeof hit.similarity === "number" ? "Close in meaning to your words" : "";
 }
 

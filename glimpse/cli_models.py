@@ -66,7 +66,7 @@ def list_models() -> None:
     the stack running, every registered model per role, the active one, its coverage."""
     settings = Settings()
     table = Table("role", "model", "from", "path", "size", "state")
-    for entry in configured_models(settings):
+    for entry in _configured_or_fail(settings):
         size = decimal(_disk_size(entry.path)) if entry.present and entry.path else ""
         state = "[green]present[/green]" if entry.present else "[yellow]missing[/yellow]"
         table.add_row(
@@ -206,7 +206,7 @@ def fetch() -> None:
     settings = Settings()
     table = Table("role", "model", "result")
     failed = False
-    for entry in configured_models(settings):
+    for entry in _configured_or_fail(settings):
         started = time.perf_counter()
         try:
             with console.status(f"{entry.role}: {entry.model.model_id}…"):
@@ -229,7 +229,7 @@ def verify() -> None:
     settings = Settings()
     table = Table("role", "model", "revision", "result")
     failed = False
-    for entry in configured_models(settings):
+    for entry in _configured_or_fail(settings):
         started = time.perf_counter()
         try:
             with console.status(f"verifying {entry.role}: {entry.model.model_id}…"):
@@ -255,6 +255,17 @@ def configured_models(settings: Settings) -> list[ModelFiles]:
              _speech(settings)]  # fmt: skip
     joint = _joint(settings.models)
     return [*found, joint] if joint else found
+
+
+def _configured_or_fail(settings: Settings) -> list[ModelFiles]:
+    """``configured_models``, or a clear message (exit 2) when the settings name a model
+    that cannot be constructed at all (e.g. captioner 'trained' without an artifact)."""
+    from glimpse.models.caption_artifact import ArtifactError
+
+    try:
+        return configured_models(settings)
+    except (ArtifactError, ValueError) as exc:
+        fail(f"the model settings are not usable: {exc}")
 
 
 def _joint(models: ModelSettings) -> ModelFiles | None:

@@ -111,3 +111,14 @@ def test_a_joint_model_is_listed_and_verified_only_when_set(tmp_path: Path) -> N
     fetched = glimpse(tmp_path, "fetch", **offline)
     assert fetched.exit_code == 1
     assert rows(fetched)["joint"].startswith("joint/glimpse-tests/no-such-clip | failed")
+
+
+@pytest.mark.parametrize("command", ["list", "fetch", "verify"])
+def test_a_trained_captioner_without_an_artifact_is_said_in_words(
+    tmp_path: Path, command: str
+) -> None:
+    result = glimpse(tmp_path, command, GLIMPSE_MODELS__CAPTIONER="trained")
+
+    assert result.exit_code == 1
+    assert "GLIMPSE_MODELS__TRAINED_CAPTIONER" in result.output
+    assert isinstance(result.exception, SystemExit)  # said and exited, not a traceback

@@ -6,17 +6,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from harness import RunningStack, free_port, private_settings
+from harness import RunningStack, free_port, private_settings, running_stack
 
 
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
     """One real stack for the integration tests that don't restart it."""
-    running = RunningStack(private_settings(tmp_path_factory.mktemp("glimpse-home")))
-    try:
+    with running_stack(private_settings(tmp_path_factory.mktemp("glimpse-home"))) as running:
         yield running
-    finally:
-        running.close()
 
 
 @pytest.fixture

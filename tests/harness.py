@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -11,7 +13,13 @@ from glimpse.config import RateLimit, Settings
 from glimpse.stack.ports import free_port
 from glimpse.stack.ports import private_settings as stack_settings_with_free_ports
 
-__all__ = ["RunningStack", "free_port", "private_settings", "wait_until_searchable"]
+__all__ = [
+    "RunningStack",
+    "free_port",
+    "private_settings",
+    "running_stack",
+    "wait_until_searchable",
+]
 
 
 def private_settings(home: Path) -> Settings:
@@ -43,6 +51,16 @@ class RunningStack:
 
     def close(self) -> None:
         self.stack.stop()
+
+
+@contextmanager
+def running_stack(settings: Settings) -> Iterator[RunningStack]:
+    """A stack of its own for a fixture: ``with running_stack(s) as running: yield running``."""
+    running = RunningStack(settings)
+    try:
+        yield running
+    finally:
+        running.close()
 
 
 def wait_until_searchable(api_url: str, ids: list[str], timeout_s: float = 120) -> None:

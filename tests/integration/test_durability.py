@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from harness import RunningStack, private_settings
+from harness import RunningStack, private_settings, running_stack
 from helpers import connect, store_of, unique_png, wait_for_rows
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -34,11 +34,8 @@ def own_stack(tmp_path: Path) -> Iterator[RunningStack]:
     # These tests kill workers at random moments on purpose: an item caught in flight
     # by three kills would rightly be dead-lettered as crashed_worker.
     settings.worker.max_crashes = 10
-    running = RunningStack(settings)
-    try:
+    with running_stack(settings) as running:
         yield running
-    finally:
-        running.close()
 
 
 def worker_messages(running: RunningStack, worker: str) -> dict[str, float]:

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-from harness import RunningStack, private_settings
+from harness import RunningStack, private_settings, running_stack
 from helpers import (
     api,
     connect,
@@ -50,11 +50,8 @@ def joint_stack(tmp_path_factory: pytest.TempPathFactory, clip_dir: Path) -> Ite
     settings = private_settings(tmp_path_factory.mktemp("joint-home"))
     settings.models.joint_model = str(clip_dir)
     settings.search.model_check_s = 0.5
-    running = RunningStack(settings)
-    try:
+    with running_stack(settings) as running:
         yield running
-    finally:
-        running.close()
 
 
 @pytest.fixture(scope="module")

@@ -24,7 +24,7 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-from harness import RunningStack, private_settings
+from harness import RunningStack, private_settings, running_stack
 from helpers import (
     api,
     connect,
@@ -52,11 +52,8 @@ REPO = Path(__file__).resolve().parents[2]
 def own_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
     settings = private_settings(tmp_path_factory.mktemp("switch-home"))
     settings.search.model_check_s = 0.5
-    running = RunningStack(settings)
-    try:
+    with running_stack(settings) as running:
         yield running
-    finally:
-        running.close()
 
 
 @pytest.fixture(scope="module")

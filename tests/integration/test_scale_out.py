@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from harness import RunningStack, private_settings
+from harness import RunningStack, private_settings, running_stack
 from helpers import connect, glimpse, store_of, unique_png, wait_searchable
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -31,11 +31,8 @@ UPLOADS = 24
 def two_captioners(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
     settings = private_settings(tmp_path_factory.mktemp("scale-out") / "home")
     settings.stack.replicas.caption = 2
-    running = RunningStack(settings)
-    try:
+    with running_stack(settings) as running:
         yield running
-    finally:
-        running.close()
 
 
 def samples(port: int, name: str) -> list[tuple[dict[str, str], float]]:

@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 from caption_shapes import draw, one_torch_thread, write_pairs
-from harness import RunningStack, private_settings
+from harness import RunningStack, private_settings, running_stack
 from helpers import api, connect, glimpse, row_for, store_of, wait_searchable
 from PIL import Image
 
@@ -39,11 +39,8 @@ UPLOADS = {"red-circle": ("red", "circle"), "blue-square": ("blue", "square"),
 
 @pytest.fixture(scope="module")
 def own_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
-    running = RunningStack(private_settings(tmp_path_factory.mktemp("trained-home")))
-    try:
+    with running_stack(private_settings(tmp_path_factory.mktemp("trained-home"))) as running:
         yield running
-    finally:
-        running.close()
 
 
 def train_shapes(folder: Path) -> Path:

@@ -354,7 +354,9 @@ def run_job(
     return finished
 
 
-REPAIRED_STAGES: tuple[Stage, ...] = ("caption", "transcribe", "embed")
+# labels: an image captioned in the instant a set was activated (before the caption
+# workers picked the set up, after the activation's own pass) is tagged by repair.
+REPAIRED_STAGES: tuple[Stage, ...] = ("caption", "transcribe", "embed", "labels")
 
 
 def repair(
@@ -368,7 +370,8 @@ def repair(
 ) -> dict[Stage, int]:
     """Announce again every accepted item untouched for ``older_than_s`` that lacks a
     result of the models the workers run — for text vectors, of the model search serves
-    — (no job row: each pass walks everything), and
+    — (no job row: each pass walks everything); tag, from its stored vector, every image
+    an active label set has no tag for; and
     — given the ``limits`` ingest runs with — ingest again files a limit turned away
     that is higher now. Ingest's other gaps are reconcile's. Stages no worker has run
     yet are skipped."""
@@ -384,7 +387,12 @@ def repair(
                               served=True)  # fmt: skip
         except BackfillError:
             continue
-        sent[stage] = enqueue_counted(work, conn, producer, stop)
+        if isinstance(work, LabelWork):  # tagged right here: nothing is sent; count the tags
+            missing = work.count(conn)
+            enqueue_counted(work, conn, producer, stop)
+            sent[stage] = missing - work.count(conn)
+        else:
+            sent[stage] = enqueue_counted(work, conn, producer, stop)
     sent["ingest"] = _failed_before_restart(conn, producer, store, kafka, row["cutoff"])
     if limits is not None:
         sent["ingest"] += _ingest_under_raised_limits(conn, producer, store, kafka, limits)

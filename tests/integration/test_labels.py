@@ -9,8 +9,10 @@ import io
 import json
 import os
 import re
+import threading
 import time
 import uuid
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,8 @@ from helpers import api, connect, glimpse, store_of, wait_searchable
 from PIL import Image, ImageOps
 from sklearn.datasets import load_digits
 
+from glimpse.backfill import repair
+from glimpse.bus import make_producer
 from glimpse.db import label_sets
 from glimpse.db.media import media_id
 from glimpse.db.vectors import VectorModel
@@ -292,6 +296,25 @@ def test_unsure_tags_are_listed_and_a_correction_trains_the_next_version(
     with connect(stack.settings) as conn:
         v2 = label_sets.version(conn, name, 2)
     assert v2 is not None and v2.examples == len(rows) + 1
+
+
+def test_repair_tags_an_image_the_set_missed(stack: RunningStack, digit_set: DigitSet) -> None:
+    # As if caption had handled these before its workers picked the new set up.
+    s = stack.settings
+    missed = sorted(digit_set.after)[:3]
+    ids = [media_id(s.s3.bucket, key) for key in missed]
+    with connect(s) as conn:
+        conn.execute(
+            "DELETE FROM media_labels WHERE label_set = %(set)s AND media_id = ANY(%(ids)s)",
+            {"set": digit_set.name, "ids": ids},
+        )
+    with connect(s) as conn, closing(make_producer(s.kafka)) as producer:
+        sent = repair(conn, producer, store_of(s), s.kafka, 0, threading.Event())
+
+    assert sent["labels"] >= len(missed)
+    assert wait_tagged(stack, digit_set.name, missed, timeout_s=5) == {
+        key: digit_set.tags[key] for key in missed
+    }
 
 
 def test_delete_removes_the_set_its_tags_and_files(

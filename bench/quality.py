@@ -93,12 +93,12 @@ POLICIES = {
 
 # How the image list's standouts are judged (glimpse.relevance): the text side's
 # thresholds, or stricter ones of its own.
-BRIDGED = RelevanceSettings(image_strong=float("inf"))  # what the API judges the bridge by
+BRIDGED = RelevanceSettings(image_decides=False)  # how the API judges the bridge
 BRIDGE_POLICIES = {
     "no cutoff": POLICIES["no cutoff"],
-    "image as text: strong 3, weak 1.5": RelevanceSettings(),
-    "image never alone, weak 1.5 (the API's)": BRIDGED,
-    "image never alone, weak 2": RelevanceSettings(image_strong=float("inf"), image_weak=2.0),
+    "image decides as text: strong 3, weak 1.5": RelevanceSettings(),
+    "image only ranks and guesses, weak 1.5 (the API's)": BRIDGED,
+    "image only ranks and guesses, weak 2": RelevanceSettings(image_decides=False, image_weak=2.0),
 }
 
 

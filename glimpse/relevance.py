@@ -80,14 +80,12 @@ class RelevanceSettings:
     min_sample: int = 8
     sample: int = 256  # library vectors the query is compared with
     min_similarity: float = 0.25  # the fixed cutoff
-    # The image list's own thresholds (joint model or text-to-visual bridge); None: the
-    # same as the text side's.
-    image_strong: float | None = None
-    image_weak: float | None = None
-
-    @property
-    def image_strong_at(self) -> float:
-        return self.strong if self.image_strong is None else self.image_strong
+    # Whether the image list (joint model or text-to-visual bridge) may make a match: an
+    # image standing out ``strong`` alone, or ``weak`` with the text side agreeing. False:
+    # it only ranks and offers weak guesses; the text side alone makes matches (the
+    # bridge: a proxy, whose weak standouts met the captions' by chance on nonsense).
+    image_decides: bool = True
+    image_weak: float | None = None  # the image list's weak threshold; None: ``weak``
 
     @property
     def image_weak_at(self) -> float:
@@ -240,10 +238,10 @@ def _is_strong(candidate: Candidate, standouts: _Standouts, settings: RelevanceS
     text_agrees = candidate.keyword_rank is not None or _stands_out(
         candidate, standouts.text, settings
     )
-    if _joint_stands_out(standouts.joint, settings):
+    if settings.image_decides and _joint_stands_out(standouts.joint, settings):
         assert standouts.joint is not None
         # the image itself matches the query: strongly, or as the text side says too
-        return standouts.joint >= settings.image_strong_at or text_agrees
+        return standouts.joint >= settings.strong or text_agrees
     if not _stands_out(candidate, standouts.text, settings):
         return False
     assert candidate.similarity is not None and standouts.text is not None

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import math
 import uuid
 from dataclasses import dataclass, replace
 from typing import Annotated
@@ -111,12 +110,12 @@ def _find(
         with phases.phase("joint_embed"):
             joint = VectorQuery(joint_serving.model, joint_serving.embedder.embed([text])[0])
     elif (bridge := ctx.visual_bridge.serving(model.model)) is not None:
-        # No joint model: the same words bridged into the visual model's space. A picture
-        # only the bridge ranks high is a weak match unless the words agree: on
-        # bench/quality.py's set that kept R@5 and cut sure hits for absent things 10 -> 7.
+        # No joint model: the same words bridged into the visual model's space. The
+        # bridge ranks and offers weak guesses; the text side alone makes matches
+        # (bench/quality.py: the same recall, fewer sure hits for absent things).
         with phases.phase("joint_embed"):
             joint = VectorQuery(bridge.model, bridge.bridge.to_visual(query_vec))
-        relevance = replace(relevance, image_strong=math.inf)
+        relevance = replace(relevance, image_decides=False)
     with ctx.pool.connection() as conn:
         depth = max(settings.candidates, offset + limit + 1)
         judged = judged_search(

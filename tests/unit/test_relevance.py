@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import uuid
 from dataclasses import replace
 
@@ -123,12 +122,18 @@ def test_images_at_the_joint_models_usual_score_are_not_shown() -> None:
     assert judged_joint([seen(0.11, 0.19), seen(0.12, 0.17)]) == []
 
 
-def test_an_image_list_with_its_own_thresholds_never_matches_alone() -> None:
-    # How the API judges the text-to-visual bridge: a hint however far it stands out,
-    # a match only when the words agree.
-    bridged = replace(SETTINGS, image_strong=math.inf)
-    far_out, agreed = seen(0.12, 0.30), seen(None, 0.22, keyword_rank=1)
+def test_an_image_list_that_does_not_decide_only_ranks_and_guesses() -> None:
+    # How the API judges the text-to-visual bridge: a weak guess however far the picture
+    # stands out, and no match from two weak signals; the words alone make matches.
+    bridged = replace(SETTINGS, image_decides=False)
+    far_out = seen(0.12, 0.30)  # 6 spreads up in the image list, nothing in the text
+    two_hints = seen(0.18, 0.22)  # 1.6 spreads up on both sides
+    worded = seen(None, 0.22, keyword_rank=1)  # the words are in its text
 
-    assert judged_joint([far_out, agreed], bridged) == [(0.30, True), (0.22, False)]
-    assert judged_joint([seen(0.11, 0.22)]) == [(0.22, True)]  # 2 spreads up: weak
+    assert judged_joint([far_out, two_hints, worded], bridged) == [
+        (0.30, True),
+        (0.22, True),
+        (0.22, True),
+    ]
+    assert judged_joint([far_out, two_hints]) == [(0.30, False), (0.22, False)]  # deciding
     assert judged_joint([seen(0.11, 0.22)], replace(SETTINGS, image_weak=2.5)) == []

@@ -258,7 +258,7 @@ def configured_models(settings: Settings) -> list[ModelFiles]:
 
 
 def _configured_or_fail(settings: Settings) -> list[ModelFiles]:
-    """``configured_models``, or a clear message (exit 2) when the settings name a model
+    """``configured_models``, or a clear message (exit 1) when the settings name a model
     that cannot be constructed at all (e.g. captioner 'trained' without an artifact)."""
     from glimpse.models.caption_artifact import ArtifactError
 

@@ -14,12 +14,12 @@ from pathlib import Path
 import httpx
 import pytest
 from harness import RunningStack, private_settings, running_stack
-from helpers import connect, store_of, unique_png, wait_for_rows
+from helpers import connect, read_topic, store_of, unique_png, wait_for_rows
 from prometheus_client.parser import text_string_to_metric_families
 
 from glimpse.bus import OutboundMessage, make_producer, send_all
 from glimpse.config import Settings
-from glimpse.events import ObjectAction, ObjectEvent, s3_event_json
+from glimpse.events import ObjectAction, ObjectEvent, parse_object_events, s3_event_json
 from glimpse.stack import seaweed
 from glimpse.stack.credentials import load_or_create
 from glimpse.stack.layout import HomeLayout
@@ -237,6 +237,10 @@ def test_objects_stored_while_glimpse_was_down_are_found_at_startup(tmp_path: Pa
         assert running.stack.reconcile_reports[0].created == 5
         rows = wait_for_rows(running.settings, [f"offline/{i}.png" for i in range(5)])
         assert {r["status"] for r in rows.values()} == {"accepted"}
+        # on ingest's backfill topic: a whole bucket found at once must not hold up live uploads
+        resent = read_topic(running.settings, running.settings.kafka.backfill_objects_topic)
+        keys = {e.key for value in resent for e in parse_object_events(None, value)}
+        assert keys == {f"offline/{i}.png" for i in range(5)}
     finally:
         running.close()
 

@@ -387,12 +387,9 @@ def repair(
                               served=True)  # fmt: skip
         except BackfillError:
             continue
+        sent[stage] = enqueue_counted(work, conn, producer, stop)
         if isinstance(work, LabelWork):  # tagged right here: nothing is sent; count the tags
-            missing = work.count(conn)
-            enqueue_counted(work, conn, producer, stop)
-            sent[stage] = missing - work.count(conn)
-        else:
-            sent[stage] = enqueue_counted(work, conn, producer, stop)
+            sent[stage] = work.tagged
     sent["ingest"] = _failed_before_restart(conn, producer, store, kafka, row["cutoff"])
     if limits is not None:
         sent["ingest"] += _ingest_under_raised_limits(conn, producer, store, kafka, limits)

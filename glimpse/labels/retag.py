@@ -58,6 +58,7 @@ class LabelWork:
     scope: Scope
     stage: Stage = "labels"
     model: str | None = None  # the set asked for; None: every active set
+    tagged: int = 0  # items tagged by this object's pages so far
 
     def _params(self) -> dict[str, Any]:
         return {
@@ -83,6 +84,7 @@ class LabelWork:
             ids = [r["id"] for r in rows]
             found = np.array([r["embedding"] for r in rows], dtype=np.float32)
             label_sets.save_tags(conn, tags_for(self.heads, ids, found))
+        self.tagged += len(ids)
         return [], str(ids[-1])
 
     def count(self, conn: psycopg.Connection[Any]) -> int:

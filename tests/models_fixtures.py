@@ -32,6 +32,13 @@ _HIDDEN = 32
 # Random weights drawn wider than BERT's 0.02, so different images yield different
 # captions and batching bugs (mixed-up rows) cannot hide behind identical outputs.
 _INIT_RANGE = 0.5
+# Every tiny transformer here (BLIP's and CLIP's vision and text towers): two small layers.
+_TINY_LAYERS = {
+    "hidden_size": _HIDDEN,
+    "intermediate_size": 2 * _HIDDEN,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 2,
+}
 
 
 # scikit-image's sample photos (public domain / freely licensed, shipped in its wheel)
@@ -74,20 +81,14 @@ def build_tiny_blip(directory: Path, seed: int = 0) -> Path:
     image_processor = BlipImageProcessor(size={"height": _SIZE, "width": _SIZE})
     config = BlipConfig(
         vision_config={
-            "hidden_size": _HIDDEN,
-            "intermediate_size": 2 * _HIDDEN,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 2,
+            **_TINY_LAYERS,
             "image_size": _SIZE,
             "patch_size": 8,
             "initializer_range": _INIT_RANGE,
         },
         text_config={
             "vocab_size": len(vocab),
-            "hidden_size": _HIDDEN,
-            "intermediate_size": 2 * _HIDDEN,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 2,
+            **_TINY_LAYERS,
             "max_position_embeddings": 64,
             "initializer_range": _INIT_RANGE,
             "pad_token_id": vocab["[PAD]"],
@@ -131,20 +132,14 @@ def build_tiny_clip(directory: Path, seed: int = 0) -> Path:
     config = CLIPConfig(
         text_config={
             "vocab_size": len(vocab),
-            "hidden_size": _HIDDEN,
-            "intermediate_size": 2 * _HIDDEN,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 2,
+            **_TINY_LAYERS,
             "max_position_embeddings": 32,
             "bos_token_id": vocab["<|startoftext|>"],
             "eos_token_id": vocab["<|endoftext|>"],
             "pad_token_id": vocab["<|endoftext|>"],
         },
         vision_config={
-            "hidden_size": _HIDDEN,
-            "intermediate_size": 2 * _HIDDEN,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 2,
+            **_TINY_LAYERS,
             "image_size": _SIZE,
             "patch_size": 8,
         },

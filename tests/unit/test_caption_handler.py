@@ -27,6 +27,7 @@ from glimpse.errors import ItemError, TransientError, failure_reason
 from glimpse.labels import artifact
 from glimpse.labels.artifact import Artifact
 from glimpse.labels.head import LabelHead
+from glimpse.messages import MediaAccepted
 from glimpse.models.captioning import Captioner, ImageAnalysis
 from glimpse.models.joint import JointModel
 from glimpse.runtime import DeadLetter, Done, Failed, Outcome
@@ -47,6 +48,16 @@ def jpeg() -> bytes:
     out = io.BytesIO()
     Image.new("RGB", (8, 8), "orange").save(out, "JPEG")
     return out.getvalue()
+
+
+def stored_image(
+    pool: ConnectionPool[psycopg.Connection[Any]], store: MemoryStore, name: str
+) -> MediaAccepted:
+    """An accepted image's row, and its upload and thumbnail in the store."""
+    with pool.connection() as conn:
+        item = accepted(conn, "image", thumbnail_key=f"thumbnails/{name}.jpg")
+    store.objects[item.key] = store.objects[f"thumbnails/{name}.jpg"] = jpeg()
+    return item
 
 
 @pytest.fixture
@@ -77,9 +88,7 @@ TOPIC = KafkaSettings().images_accepted_topic
 def test_an_image_with_its_thumbnail_is_captioned(
     handler: CaptionHandler, pool: ConnectionPool[psycopg.Connection[Any]], store: MemoryStore
 ) -> None:
-    with pool.connection() as conn:
-        item = accepted(conn, "image", thumbnail_key="thumbnails/ok.jpg")
-    store.objects[item.key] = store.objects["thumbnails/ok.jpg"] = jpeg()
+    item = stored_image(pool, store, "ok")
 
     [result] = handler.handle([message(TOPIC, item)])
 
@@ -234,9 +243,7 @@ def test_a_caption_stored_without_cues_is_made_again_with_them(
     pool: ConnectionPool[psycopg.Connection[Any]],
     store: MemoryStore,
 ) -> None:
-    with pool.connection() as conn:
-        item = accepted(conn, "image", thumbnail_key="thumbnails/plain.jpg")
-    store.objects[item.key] = store.objects["thumbnails/plain.jpg"] = jpeg()
+    item = stored_image(pool, store, "plain")
     handler.handle([message(TOPIC, item)])
 
     [result] = reading_handler.handle([message(TOPIC, item)])
@@ -264,9 +271,7 @@ def test_a_joint_model_adds_an_image_vector_even_to_images_captioned_before_it(
     pool: ConnectionPool[psycopg.Connection[Any]],
     store: MemoryStore,
 ) -> None:
-    with pool.connection() as conn:
-        item = accepted(conn, "image", thumbnail_key="thumbnails/joint.jpg")
-    store.objects[item.key] = store.objects["thumbnails/joint.jpg"] = jpeg()
+    item = stored_image(pool, store, "joint")
     handler.handle([message(TOPIC, item)])  # captioned while no joint model ran
     with_joint = CaptionHandler(
         store.as_store(), pool, CatCaptioner("test/cat"), KafkaSettings(), joint=tiny_clip,

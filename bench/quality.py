@@ -83,11 +83,11 @@ STYLES = [
 POLICIES = {
     "fixed 0.25 (before)": RelevanceSettings(policy="fixed", min_similarity=0.25),
     "no cutoff": RelevanceSettings(policy="fixed", min_similarity=-1.0),
-    "standout 3, weak 1.5 (<=4) (new default)": RelevanceSettings(),
-    "standout 3, weak 1.5 (<=2)": RelevanceSettings(weak_limit=2),
-    "standout 3, weak 1 (<=4)": RelevanceSettings(weak=1.0),
-    "standout 3, weak 2 (<=4)": RelevanceSettings(weak=2.0),
-    "standout 2.5, weak 1.5 (<=4)": RelevanceSettings(strong=2.5),
+    "standout 3, weak 1.5 (<=4)": RelevanceSettings(weak_limit=4),
+    "standout 3, weak 1.5 (<=2) (default)": RelevanceSettings(),
+    "standout 3, weak 1 (<=4)": RelevanceSettings(weak=1.0, weak_limit=4),
+    "standout 3, weak 2 (<=4)": RelevanceSettings(weak=2.0, weak_limit=4),
+    "standout 2.5, weak 1.5 (<=4)": RelevanceSettings(strong=2.5, weak_limit=4),
 }
 
 
@@ -96,9 +96,17 @@ POLICIES = {
 BRIDGED = RelevanceSettings(image_decides=False)  # how the API judges the bridge
 BRIDGE_POLICIES = {
     "no cutoff": POLICIES["no cutoff"],
-    "image decides as text: strong 3, weak 1.5": RelevanceSettings(),
-    "image only ranks and guesses, weak 1.5 (the API's)": BRIDGED,
-    "image only ranks and guesses, weak 2": RelevanceSettings(image_decides=False, image_weak=2.0),
+    "image decides as text: strong 3, weak 1.5 (<=4)": RelevanceSettings(weak_limit=4),
+    "image only ranks and guesses, weak 1.5 (<=4)": RelevanceSettings(
+        image_decides=False, weak_limit=4
+    ),
+    "image only ranks and guesses, weak 2 (<=4)": RelevanceSettings(
+        image_decides=False, image_weak=2.0, weak_limit=4
+    ),
+    "image only ranks and guesses, weak 1.5 (<=1)": RelevanceSettings(
+        image_decides=False, weak_limit=1
+    ),
+    "image only ranks and guesses, weak 1.5 (<=2) (the API's)": BRIDGED,
 }
 
 
@@ -578,7 +586,8 @@ def bridge_results(
         vecs = _vectors(embedder, texts, cues, settings)
         ids = load_library(conn, texts, vecs, cues, use, visual)
         for policy_name, policy, used in (
-            ("standout 3, weak 1.5 (<=4) (default)", RelevanceSettings(), None),
+            ("standout 3, weak 1.5 (<=4) (before)", RelevanceSettings(weak_limit=4), None),
+            ("standout 3, weak 1.5 (<=2) (default)", RelevanceSettings(), None),
             ("no cutoff", POLICIES["no cutoff"], None),
             *((name, p, bridge) for name, p in BRIDGE_POLICIES.items()),
         ):

@@ -92,7 +92,7 @@ class SearchSettings(BaseModel):
     cutoff: Literal["standout", "fixed"] = "standout"
     standout_strong: float = 3.0  # robust standard deviations above the typical score
     standout_weak: float = 1.5  # shown, marked weak
-    standout_weak_limit: int = 4  # weak hits per query at most
+    standout_weak_limit: int = 2  # weak hits per query at most (bench/quality.py)
     # library vectors each query is compared with to learn its typical score
     standout_sample: int = 256
     # the fixed cutoff: below this cosine similarity a vector match is noise

@@ -12,7 +12,7 @@ from glimpse.search import Candidate
 
 # A library where this query's typical similarity is 0.10, give or take 0.05.
 TYPICAL = Background(median=0.10, spread=0.05, size=200)
-SETTINGS = RelevanceSettings()  # strong from 3 spreads up, weak from 1.5, 4 weak at most
+SETTINGS = RelevanceSettings()  # strong from 3 spreads up, weak from 1.5, 2 weak at most
 
 
 def candidate(similarity: float | None, keyword_rank: int | None = None) -> Candidate:
@@ -125,7 +125,7 @@ def test_images_at_the_joint_models_usual_score_are_not_shown() -> None:
 def test_an_image_list_that_does_not_decide_only_ranks_and_guesses() -> None:
     # How the API judges the text-to-visual bridge: a weak guess however far the picture
     # stands out, and no match from two weak signals; the words alone make matches.
-    bridged = replace(SETTINGS, image_decides=False)
+    bridged = replace(SETTINGS, image_decides=False, weak_limit=3)  # room for three guesses
     far_out = seen(0.12, 0.30)  # 6 spreads up in the image list, nothing in the text
     two_hints = seen(0.18, 0.22)  # 1.6 spreads up on both sides
     worded = seen(None, 0.22, keyword_rank=1)  # the words are in its text

@@ -31,6 +31,7 @@ from glimpse.messages import VoiceQueryRequested
 from glimpse.search import SearchFilters
 from services.search_api.auth import client_of, require_key_unless_open
 from services.search_api.context import ApiContext, context
+from services.search_api.filters import Filters
 from services.search_api.routes_search import find, next_cursor
 from services.search_api.schemas import Hit
 
@@ -90,11 +91,11 @@ async def voice_search(
     key: Key,
     request: Request,
     response: Response,
+    filters: Filters,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    kind: Annotated[str | None, Query(pattern="^(image|audio)$")] = None,
-    prefix: Annotated[str | None, Query(max_length=1024)] = None,
 ) -> VoiceQueryOut:
-    """Say what you are looking for: the answer is the transcript and its hits."""
+    """Say what you are looking for: the answer is the transcript and its hits, with
+    the filters of `/v1/search`."""
     # An audio type cannot be sent by a cross-site form or "no-cors" fetch without a
     # CORS preflight, which this API never grants.
     declared = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -104,9 +105,7 @@ async def voice_search(
         )
     ctx.voice_rate.admit(client_of(request, key))
     with ctx.voice_waiting.slot():
-        return await _search_by_voice(
-            ctx, request, response, limit, SearchFilters(kind=kind, prefix=prefix)
-        )
+        return await _search_by_voice(ctx, request, response, limit, filters)
 
 
 async def _search_by_voice(
@@ -183,12 +182,11 @@ def _checked_audio(ctx: ApiContext, clip: bytes) -> ValidatedMedia:
 async def get_query(
     ctx: Ctx,
     query_id: uuid.UUID,
+    filters: Filters,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    kind: Annotated[str | None, Query(pattern="^(image|audio)$")] = None,
-    prefix: Annotated[str | None, Query(max_length=1024)] = None,
 ) -> VoiceQueryOut:
-    """A voice query's state; once transcribed, its transcript and hits."""
-    filters = SearchFilters(kind=kind, prefix=prefix)
+    """A voice query's state; once transcribed, its transcript and hits (with the
+    filters of `/v1/search`)."""
     answer = await run_in_threadpool(_answer, ctx, query_id, limit, filters, True)
     if answer is None:
         raise HTTPException(404, f"no voice query {query_id} (queries expire after a while)")

@@ -69,6 +69,12 @@ def test_spoken_query_ranks_the_coffee_photo_first(
     again = httpx.get(api(stack) + answer["status_url"], params={"prefix": "samples/"}).json()
     assert again["transcript"] == answer["transcript"]
     assert again["hits"][0]["key"] == photos["coffee"]
+    # the filters of /v1/search apply: the coffee is a PNG
+    jpegs = httpx.get(
+        api(stack) + answer["status_url"], params={"prefix": "samples/", "mime": "image/jpeg"}
+    ).json()["hits"]
+    assert photos["coffee"] not in {hit["key"] for hit in jpegs}
+    assert all(hit["mime"] == "image/jpeg" for hit in jpegs)
 
 
 def test_voice_note_is_found_by_a_typed_query_for_its_words(

@@ -107,6 +107,16 @@ def unfinished_like(conn: psycopg.Connection[Any], spec: JobSpec) -> Job | None:
     return _job(row)
 
 
+def running_ingest_prefixes(conn: psycopg.Connection[Any]) -> list[str]:
+    """The prefixes of the ingest jobs running now (their process alive): each lists its
+    part of the bucket and sends what has no row, so reconcile leaves that part to it."""
+    rows = conn.execute(
+        _SELECT + " WHERE stage = 'ingest' AND status = 'running'",
+        {"stale_s": 3 * HEARTBEAT_S},
+    ).fetchall()
+    return [job.prefix for job in map(_job, rows) if job is not None and job.alive]
+
+
 def get(conn: psycopg.Connection[Any], job_id: int) -> Job | None:
     row = conn.execute(
         _SELECT + " WHERE id = %(id)s", {"id": job_id, "stale_s": 3 * HEARTBEAT_S}

@@ -17,7 +17,8 @@ import pytest
 from harness import RunningStack
 from helpers import connect, store_of
 
-from glimpse.db import media
+from glimpse.db import backfill_jobs, media
+from glimpse.db.backfill_jobs import JobSpec
 from glimpse.db.media import MediaRow, MediaStatus
 from glimpse.events import parse_object_events
 from glimpse.reconcile import reconcile
@@ -159,6 +160,36 @@ def test_objects_ingested_while_the_pass_runs_are_not_sent_again(
         ("created", "a.png"),
         ("created", "b-late.png"),
         ("created", "z.png"),
+    ]
+
+
+def test_objects_a_running_ingest_backfill_job_covers_are_left_to_it(
+    conn: psycopg.Connection[dict[str, Any]],
+) -> None:
+    bucket = bucket_name()
+    held = f"backfilled-{uuid.uuid4().hex[:6]}/"
+    objects = {f"{held}a.png": "e", f"{held}b.png": "e", "elsewhere/c.png": "e"}
+    add_row(conn, bucket, f"{held}gone.png", "x")  # deleted: a backfill lists only what is
+    job = backfill_jobs.create(conn, JobSpec("ingest", "missing", prefix=held))  # running
+    try:
+        producer = CapturingProducer()
+        report = reconcile(ListedBucket(bucket, objects), conn, producer, "objects")
+
+        assert producer.events() == [
+            ("created", "elsewhere/c.png"),
+            ("deleted", f"{held}gone.png"),
+        ]
+        assert report.left_to_backfill == 2
+    finally:
+        backfill_jobs.finish(conn, job.id, "done")
+
+    producer = CapturingProducer()  # the job is over: what it left undone is reconcile's
+    reconcile(ListedBucket(bucket, objects), conn, producer, "objects")
+    assert [key for _, key in producer.events()] == [
+        f"{held}a.png",
+        f"{held}b.png",
+        "elsewhere/c.png",
+        f"{held}gone.png",
     ]
 
 

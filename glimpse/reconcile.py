@@ -132,8 +132,9 @@ def reconcile(
         # and what a backfill job started meanwhile covers.
         due = _still_due(store, conn, chunk)
         held = tuple(backfill_jobs.running_ingest_prefixes(conn))
-        left += sum(_left_to_backfill(e, held) for e in due)
-        due = [e for e in due if not _left_to_backfill(e, held)]
+        kept = [e for e in due if not _left_to_backfill(e, held)]
+        left += len(due) - len(kept)
+        due = kept
         send_all(
             producer,
             [OutboundMessage(topic, e.key.encode(), s3_event_json([e])) for e in due],

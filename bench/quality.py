@@ -586,8 +586,12 @@ def bridge_results(
         vecs = _vectors(embedder, texts, cues, settings)
         ids = load_library(conn, texts, vecs, cues, use, visual)
         for policy_name, policy, used in (
-            ("standout 3, weak 1.5 (<=4) (before)", RelevanceSettings(weak_limit=4), None),
-            ("standout 3, weak 1.5 (<=2) (default)", RelevanceSettings(), None),
+            ("standout 3, weak 1.5 (<=4) (before)", POLICIES["standout 3, weak 1.5 (<=4)"], None),
+            (
+                "standout 3, weak 1.5 (<=2) (default)",
+                POLICIES["standout 3, weak 1.5 (<=2) (default)"],
+                None,
+            ),
             ("no cutoff", POLICIES["no cutoff"], None),
             *((name, p, bridge) for name, p in BRIDGE_POLICIES.items()),
         ):

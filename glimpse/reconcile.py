@@ -128,13 +128,13 @@ def reconcile(
     )
     created = deleted = left = 0
     for chunk in _chunks(events, _CHUNK):
-        # The listing is minutes old at 10M objects: skip what was ingested meanwhile,
-        # and what a backfill job started meanwhile covers.
-        due = _still_due(store, conn, chunk)
+        # The listing is minutes old at 10M objects: leave what a backfill job started
+        # meanwhile covers (before the checks below: its objects need none of them),
+        # and skip what was ingested meanwhile.
         held = tuple(backfill_jobs.running_ingest_prefixes(conn))
-        kept = [e for e in due if not _left_to_backfill(e, held)]
-        left += len(due) - len(kept)
-        due = kept
+        ours = [e for e in chunk if not _left_to_backfill(e, held)]
+        left += len(chunk) - len(ours)
+        due = _still_due(store, conn, ours)
         send_all(
             producer,
             [OutboundMessage(topic, e.key.encode(), s3_event_json([e])) for e in due],

@@ -52,6 +52,7 @@ from bench.common.report import add_output_args, machine_info, publish, report_h
 from bench.common.stack import part_pids, private_settings
 from glimpse.config import Settings
 from glimpse.db.media import media_id
+from glimpse.reconcile import ReconcileReport
 from glimpse.stack.supervisor import EmbeddedStack, service_env
 from glimpse.storage import ObjectStore
 
@@ -231,6 +232,7 @@ class Result:
     during_split: dict[str, list[float]]
     objects: int
     other_share: float  # other processes' share of the CPUs over the run
+    reconciles: list[ReconcileReport]  # the stack's passes during steps 3-4
 
     @property
     def ratio(self) -> float:
@@ -269,6 +271,7 @@ def run(settings: Settings, stack: EmbeddedStack, args: argparse.Namespace) -> R
     live_s = time.monotonic() - started
     say(f"   {args.objects / live_s:.1f} items/s")
 
+    passes_before = len(stack.reconcile_reports)
     with OtherLoad() as others:
         say("3. backfill --stage ingest --missing --prefix live/, no live traffic …")
         alone = backfill(settings, stack, keys, None)
@@ -288,12 +291,21 @@ def run(settings: Settings, stack: EmbeddedStack, args: argparse.Namespace) -> R
         during_split=stage_split(settings, trickle.uploads),
         objects=args.objects,
         other_share=others.share,
+        reconciles=stack.reconcile_reports[passes_before:],
     )
 
 
 def _p(values: Sequence[float], q: float) -> str:
     ordered = sorted(values)
     return f"{ordered[min(len(ordered) - 1, int(q * len(ordered)))]:.2f}s" if ordered else "-"
+
+
+def _passes(reports: Sequence[ReconcileReport]) -> str:
+    if not reports:
+        return "no pass"
+    sent = sum(r.created for r in reports)
+    left = sum(r.left_to_backfill for r in reports)
+    return f"{len(reports)} passes sent {sent} created events, left {left} to the backfill job"
 
 
 def report(args: argparse.Namespace, machine: dict[str, str], result: Result) -> str:
@@ -304,6 +316,7 @@ def report(args: argparse.Namespace, machine: dict[str, str], result: Result) ->
     out += [
         f"- **command**: `python -m bench.backfill {' '.join(args.argv)}`",
         f"- **other processes** used {result.other_share:.0%} of the CPUs during steps 3-4",
+        f"- **the stack's reconcile** during steps 3-4: {_passes(result.reconciles)}",
         "",
         table(
             ["measure", "value", "goal"],

@@ -19,12 +19,18 @@ driver or a CPU-only torch can never pass for GPU numbers.
    as the transcribe worker runs them (it has no batches): seconds of audio per second.
 
 Prints a Markdown table and appends it, dated, to bench/RESULTS.md.
+
+A GPU machine often lacks what ingest needs (libmagic, PyAV, pillow-heif) and the
+wheels that hold the weights. ``--save-inputs DIR`` makes the thumbnails and their
+captions here (as the pipeline does, on the CPU); ``--inputs DIR`` there reads them
+instead, and ``--stages`` runs only the stages whose models travelled.
 """
 
 from __future__ import annotations
 
 import argparse
 import io
+import json
 import tempfile
 import time
 from collections.abc import Callable, Sequence, Sized
@@ -36,19 +42,16 @@ from typing import Any, TypeVar
 from PIL import Image
 from prometheus_client import CollectorRegistry
 
-from bench.common.corpus import make_corpus
 from bench.common.report import add_output_args, machine_info, publish, report_header, say, table
-from bench.common.speech import spoken_ogg
-from glimpse.config import LimitsSettings, Settings
-from glimpse.media import validate_media
+from glimpse.config import ModelSettings, Settings
 from glimpse.metrics import ModelMetrics
 from glimpse.models.base import InferenceModel
 from glimpse.models.captioning import load_captioner
-from glimpse.models.speech import load_transcriber
 from glimpse.models.text import BATCH_SIZE, load_text_embedder
 
 T = TypeVar("T")
 SERVICE = "bench-gpu"
+STAGES = ("caption", "embed", "transcribe")
 # Voice-note-like texts; espeak at 150 words/min makes them about 3, 10 and 30 s long.
 SPEECH = {
     "3 s": "Show me the photos of my dog playing on the beach.",
@@ -124,15 +127,52 @@ def repeat(call: Callable[[], float], seconds: float) -> tuple[float, int, float
             return items, calls, wall
 
 
-def thumbnails(count: int, seed: int) -> list[Image.Image]:
-    """Decoded 512-px thumbnails of the corpus, as the caption worker gets them."""
-    images = []
+@dataclass(frozen=True, slots=True)
+class Inputs:
+    thumbnails: list[bytes]  # 512-px JPEGs, as the caption worker gets them
+    captions: list[str]  # theirs, as the embed worker gets them
+
+    def images(self) -> list[Image.Image]:
+        return [decoded(data) for data in self.thumbnails]
+
+
+def decoded(data: bytes) -> Image.Image:
+    with Image.open(io.BytesIO(data)) as image:
+        return image.convert("RGB")
+
+
+def make_inputs(count: int, seed: int, models: ModelSettings) -> Inputs:
+    """Thumbnails of the photo corpus made by ``validate_media`` (as ingest makes them),
+    captioned on the CPU by the configured captioner."""
+    # Imported here: a GPU machine given --inputs needs neither libmagic nor PyAV.
+    from bench.common.corpus import make_corpus
+    from glimpse.config import LimitsSettings
+    from glimpse.media import validate_media
+
+    thumbnails = []
     for photo in make_corpus(count, 0, 0, seed):
         thumbnail = validate_media(photo.data, LimitsSettings()).thumbnail
         assert thumbnail is not None
-        with Image.open(io.BytesIO(thumbnail)) as image:
-            images.append(image.convert("RGB"))
-    return images
+        thumbnails.append(thumbnail)
+    captioner = load_captioner(models.model_copy(update={"device": "cpu"}))
+    captioner.load()
+    analyses = captioner.predict([decoded(t) for t in thumbnails])
+    return Inputs(thumbnails, [a.caption for a in analyses])
+
+
+def save_inputs(inputs: Inputs, folder: Path) -> None:
+    (folder / "thumbnails").mkdir(parents=True, exist_ok=True)
+    for i, data in enumerate(inputs.thumbnails):
+        (folder / "thumbnails" / f"{i:04d}.jpg").write_bytes(data)
+    (folder / "captions.json").write_text(json.dumps(inputs.captions, indent=0))
+
+
+def load_inputs(folder: Path) -> Inputs:
+    thumbnails = [p.read_bytes() for p in sorted((folder / "thumbnails").glob("*.jpg"))]
+    captions = json.loads((folder / "captions.json").read_text())
+    if not thumbnails or len(thumbnails) != len(captions):
+        raise ValueError(f"{folder}: {len(thumbnails)} thumbnails, {len(captions)} captions")
+    return Inputs(thumbnails, captions)
 
 
 def cycled(items: Sequence[T], n: int) -> list[T]:
@@ -144,30 +184,49 @@ def counted(run: Callable[[list[Any]], Sized], inputs: list[Any]) -> float:
     return len(run(inputs))
 
 
-def bench_models(args: argparse.Namespace, settings: Settings, folder: Path) -> list[Rate]:
+def bench_models(
+    args: argparse.Namespace, settings: Settings, inputs: Inputs, folder: Path
+) -> list[Rate]:
     device, metrics, rates = args.device, ModelMetrics(CollectorRegistry(), SERVICE), []
     models = settings.models.model_copy(update={"device": device})
-    say(f"{args.images} thumbnails …")
-    images = thumbnails(args.images, args.seed)
 
-    captioner = load_captioner(models)
-    load_on(captioner, device, metrics)
-    captions = [a.caption for a in captioner.predict(images)]
-    for n in args.batch_sizes:
-        captioner.batch_size = n  # one forward pass of the whole call
-        batch = cycled(images, n)
-        items, calls, wall = repeat(partial(counted, captioner.predict, batch), args.seconds)
-        rates.append(Rate("caption", captioner.model_id, device, f"{n} images", items, calls, wall))
-        say(f"  caption, batch {n}: {rates[-1].per_s:.1f} images/s")
+    if "caption" in args.stages:
+        images = inputs.images()
+        captioner = load_captioner(models)
+        load_on(captioner, device, metrics)
+        for n in args.batch_sizes:
+            captioner.batch_size = n  # one forward pass of the whole call
+            batch = cycled(images, n)
+            items, calls, wall = repeat(partial(counted, captioner.predict, batch), args.seconds)
+            rate = Rate("caption", captioner.model_id, device, f"{n} images", items, calls, wall)
+            rates.append(rate)
+            say(f"  caption, batch {n}: {rate.per_s:.1f} images/s")
 
-    embedder = load_text_embedder(models)
-    load_on(embedder, device, metrics)
-    for n in args.batch_sizes:
-        texts = cycled(captions, n)
-        items, calls, wall = repeat(partial(counted, embedder.embed, texts), args.seconds)
-        rates.append(Rate("embed", embedder.model_id, device, f"{n} texts", items, calls, wall))
-        say(f"  embed, batch {n}: {rates[-1].per_s:.1f} texts/s")
+    if "embed" in args.stages:
+        embedder = load_text_embedder(models)
+        load_on(embedder, device, metrics)
+        for n in args.batch_sizes:
+            texts = cycled(inputs.captions, n)
+            items, calls, wall = repeat(partial(counted, embedder.embed, texts), args.seconds)
+            rates.append(Rate("embed", embedder.model_id, device, f"{n} texts", items, calls, wall))
+            say(f"  embed, batch {n}: {rates[-1].per_s:.1f} texts/s")
 
+    if "transcribe" in args.stages:
+        rates += bench_transcribe(args, settings, models, metrics, folder)
+    return rates
+
+
+def bench_transcribe(
+    args: argparse.Namespace,
+    settings: Settings,
+    models: ModelSettings,
+    metrics: ModelMetrics,
+    folder: Path,
+) -> list[Rate]:
+    from bench.common.speech import spoken_ogg
+    from glimpse.models.speech import load_transcriber  # PyAV and CTranslate2
+
+    rates, device = [], args.device
     transcriber = load_transcriber(models, settings.home)  # whisper assembled there once
     load_on(transcriber, device, metrics)
     for name in args.clips:
@@ -247,16 +306,39 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help=f"comma-separated, of: {', '.join(SPEECH)}",
     )
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--stages",
+        type=lambda text: text.split(","),
+        default=list(STAGES),
+        help=f"comma-separated, of: {', '.join(STAGES)}",
+    )
+    parser.add_argument(
+        "--inputs", type=Path, help="thumbnails and captions saved by --save-inputs"
+    )
+    parser.add_argument(
+        "--save-inputs", type=Path, metavar="DIR", help="make --images inputs, save, exit"
+    )
     add_output_args(parser)
     return parser.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
+    if unknown := set(args.stages) - set(STAGES):
+        raise SystemExit(f"--stages: unknown {', '.join(sorted(unknown))}")
     settings = Settings()  # the services' model settings, from the environment
+    if args.save_inputs:
+        save_inputs(make_inputs(args.images, args.seed, settings.models), args.save_inputs)
+        say(f"{args.images} thumbnails and captions saved in {args.save_inputs}")
+        return
     started = time.perf_counter()
+    say("inputs …")
+    if args.inputs:
+        inputs = load_inputs(args.inputs)
+    else:
+        inputs = make_inputs(args.images, args.seed, settings.models)
     with tempfile.TemporaryDirectory(prefix="glimpse-bench-gpu-") as folder:
-        rates = bench_models(args, settings, Path(folder))
+        rates = bench_models(args, settings, inputs, Path(folder))
     publish(markdown(args, rates, time.perf_counter() - started), args)
 
 

@@ -39,3 +39,22 @@ def test_cuda_asked_on_a_machine_without_a_gpu_stops_at_the_first_model(home: Pa
     with pytest.raises(FellBackToCpu, match='device="cpu"'):
         main(["--device", "cuda", "--images", "1", "--results", str(home / "RESULTS.md")])
     assert not (home / "RESULTS.md").exists()
+
+
+def test_saved_inputs_let_one_stage_run_where_ingest_could_not(home: Path) -> None:
+    """A GPU machine without libmagic or PyAV gets the thumbnails and captions made here;
+    only the stages asked for run there."""
+    inputs = home / "inputs"
+    main(["--save-inputs", str(inputs), "--images", "3"])
+    assert len(list((inputs / "thumbnails").glob("*.jpg"))) == 3
+
+    results = home / "RESULTS.md"
+    quick = ["--batch-sizes", "2", "--seconds", "0.05", "--stages", "embed"]
+    main(["--device", "cpu", "--inputs", str(inputs), *quick, "--results", str(results)])
+    rows = [line for line in results.read_text().splitlines() if line.startswith("| ")]
+    assert [r.split("|")[1].strip() for r in rows[1:]] == ["embed"]
+
+
+def test_an_unknown_stage_is_refused_before_any_model_loads(home: Path) -> None:
+    with pytest.raises(SystemExit, match="unknown ocr"):
+        main(["--device", "cpu", "--stages", "caption,ocr", "--no-record"])

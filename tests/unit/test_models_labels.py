@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from models_fixtures import photo
 from PIL import Image
 
 from glimpse.config import ModelSettings
 from glimpse.models import Captioner, ImageAnalysis, ModelNotLoadedError, load_captioner
 from glimpse.models.imagenet import with_article
-from glimpse.models.labels import IMAGE_SIZE, MODEL_ID, VISUAL_DIM, preprocess
+from glimpse.models.labels import IMAGE_SIZE, MODEL_ID, VISUAL_DIM, crop_resized, network_input
 
 CATS = {"tabby cat", "a cat having a striped coat", "Egyptian Mau", "Persian cat", "Siamese cat"}
 COFFEE = {"espresso", "tea cup", "coffee mug", "cup"}
@@ -194,11 +195,16 @@ def test_any_mode_and_shape(captioner: Captioner, image: Image.Image) -> None:
     assert analysis.labels
 
 
-def test_preprocess_matches_the_training_input(photos: dict[str, Image.Image]) -> None:
-    pixels = preprocess(photos["cat"])
-    assert pixels.shape == (IMAGE_SIZE, IMAGE_SIZE, 3)
-    assert pixels.dtype == np.float32
-    assert -1.0 <= pixels.min() < pixels.max() <= 1.0
+def test_network_input_matches_the_training_input(photos: dict[str, Image.Image]) -> None:
+    crop = crop_resized(photos["cat"])
+    assert crop.shape == (IMAGE_SIZE, IMAGE_SIZE, 3)
+    batch = network_input(torch.from_numpy(np.stack([crop, crop])))
+    assert batch.shape == (2, 3, IMAGE_SIZE, IMAGE_SIZE)
+    assert batch.dtype == torch.float32
+    assert -1.0 <= batch.min() < batch.max() <= 1.0
+    # the same numbers as scaling the bytes on the CPU in float32
+    expected = (crop.astype(np.float32) - 127.0) / 128.0
+    assert np.array_equal(batch[0].permute(1, 2, 0).numpy(), expected)
 
 
 def test_nothing_in_nothing_out(captioner: Captioner) -> None:

@@ -233,6 +233,7 @@ class Result:
     objects: int
     other_share: float  # other processes' share of the CPUs over the run
     reconciles: list[ReconcileReport]  # the stack's passes during steps 3-4
+    repairs: list[dict[str, int]]  # the stack's stage-repair passes then
 
     @property
     def ratio(self) -> float:
@@ -271,7 +272,7 @@ def run(settings: Settings, stack: EmbeddedStack, args: argparse.Namespace) -> R
     live_s = time.monotonic() - started
     say(f"   {args.objects / live_s:.1f} items/s")
 
-    passes_before = len(stack.reconcile_reports)
+    passes_before = len(stack.reconcile_reports), len(stack.repair_reports)
     with OtherLoad() as others:
         say("3. backfill --stage ingest --missing --prefix live/, no live traffic …")
         alone = backfill(settings, stack, keys, None)
@@ -291,7 +292,8 @@ def run(settings: Settings, stack: EmbeddedStack, args: argparse.Namespace) -> R
         during_split=stage_split(settings, trickle.uploads),
         objects=args.objects,
         other_share=others.share,
-        reconciles=stack.reconcile_reports[passes_before:],
+        reconciles=stack.reconcile_reports[passes_before[0] :],
+        repairs=stack.repair_reports[passes_before[1] :],
     )
 
 
@@ -308,6 +310,15 @@ def _passes(reports: Sequence[ReconcileReport]) -> str:
     return f"{len(reports)} passes sent {sent} created events, left {left} to the backfill job"
 
 
+def _repairs(passes: Sequence[dict[str, int]]) -> str:
+    if not passes:
+        return "no pass"
+    stages = dict.fromkeys(stage for p in passes for stage in p)  # in order, once each
+    announced = {stage: sum(p.get(stage, 0) for p in passes) for stage in stages}
+    said = ", ".join(f"{stage} {n}" for stage, n in announced.items())
+    return f"{len(passes)} passes announced again: {said}"
+
+
 def report(args: argparse.Namespace, machine: dict[str, str], result: Result) -> str:
     n = result.objects
     idle = [u.seconds for u in result.idle]
@@ -317,6 +328,7 @@ def report(args: argparse.Namespace, machine: dict[str, str], result: Result) ->
         f"- **command**: `python -m bench.backfill {' '.join(args.argv)}`",
         f"- **other processes** used {result.other_share:.0%} of the CPUs during steps 3-4",
         f"- **the stack's reconcile** during steps 3-4: {_passes(result.reconciles)}",
+        f"- **its stage repair** then: {_repairs(result.repairs)}",
         "",
         table(
             ["measure", "value", "goal"],

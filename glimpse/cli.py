@@ -639,15 +639,13 @@ def reconcile_command() -> None:
     """Re-send events for objects the pipeline has not recorded (lost notifications)."""
     from glimpse.bus import make_producer
     from glimpse.db.pool import open_pool
-    from glimpse.reconcile import events_topic, reconcile
+    from glimpse.reconcile import reconcile_deployment
 
     settings = _resolved()
     with open_pool(settings.database, "reconcile") as pool, pool.connection() as conn:
         producer = make_producer(settings.kafka)
         try:
-            report = reconcile(
-                ObjectStore(settings.s3), conn, producer, events_topic(settings.kafka)
-            )
+            report = reconcile_deployment(ObjectStore(settings.s3), conn, producer, settings.kafka)
         finally:
             producer.close(10)
     out.print(

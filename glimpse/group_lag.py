@@ -117,3 +117,8 @@ def _high_watermarks(
             missing = sorted(f"{tp.topic}/{tp.partition}" for tp in nearest.keys() - ends.keys())
             raise TimeoutError(f"no high watermark from the broker for {', '.join(missing)}")
         consumer.poll(timeout_ms=200, max_records=1)
+
+
+def backlog(bootstrap: str, group: str, topics: Sequence[str], timeout_s: float = 5.0) -> int:
+    """The messages waiting on ``topics`` for ``group``, over all partitions."""
+    return sum(p.lag for p in read_group_lag(bootstrap, {group: topics}, timeout_s))

@@ -117,6 +117,19 @@ def running_ingest_prefixes(conn: psycopg.Connection[Any]) -> list[str]:
     return [job.prefix for job in map(_job, rows) if job is not None and job.alive]
 
 
+def ingest_prefixes_done_within(conn: psycopg.Connection[Any], within_s: float) -> list[str]:
+    """The prefixes of the ingest jobs that finished enqueuing in the last ``within_s``."""
+    rows = conn.execute(
+        """
+        SELECT DISTINCT prefix FROM backfill_jobs
+        WHERE stage = 'ingest' AND status = 'done'
+          AND finished_at > now() - make_interval(secs => %(within_s)s)
+        """,
+        {"within_s": within_s},
+    ).fetchall()
+    return [str(row["prefix"]) for row in rows]
+
+
 def get(conn: psycopg.Connection[Any], job_id: int) -> Job | None:
     row = conn.execute(
         _SELECT + " WHERE id = %(id)s", {"id": job_id, "stale_s": 3 * HEARTBEAT_S}

@@ -19,7 +19,7 @@ from glimpse.bus import make_producer
 from glimpse.config import Settings
 from glimpse.db.pool import open_pool
 from glimpse.errors import backoff_delay
-from glimpse.reconcile import ReconcileReport, events_topic, reconcile
+from glimpse.reconcile import ReconcileReport, reconcile_deployment
 from glimpse.storage import ObjectStore
 
 log = logging.getLogger(__name__)
@@ -45,7 +45,7 @@ class Reconciler:
             producer = make_producer(s.kafka)
             try:
                 with pool.connection() as conn:
-                    report = reconcile(ObjectStore(s.s3), conn, producer, events_topic(s.kafka))
+                    report = reconcile_deployment(ObjectStore(s.s3), conn, producer, s.kafka)
                 self.reports.append(report)
                 return report
             finally:

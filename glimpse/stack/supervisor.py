@@ -83,6 +83,11 @@ class EmbeddedStack:
     def reconcile_reports(self) -> list[ReconcileReport]:
         return self._reconciler.reports if self._reconciler else []
 
+    @property
+    def repair_reports(self) -> list[dict[str, int]]:
+        """Per stage-repair pass, the items it announced again per stage."""
+        return self._reconciler.repairs if self._reconciler else []
+
     # --- start ---------------------------------------------------------------------
     def start(self) -> Settings:
         """Start everything; return once the servers and the API are ready (workers may

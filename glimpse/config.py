@@ -276,6 +276,10 @@ class WorkerSettings(BaseModel):
     # backfill at 0.69 of the live pipeline's throughput, 16 at 1.05 with a live upload
     # still 1.37x its idle time (bench/RESULTS.md, "Backfill").
     backfill_max_batch: int = 16
+    # A backfill batch is handled this many messages at a time, with the live input
+    # looked at between: a live message waits behind a chunk, not a whole batch; the
+    # batch's outputs and commit still go together (each is a write on the broker).
+    backfill_chunk: int = Field(default=4, ge=1)
     # Between backfill batches, the live input is polled this long (a fetch's round
     # trip): a poll that does not wait would see a live message a batch later.
     backfill_live_check_ms: int = 30

@@ -320,12 +320,7 @@ class Worker:
                 polled = self._poll_backfill(
                     timeout_ms, min(room, self.settings.backfill_max_batch)
                 )
-            for tp, records in polled.items():
-                self.metrics.consumed.labels(self.spec.name, tp.topic).inc(len(records))
-                batch.extend(
-                    InboundMessage(r.topic, r.partition, r.offset, r.key, r.value, r.timestamp)
-                    for r in records
-                )
+            batch.extend(self._inbound(polled))
             lag = self._lag.update(self.consumer, batch)
             if self.backfill is not None:
                 waiting = self._backfill_lag.update(self.backfill, batch)
@@ -338,6 +333,16 @@ class Worker:
             if from_backfill and polled:
                 break  # a backfill batch is done; look at the live input first again
         return batch
+
+    def _inbound(self, polled: Mapping[TopicPartition, list[Any]]) -> list[InboundMessage]:
+        inbound: list[InboundMessage] = []
+        for tp, records in polled.items():
+            self.metrics.consumed.labels(self.spec.name, tp.topic).inc(len(records))
+            inbound.extend(
+                InboundMessage(r.topic, r.partition, r.offset, r.key, r.value, r.timestamp)
+                for r in records
+            )
+        return inbound
 
     def _live_wait_ms(self, timeout_ms: int, batch: Sequence[InboundMessage]) -> int:
         """How long to wait for live input. While a backfill flows, only as long as a
@@ -371,7 +376,7 @@ class Worker:
         started = time.perf_counter()
         name = self.spec.name
         self.metrics.inflight.labels(name).set(len(batch))
-        finished = self._with_infra_retry(lambda: self._results(batch))
+        finished = self._finished(batch)
         deliveries: list[tuple[InboundMessage, list[OutboundMessage]]] = []
         backfill = set(self.spec.backfill_topics)
         for message, (result, attempts) in zip(batch, finished, strict=True):
@@ -390,6 +395,37 @@ class Worker:
         self.metrics.batch_size.labels(name).observe(len(batch))
         self.metrics.batch_seconds.labels(name).observe(time.perf_counter() - started)
         self.activity.finished(len(batch))
+
+    def _finished(self, batch: Sequence[InboundMessage]) -> list[tuple[ItemResult, int]]:
+        """Every message's final result. A backfill batch is handled ``backfill_chunk``
+        messages at a time with live input served in between, so a live message waits
+        behind one chunk rather than the whole batch, while the outputs and the commit
+        (each a write on the broker) still go once per batch."""
+        chunk = self.settings.backfill_chunk
+        if not batch or batch[0].topic not in self.spec.backfill_topics or len(batch) <= chunk:
+            return self._with_infra_retry(lambda: self._results(batch))
+        finished: list[tuple[ItemResult, int]] = []
+        for start in range(0, len(batch), chunk):
+            if start:
+                self._serve_live()
+                self.metrics.inflight.labels(self.spec.name).set(len(batch))
+            part = batch[start : start + chunk]
+            finished.extend(self._with_infra_retry(partial(self._results, part)))
+        return finished
+
+    def _serve_live(self) -> None:
+        """Between two chunks of a backfill batch: what came on the live input meanwhile,
+        processed and committed as a batch of its own (the backfill batch's offsets stay
+        uncommitted until it is done). The poll does not wait: it reads the answer to the
+        fetch the last one sent, so a live message waits behind at most two chunks."""
+        polled = self.consumer.poll(timeout_ms=0, max_records=self.settings.max_batch)
+        self._last_beat = time.monotonic()
+        if not polled:
+            return
+        self._live_seen = self._last_beat
+        live = self._inbound(polled)
+        self._lag.update(self.consumer, live)
+        self._process_and_commit(live)
 
     def _as_backfill(self, out: OutboundMessage) -> OutboundMessage:
         topic = self._to_backfill.get(out.topic)

@@ -100,9 +100,8 @@ def start_worker(kafka: KafkaSettings) -> Iterator[Callable[..., RunningWorker]]
         topics: KafkaSettings = kafka,
         **worker: object,
     ) -> RunningWorker:
-        settings = WorkerSettings(
-            max_batch=4, max_wait_ms=300, backoff_initial_s=0.05, backoff_max_s=0.2, **worker
-        )  # type: ignore[arg-type]
+        defaults = {"max_batch": 4, "max_wait_ms": 300, "backoff_initial_s": 0.05}
+        settings = WorkerSettings(**{**defaults, "backoff_max_s": 0.2, **worker})  # type: ignore[arg-type]
         spec = spec or ServiceSpec("test", (IN,))
         w = Worker(
             spec,
@@ -195,6 +194,37 @@ def test_a_live_message_waits_for_one_backfill_batch_and_shares_its_own_with_non
         assert all(v.startswith(b"old") for v in batch) or not any(
             v.startswith(b"old") for v in batch
         ), batch  # live or backfill, never both
+
+
+def test_a_live_message_is_served_between_the_chunks_of_a_backfill_batch(
+    kafka: KafkaSettings, start_worker: Callable[..., RunningWorker]
+) -> None:
+    """A backfill batch of 16 is handled 4 at a time with the live input looked at
+    between chunks: a live message produced during one waits behind a chunk or two, not
+    the rest of the batch, and is handled as a batch of its own."""
+    handler = SlowHandler(seconds=0.3)
+    spec = ServiceSpec("test", (IN,), backfill_topics=(BACKFILL,))
+    start_worker(handler, spec, max_batch=16, backfill_max_batch=16, backfill_chunk=4)
+    live = make_producer(kafka)
+    live.send(IN, key=b"k", value=b"first")
+    live.flush()
+    wait_until(lambda: handler.stored == [b"first"])
+    bus_helpers.produce(kafka, BACKFILL, [f"old{i:02}".encode() for i in range(48)])
+    # old16-19 done: the second backfill batch (old16-31) is one chunk in
+    wait_until(lambda: b"old19" in handler.stored)
+    live.send(IN, key=b"k", value=b"new")
+    live.flush()
+    live.close()
+    wait_until(lambda: len(handler.stored) == 50)
+
+    assert all(len(b) <= 4 for b in handler.batches), handler.batches
+    assert [b"new"] in handler.batches  # on its own
+    position = {value: i for i, value in enumerate(handler.stored)}
+    # before the second batch's last chunk: it did not wait for the batch to end
+    assert position[b"new"] < position[b"old28"], handler.batches
+    assert sorted(v for v in handler.stored if v.startswith(b"old")) == sorted(
+        f"old{i:02}".encode() for i in range(48)
+    )  # each backfill message once
 
 
 @dataclass

@@ -22,22 +22,20 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import logging
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 from PIL import Image, ImageOps
 
+from bench.common.fixtures import load_fixtures
 from bench.common.quiet import OtherLoad
 from bench.common.report import (
-    REPO,
     add_output_args,
     machine_info,
     publish,
@@ -50,7 +48,6 @@ from glimpse.models.captioning import Captioner, load_captioner
 from glimpse.models.imagenet import CaptionStyle, ImageNetVocabulary, compose_caption
 from glimpse.models.text import BATCH_SIZE, TextEmbedder, load_text_embedder, top_k_overlap
 
-FIXTURES = REPO / "tests" / "models_fixtures.py"
 BATCH = 16
 GOAL_BATCH_SPEEDUP = 2.0
 GOAL_INT8_SPEEDUP = 2.0
@@ -148,18 +145,6 @@ def bench_captioner(
     captioner.batch_size = configured
     same = np.mean([a == b for a, b in zip(captions[1], captions[BATCH], strict=True)])
     return BatchResult(name, len(images), min(times[1]), min(times[BATCH]), configured, float(same))
-
-
-def load_fixtures() -> ModuleType | None:
-    """tests/models_fixtures.py, imported by path (tests/ is no package)."""
-    if not FIXTURES.is_file():
-        return None
-    spec = importlib.util.spec_from_file_location("models_fixtures", FIXTURES)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 # --- text embeddings -----------------------------------------------------------------

@@ -108,10 +108,14 @@ def build_tiny_blip(directory: Path, seed: int = 0) -> Path:
     return directory
 
 
-def build_tiny_clip(directory: Path, seed: int = 0) -> Path:
+def build_tiny_clip(
+    directory: Path, seed: int = 0, projection_dim: int = 16, full_size: bool = False
+) -> Path:
     """A randomly initialised CLIP (config, weights, BPE tokenizer, image processor)
     saved like a real checkpoint, for the joint image-text role. Its vectors mean
-    nothing: tests check shapes, normalisation, determinism and the plumbing."""
+    nothing: tests check shapes, normalisation, determinism and the plumbing.
+    ``full_size``: towers shaped like ViT-B/32's (CLIPConfig's defaults), for timing
+    (bench/search.py); weights still random."""
     import json
 
     from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor, CLIPTokenizer
@@ -129,21 +133,18 @@ def build_tiny_clip(directory: Path, seed: int = 0) -> Path:
     image_processor = CLIPImageProcessor(
         size={"shortest_edge": _SIZE}, crop_size={"height": _SIZE, "width": _SIZE}
     )
+    layers = {} if full_size else _TINY_LAYERS
     config = CLIPConfig(
         text_config={
             "vocab_size": len(vocab),
-            **_TINY_LAYERS,
-            "max_position_embeddings": 32,
+            **layers,
+            "max_position_embeddings": 77 if full_size else 32,
             "bos_token_id": vocab["<|startoftext|>"],
             "eos_token_id": vocab["<|endoftext|>"],
             "pad_token_id": vocab["<|endoftext|>"],
         },
-        vision_config={
-            **_TINY_LAYERS,
-            "image_size": _SIZE,
-            "patch_size": 8,
-        },
-        projection_dim=16,
+        vision_config={**layers, "image_size": _SIZE, "patch_size": 8},
+        projection_dim=projection_dim,
         initializer_factor=_INIT_RANGE / 0.02,
     )
     torch.manual_seed(seed)

@@ -63,13 +63,18 @@ def private_postgres(directory: Path) -> Iterator[BenchPostgres]:
         process.stop()
 
 
-def register_model(conn: psycopg.Connection[Any], vm: vectors.VectorModel) -> None:
+def register_model(
+    conn: psycopg.Connection[Any],
+    vm: vectors.VectorModel,
+    revision: str = "",
+    spec: dict[str, Any] | None = None,
+) -> None:
     """``vectors.register_model`` on a transaction-mode connection like ``connect``'s: it
     builds the index CONCURRENTLY, which needs autocommit."""
     conn.commit()
     conn.autocommit = True
     try:
-        vectors.register_model(conn, vm)
+        vectors.register_model(conn, vm, revision, spec)
     finally:
         conn.autocommit = False
 

@@ -77,10 +77,11 @@ def find(
     limit: int,
     offset: int = 0,
     min_score: float | None = None,
+    phases: Phases | None = None,
 ) -> Found:
     """One page of hybrid search hits for ``text``. Blocking: call it from a worker
-    thread."""
-    phases = Phases()
+    thread. ``phases``: where to add up each phase's time (bench/search.py reads them)."""
+    phases = Phases() if phases is None else phases
     found = _find(ctx, text, filters, phases, limit, offset, min_score)
     # searches that answered only: a 503 while the query model loads took no time anywhere
     ctx.search_metrics.observe(phases)

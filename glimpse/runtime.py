@@ -253,6 +253,7 @@ class Worker:
         self._backfill_lag = WorkerLag(metrics.consumer_lag, spec.name)
         self._live_seen = float("-inf")
         self._backfill_busy = False
+        self._served_live: list[InboundMessage] = []  # committed with the backfill batch
         self._to_backfill = backfill_routes(kafka)
 
     # --- lifecycle -----------------------------------------------------------------
@@ -374,6 +375,15 @@ class Worker:
 
     def _process_and_commit(self, batch: list[InboundMessage]) -> None:
         started = time.perf_counter()
+        self._process(batch)
+        # live messages served between this batch's chunks are committed with it: one
+        # commit (a write on the broker) per batch rather than one per chunk
+        self._commit([*self._served_live, *batch])
+        self._served_live.clear()
+        self._processed(batch, started)
+
+    def _process(self, batch: list[InboundMessage]) -> None:
+        """Handle ``batch`` and send every item's outputs or dead letter (no commit)."""
         name = self.spec.name
         self.metrics.inflight.labels(name).set(len(batch))
         finished = self._finished(batch)
@@ -390,7 +400,9 @@ class Worker:
             deliveries.append((message, [self._dead_letter(message, result.error, attempts)]))
             self.metrics.messages.labels(name, Outcome.DLQ.value).inc()
         self._deliver(deliveries)
-        self._commit(batch)
+
+    def _processed(self, batch: Sequence[InboundMessage], started: float) -> None:
+        name = self.spec.name
         self.metrics.inflight.labels(name).set(0)
         self.metrics.batch_size.labels(name).observe(len(batch))
         self.metrics.batch_seconds.labels(name).observe(time.perf_counter() - started)
@@ -415,17 +427,23 @@ class Worker:
 
     def _serve_live(self) -> None:
         """Between two chunks of a backfill batch: what came on the live input meanwhile,
-        processed and committed as a batch of its own (the backfill batch's offsets stay
-        uncommitted until it is done). The poll does not wait: it reads the answer to the
-        fetch the last one sent, so a live message waits behind at most two chunks."""
+        processed and its outputs sent at once, as a batch of its own; its offsets are
+        committed with the backfill batch's (a crash in between re-delivers both). The
+        poll does not wait: it reads the answer to the fetch the last one sent, so a live
+        message waits behind at most two chunks. Committing per chunk doubled the broker's
+        work in a 10,000-object backfill: ingest sees a live event per backfilled photo,
+        its thumbnail's."""
         polled = self.consumer.poll(timeout_ms=0, max_records=self.settings.max_batch)
         self._last_beat = time.monotonic()
         if not polled:
             return
+        started = time.perf_counter()
         self._live_seen = self._last_beat
         live = self._inbound(polled)
         self._lag.update(self.consumer, live)
-        self._process_and_commit(live)
+        self._process(live)
+        self._served_live.extend(live)
+        self._processed(live, started)
 
     def _as_backfill(self, out: OutboundMessage) -> OutboundMessage:
         topic = self._to_backfill.get(out.topic)

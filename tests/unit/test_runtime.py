@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import bus_helpers
@@ -20,7 +20,16 @@ from glimpse.bus import InboundMessage, OutboundMessage, ensure_topics, make_con
 from glimpse.config import KafkaSettings, WorkerSettings
 from glimpse.errors import TransientError
 from glimpse.metrics import WorkerMetrics
-from glimpse.runtime import DeadLetter, Done, Failed, ItemResult, ServiceSpec, Worker
+from glimpse.runtime import (
+    AttemptLog,
+    DeadLetter,
+    Done,
+    Failed,
+    ItemResult,
+    NoAttemptLog,
+    ServiceSpec,
+    Worker,
+)
 
 IN, OUT, BACKFILL = "test.in", "test.out", "test.backfill"
 
@@ -98,6 +107,7 @@ def start_worker(kafka: KafkaSettings) -> Iterator[Callable[..., RunningWorker]]
         handler: RecordingHandler,
         spec: ServiceSpec | None = None,
         topics: KafkaSettings = kafka,
+        attempts: AttemptLog | None = None,
         **worker: object,
     ) -> RunningWorker:
         defaults = {"max_batch": 4, "max_wait_ms": 300, "backoff_initial_s": 0.05}
@@ -111,6 +121,7 @@ def start_worker(kafka: KafkaSettings) -> Iterator[Callable[..., RunningWorker]]
             topics,
             settings,
             WorkerMetrics(),
+            attempts=attempts,
             backfill=(
                 make_consumer(kafka, spec.backfill_group, spec.backfill_topics)
                 if spec.backfill_topics
@@ -196,15 +207,29 @@ def test_a_live_message_waits_for_one_backfill_batch_and_shares_its_own_with_non
         ), batch  # live or backfill, never both
 
 
+class CommitLog(NoAttemptLog):
+    """Notes the offsets of every commit."""
+
+    def __init__(self) -> None:
+        self.calls: list[dict[tuple[str, int], int]] = []
+
+    def committed(self, group: str, next_offsets: Mapping[tuple[str, int], int]) -> None:
+        self.calls.append(dict(next_offsets))
+
+
 def test_a_live_message_is_served_between_the_chunks_of_a_backfill_batch(
     kafka: KafkaSettings, start_worker: Callable[..., RunningWorker]
 ) -> None:
     """A backfill batch of 16 is handled 4 at a time with the live input looked at
     between chunks: a live message produced during one waits behind a chunk or two, not
-    the rest of the batch, and is handled as a batch of its own."""
+    the rest of the batch, and is handled as a batch of its own; its offset is committed
+    with the backfill batch's, in one commit."""
     handler = SlowHandler(seconds=0.3)
+    commits = CommitLog()
     spec = ServiceSpec("test", (IN,), backfill_topics=(BACKFILL,))
-    start_worker(handler, spec, max_batch=16, backfill_max_batch=16, backfill_chunk=4)
+    start_worker(
+        handler, spec, attempts=commits, max_batch=16, backfill_max_batch=16, backfill_chunk=4
+    )
     live = make_producer(kafka)
     live.send(IN, key=b"k", value=b"first")
     live.flush()
@@ -225,6 +250,8 @@ def test_a_live_message_is_served_between_the_chunks_of_a_backfill_batch(
     assert sorted(v for v in handler.stored if v.startswith(b"old")) == sorted(
         f"old{i:02}".encode() for i in range(48)
     )  # each backfill message once
+    wait_until(lambda: {(BACKFILL, 0): 48} in commits.calls)
+    assert {(IN, 0): 2, (BACKFILL, 0): 32} in commits.calls, commits.calls
 
 
 @dataclass

@@ -78,6 +78,7 @@ from glimpse.search import SearchFilters, nearest
 from glimpse.stack import postgres
 from services.search_api.context import ApiContext
 from services.search_api.routes_search import find
+from services.search_api.search_metrics import PHASES  # what find() times, in its order
 
 DIM = 384
 K = 10
@@ -785,19 +786,6 @@ def running_api(settings: Settings) -> Iterator[tuple[str, ApiContext]]:
 
 
 API_LIMIT = 20  # hits per page the benchmark asks for
-
-
-# What find() times (services/search_api/routes_search.py), in the order it runs them.
-PHASES = (
-    "embed",
-    "joint_embed",
-    "vector_sql",
-    "keyword_sql",
-    "joint_sql",
-    "background_sql",
-    "fuse",
-    "hits_sql",
-)
 
 
 def route_work(ctx: ApiContext, text: str) -> dict[str, float]:

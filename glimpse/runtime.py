@@ -287,7 +287,7 @@ class Worker:
                 log.info(
                     "%s: stopping; %d uncommitted messages will be re-delivered",
                     self.spec.name,
-                    len(batch),
+                    len(batch) + len(self._served_live),
                 )
                 break
         log.info("%s: stopped", self.spec.name)
@@ -380,7 +380,7 @@ class Worker:
         # commit (a write on the broker) per batch rather than one per chunk
         self._commit([*self._served_live, *batch])
         self._served_live.clear()
-        self._processed(batch, started)
+        self._observe_done(batch, started)
 
     def _process(self, batch: list[InboundMessage]) -> None:
         """Handle ``batch`` and send every item's outputs or dead letter (no commit)."""
@@ -401,7 +401,8 @@ class Worker:
             self.metrics.messages.labels(name, Outcome.DLQ.value).inc()
         self._deliver(deliveries)
 
-    def _processed(self, batch: Sequence[InboundMessage], started: float) -> None:
+    def _observe_done(self, batch: Sequence[InboundMessage], started: float) -> None:
+        """The batch's size, seconds and count in the metrics and the activity log."""
         name = self.spec.name
         self.metrics.inflight.labels(name).set(0)
         self.metrics.batch_size.labels(name).observe(len(batch))
@@ -443,7 +444,7 @@ class Worker:
         self._lag.update(self.consumer, live)
         self._process(live)
         self._served_live.extend(live)
-        self._processed(live, started)
+        self._observe_done(live, started)
 
     def _as_backfill(self, out: OutboundMessage) -> OutboundMessage:
         topic = self._to_backfill.get(out.topic)

@@ -419,12 +419,20 @@ class Worker:
             return self._with_infra_retry(lambda: self._results(batch))
         finished: list[tuple[ItemResult, int]] = []
         for start in range(0, len(batch), chunk):
-            if start:
+            if start and self._may_look_at_live():
                 self._serve_live()
                 self.metrics.inflight.labels(self.spec.name).set(len(batch))
             part = batch[start : start + chunk]
             finished.extend(self._with_infra_retry(partial(self._results, part)))
         return finished
+
+    def _may_look_at_live(self) -> bool:
+        """Whether to look at the live input between two chunks: always after a look
+        that found nothing (reading the long-polled fetch costs the broker little), but
+        after one that found messages only ``backfill_live_every_ms`` later (a fetch that
+        returns messages is what costs it)."""
+        since_found = time.monotonic() - self._live_seen
+        return since_found >= self.settings.backfill_live_every_ms / 1000
 
     def _serve_live(self) -> None:
         """Between two chunks of a backfill batch: what came on the live input meanwhile,

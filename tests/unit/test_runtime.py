@@ -254,6 +254,35 @@ def test_a_live_message_is_served_between_the_chunks_of_a_backfill_batch(
     assert {(IN, 0): 2, (BACKFILL, 0): 32} in commits.calls, commits.calls
 
 
+def test_after_finding_live_messages_the_chunks_look_again_only_later(
+    kafka: KafkaSettings, start_worker: Callable[..., RunningWorker]
+) -> None:
+    """``backfill_live_every_ms``: once a look at the live input found messages, the
+    chunks of a backfill batch do not look again before that long (each fetch that
+    returns messages costs the broker): live messages produced meanwhile wait for the
+    batch's end and come together."""
+    handler = SlowHandler(seconds=0.3)
+    spec = ServiceSpec("test", (IN,), backfill_topics=(BACKFILL,))
+    start_worker(handler, spec, max_batch=16, backfill_max_batch=16, backfill_chunk=4,
+                 backfill_live_every_ms=60_000)  # fmt: skip
+    live = make_producer(kafka)
+    live.send(IN, key=b"k", value=b"first")
+    live.flush()
+    wait_until(lambda: handler.stored == [b"first"])  # found: no look for 60 s now
+    bus_helpers.produce(kafka, BACKFILL, [f"old{i:02}".encode() for i in range(16)])
+    wait_until(lambda: b"old03" in handler.stored)  # one chunk done
+    for value, after in ((b"n0", b"old03"), (b"n1", b"old07")):
+        wait_until(lambda after=after: after in handler.stored)  # type: ignore[misc]
+        live.send(IN, key=b"k", value=value)
+        live.flush()
+    live.close()
+    wait_until(lambda: len(handler.stored) == 19)
+
+    position = {value: i for i, value in enumerate(handler.stored)}
+    assert position[b"n0"] > position[b"old15"], handler.batches  # not between chunks
+    assert [b"n0", b"n1"] in handler.batches, handler.batches  # together, after the batch
+
+
 @dataclass
 class TimedHandler(RecordingHandler):
     """Notes when each message's batch started."""

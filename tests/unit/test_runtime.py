@@ -156,7 +156,8 @@ def test_live_messages_overtake_a_backfill_already_under_way(
     live.flush()
     wait_until(lambda: handler.stored == [b"first"])  # the worker is in its groups
     bus_helpers.produce(kafka, BACKFILL, [f"old{i}".encode() for i in range(60)])
-    wait_until(lambda: len(handler.stored) >= 9)  # the backfill is under way
+    # the backfill is under way (its group's join alone took 23 s on tansu once)
+    wait_until(lambda: len(handler.stored) >= 9, timeout_s=90)
 
     for value in (b"new0", b"new1", b"new2"):
         live.send(IN, key=b"k", value=value)
@@ -188,7 +189,8 @@ def test_a_live_message_waits_for_one_backfill_batch_and_shares_its_own_with_non
     live.flush()
     wait_until(lambda: handler.stored == [b"first"])
     bus_helpers.produce(kafka, BACKFILL, [f"old{i}".encode() for i in range(80)])
-    wait_until(lambda: len(handler.batches) >= 4)  # the backfill is under way
+    # the backfill is under way (its group's join alone took 23 s on tansu once)
+    wait_until(lambda: len(handler.batches) >= 4, timeout_s=90)
 
     for i in range(3):  # one at a time, each during some backfill batch
         batches_before = len(handler.batches)

@@ -68,7 +68,7 @@ from bench.common.stack import (
     running_stack,
     worker_metrics,
 )
-from glimpse.config import Settings
+from glimpse.config import RateLimit, Settings
 from glimpse.models.speech import decode_speech, load_transcriber
 from glimpse.stack.supervisor import EmbeddedStack
 
@@ -740,6 +740,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         # The stack's processes inherit this environment; the bare whisper does not read it.
         os.environ.update(dict(pair.split("=", 1) for pair in args.stack_env))
         settings = private_settings(home)
+        # one client asks back to back: the API's per-client limit (0.5 a second) is off
+        settings.api.voice_rate = RateLimit(per_second=0, burst=1)
         start = StartStop()
         say(f"starting the stack on {home} …")
         with running_stack(settings, start) as (stack, s):

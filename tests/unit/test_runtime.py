@@ -154,7 +154,7 @@ def test_live_messages_overtake_a_backfill_already_under_way(
     live = make_producer(kafka)  # warmed up by the first message: then sending takes ms
     live.send(IN, key=b"k", value=b"first")
     live.flush()
-    wait_until(lambda: handler.stored == [b"first"])  # the worker is in its groups
+    wait_until(lambda: handler.stored == [b"first"])  # the worker is in its live group
     bus_helpers.produce(kafka, BACKFILL, [f"old{i}".encode() for i in range(60)])
     # the backfill is under way (its group's join alone took 23 s on tansu once)
     wait_until(lambda: len(handler.stored) >= 9, timeout_s=90)
@@ -272,7 +272,7 @@ def test_after_finding_live_messages_the_chunks_look_again_only_later(
     live.flush()
     wait_until(lambda: handler.stored == [b"first"])  # found: no look for 60 s now
     bus_helpers.produce(kafka, BACKFILL, [f"old{i:02}".encode() for i in range(16)])
-    wait_until(lambda: b"old03" in handler.stored)  # one chunk done
+    wait_until(lambda: b"old03" in handler.stored, timeout_s=50)  # one chunk done
     for value, after in ((b"n0", b"old03"), (b"n1", b"old07")):
         wait_until(lambda after=after: after in handler.stored)  # type: ignore[misc]
         live.send(IN, key=b"k", value=value)

@@ -515,6 +515,7 @@ class Report:
                 if self.args.stack_env
                 else "Stack environment: as `glimpse up` (nothing added)."
             )
+            + " The API's per-client voice limit is off (one client asks back to back)."
         )
 
     def _latency(self) -> str:

@@ -272,9 +272,10 @@ def test_after_finding_live_messages_the_chunks_look_again_only_later(
     live.flush()
     wait_until(lambda: handler.stored == [b"first"])  # found: no look for 60 s now
     bus_helpers.produce(kafka, BACKFILL, [f"old{i:02}".encode() for i in range(16)])
-    wait_until(lambda: b"old03" in handler.stored, timeout_s=50)  # one chunk done
+    # n0 once the batch's first chunk is done (the backfill group may take a while to
+    # join), n1 once its second is
     for value, after in ((b"n0", b"old03"), (b"n1", b"old07")):
-        wait_until(lambda after=after: after in handler.stored)  # type: ignore[misc]
+        wait_until(lambda after=after: after in handler.stored, timeout_s=50)  # type: ignore[misc]
         live.send(IN, key=b"k", value=value)
         live.flush()
     live.close()

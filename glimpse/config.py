@@ -363,6 +363,10 @@ class StackSettings(BaseModel):
     # (a message lost on a broker crash, a dead letter whose cause is gone); 0: never
     repair_interval_s: float = 300.0
     repair_after_s: float = 600.0
+    # the embedded broker's retention (glimpse/stack/broker_retention.py): this often,
+    # record batches every consumer group has read are deleted from its S3 store, or
+    # every fetch slows down with all the topic ever carried; 0: keep everything
+    broker_retention_interval_s: float = 60.0
 
 
 class LabelSettings(BaseModel):

@@ -40,7 +40,7 @@ def read_group_lag(
         if discover is not None:
             listed = [str(g["group_id"]) for g in admin.list_groups()]
             groups = {**discover(listed), **groups}
-        committed = {group: _committed(admin, group) for group in groups}
+        committed = {group: committed_offsets(admin, group) for group in groups}
     finally:
         admin.close()
     consumer = KafkaConsumer(
@@ -73,7 +73,8 @@ def read_group_lag(
     ]
 
 
-def _committed(admin: KafkaAdminClient, group: str) -> dict[TopicPartition, int]:
+def committed_offsets(admin: KafkaAdminClient, group: str) -> dict[TopicPartition, int]:
+    """``group``'s committed offset on each partition it has committed on."""
     answer: Any = admin.list_group_offsets({group: None})
     offsets: Mapping[TopicPartition, Any] = answer.get(group, {})
     # -1: the group has no commit on that partition

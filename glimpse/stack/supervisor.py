@@ -28,13 +28,14 @@ import psycopg
 from psycopg.rows import dict_row
 
 from glimpse.bus import all_topics, ensure_topics, topic_partitions
-from glimpse.config import Settings
+from glimpse.config import S3Settings, Settings
 from glimpse.db import keys
 from glimpse.db.migrate import migrate
 from glimpse.lag_exporter import LagExporter
 from glimpse.reconcile import ReconcileReport
 from glimpse.redact import redact_url
 from glimpse.stack import broker, pg_access, postgres, probes, seaweed
+from glimpse.stack.broker_retention import BrokerRetention
 from glimpse.stack.credentials import (
     S3Credentials,
     load_or_create,
@@ -48,6 +49,7 @@ from glimpse.stack.reconciling import Reconciler
 from glimpse.stack.supervision import Part, PartState, RestartPolicy, Supervisor
 from glimpse.stack.workers import RECIPES, idle_replicas, worker_env
 from glimpse.stages import stage_topics
+from glimpse.storage import ObjectStore
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -70,6 +72,7 @@ class EmbeddedStack:
         self._s3_creds: S3Credentials | None = None
         self._reconciler: Reconciler | None = None
         self._lag_exporter: LagExporter | None = None
+        self._retention: BrokerRetention | None = None
         self._started_at = 0.0
 
     @property
@@ -211,6 +214,16 @@ class EmbeddedStack:
             )
         )
         self._step("Kafka broker (tansu)", lambda: self.supervisor.wait_ready(tansu))
+        store_settings = S3Settings(
+            endpoint=store_url,
+            bucket=BROKER_BUCKET,
+            access_key=self._s3_creds.access_key,
+            secret_key=self._s3_creds.secret_key,
+        )
+        self._retention = BrokerRetention(
+            bootstrap, ObjectStore(store_settings), all_topics(s.kafka), broker.CLUSTER_ID
+        )
+        self._retention.every(s.stack.broker_retention_interval_s)
 
     def _start_media_store(self, s: Settings) -> Part:
         """The media S3 store, whose filer notifies the broker (so: after the broker)."""
@@ -428,6 +441,8 @@ class EmbeddedStack:
             self._reconciler.stop()
         if self._lag_exporter:
             self._lag_exporter.stop()
+        if self._retention:
+            self._retention.stop()
         self.supervisor.stop()
         for path in (self.layout.endpoints_file, self.layout.parts_file):
             path.unlink(missing_ok=True)

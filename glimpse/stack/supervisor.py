@@ -35,7 +35,7 @@ from glimpse.lag_exporter import LagExporter
 from glimpse.reconcile import ReconcileReport
 from glimpse.redact import redact_url
 from glimpse.stack import broker, pg_access, postgres, probes, seaweed
-from glimpse.stack.broker_retention import BrokerRetention
+from glimpse.stack.broker_retention import BrokerRetention, RetentionPass
 from glimpse.stack.credentials import (
     S3Credentials,
     load_or_create,
@@ -90,6 +90,11 @@ class EmbeddedStack:
     def repair_reports(self) -> list[dict[str, int]]:
         """Per stage-repair pass, the items it announced again per stage."""
         return self._reconciler.repairs if self._reconciler else []
+
+    @property
+    def retention_passes(self) -> list[RetentionPass]:
+        """The embedded broker's retention passes so far (what each deleted)."""
+        return self._retention.passes if self._retention else []
 
     # --- start ---------------------------------------------------------------------
     def start(self) -> Settings:

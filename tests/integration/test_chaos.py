@@ -33,7 +33,10 @@ RECOVERY_BOUND_S = 60.0
 
 
 def test_every_kill_recovers_and_every_upload_ends_complete(tmp_path: Path) -> None:
-    running = RunningStack(quick_repair(private_settings(tmp_path / "home")))
+    settings = quick_repair(private_settings(tmp_path / "home"))
+    # the broker's retention deletes what every group has read, through every kill
+    settings.stack.broker_retention_interval_s = 5.0
+    running = RunningStack(settings)
     try:
         s = running.settings
         watch = CommitWatch(worker_ports(s))
@@ -58,3 +61,4 @@ def test_every_kill_recovers_and_every_upload_ends_complete(tmp_path: Path) -> N
         for problem in done.problems
     ]
     assert done.images_complete == len(load.images)
+    assert sum(p.deleted for p in running.stack.retention_passes) > 0

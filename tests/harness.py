@@ -31,7 +31,7 @@ def private_settings(home: Path) -> Settings:
     settings.api.voice_rate = RateLimit(per_second=5, burst=100)
     settings.api.image_rate = RateLimit(per_second=5, burst=100)
     # tests read pipeline topics back after the workers have (helpers.read_topic);
-    # test_broker_retention runs retention on a topic of its own
+    # test_broker_retention_embedded runs retention on topics of its own
     settings.stack.broker_retention_interval_s = 0
     return settings
 

@@ -29,8 +29,8 @@ from dataclasses import dataclass
 
 from kafka import KafkaAdminClient, TopicPartition
 
-from glimpse.errors import backoff_delay
 from glimpse.group_lag import committed_offsets
+from glimpse.stack import periodic
 from glimpse.storage import ObjectStore
 
 log = logging.getLogger(__name__)
@@ -149,24 +149,8 @@ class BrokerRetention:
         return committed_floors(committed, partitions)
 
     def every(self, interval_s: float) -> None:
-        """In the background: a pass every ``interval_s`` (0: never). A pass that fails
-        (the broker or its store restarting) is retried with backoff."""
-        if interval_s <= 0:
-            return
-
-        def run() -> None:
-            failures = 0
-            while not self._stopping.wait(
-                interval_s if not failures else backoff_delay(failures, 1.0, interval_s)
-            ):
-                try:
-                    self.run_once()
-                    failures = 0
-                except Exception as exc:
-                    failures += 1
-                    log.warning("broker retention pass failed (%r); trying again", exc)
-
-        threading.Thread(target=run, name="broker-retention", daemon=True).start()
+        """In the background: a pass every ``interval_s`` (0: never)."""
+        periodic.every("broker-retention", interval_s, self.run_once, self._stopping)
 
     def stop(self) -> None:
         self._stopping.set()

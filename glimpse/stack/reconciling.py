@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
 
 from glimpse.backfill import repair
 from glimpse.bus import make_producer
 from glimpse.config import Settings
 from glimpse.db.pool import open_pool
-from glimpse.errors import backoff_delay
 from glimpse.reconcile import ReconcileReport, reconcile_deployment
+from glimpse.stack import periodic
 from glimpse.storage import ObjectStore
 
 log = logging.getLogger(__name__)
@@ -55,14 +54,15 @@ class Reconciler:
         """In the background: a pass as soon as one can get through, then another."""
 
         def run() -> None:
-            if self._until_done() and not self._stopping.wait(AGAIN_AFTER_S):
-                self._until_done()
+            done = periodic.until_done(self.run_once, "reconcile", self._stopping)
+            if done and not self._stopping.wait(AGAIN_AFTER_S):
+                periodic.until_done(self.run_once, "reconcile", self._stopping)
 
         threading.Thread(target=run, name="reconcile-after-restart", daemon=True).start()
 
     def every(self, interval_s: float) -> None:
         """In the background: a pass every ``interval_s`` (0: never)."""
-        self._periodically("reconcile-periodic", interval_s, self.run_once)
+        periodic.every("reconcile", interval_s, self.run_once, self._stopping)
 
     def repair_once(self, older_than_s: float) -> dict[str, int]:
         s = self.settings
@@ -79,35 +79,7 @@ class Reconciler:
 
     def repair_every(self, interval_s: float, older_than_s: float) -> None:
         """In the background: a stage-repair pass every ``interval_s`` (0: never)."""
-        self._periodically("repair-periodic", interval_s, lambda: self.repair_once(older_than_s))
-
-    def _periodically(self, name: str, interval_s: float, one_pass: Callable[[], object]) -> None:
-        if interval_s <= 0:
-            return
-
-        def run() -> None:
-            while not self._stopping.wait(interval_s):
-                self._until_done(one_pass, name.removesuffix("-periodic"))
-
-        threading.Thread(target=run, name=name, daemon=True).start()
+        periodic.every("repair", interval_s, lambda: self.repair_once(older_than_s), self._stopping)
 
     def stop(self) -> None:
         self._stopping.set()
-
-    def _until_done(
-        self,
-        one_pass: Callable[[], object] | None = None,
-        name: str = "reconcile",
-        max_delay_s: float = 10.0,
-    ) -> bool:
-        attempt = 0
-        while not self._stopping.is_set():
-            try:
-                (one_pass or self.run_once)()
-                return True
-            except Exception as exc:
-                attempt += 1
-                delay = backoff_delay(attempt, 0.5, max_delay_s)
-                log.warning("%s failed (%r); retry in %.1fs", name, exc, delay)
-                self._stopping.wait(delay)
-        return False

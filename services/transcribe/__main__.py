@@ -45,9 +45,12 @@ def service_spec(role: str, settings: Settings) -> ServiceSpec:
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     role = args[0] if args else "all"
-    release_large_frees()  # windows of audio and features come and go
     if role not in ROLES:
         sys.exit(f"usage: python -m services.transcribe [{'|'.join(ROLES)}]")
+    if role != "queries":
+        # windows of long notes' audio and features come and go; a query's short clip
+        # does not need it, and with it whisper took 1.3x as long (bench/RESULTS.md)
+        release_large_frees()
     settings = Settings()
     spec = service_spec(role, settings)
     configure_logging(settings.log_level, spec.name)

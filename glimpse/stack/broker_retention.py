@@ -24,6 +24,7 @@ from __future__ import annotations
 import itertools
 import logging
 import threading
+from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -104,7 +105,8 @@ class BrokerRetention:
         self.topics = list(topics)
         self.cluster = cluster
         self.min_step = min_step
-        self.passes: list[RetentionPass] = []
+        # the latest passes only: `glimpse up` runs one a minute for as long as it runs
+        self.passes: deque[RetentionPass] = deque(maxlen=1000)
         self._trimmed_at: dict[TopicPartition, int] = {}
         self._stopping = threading.Event()
 

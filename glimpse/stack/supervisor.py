@@ -94,7 +94,7 @@ class EmbeddedStack:
     @property
     def retention_passes(self) -> list[RetentionPass]:
         """The embedded broker's retention passes so far (what each deleted)."""
-        return self._retention.passes if self._retention else []
+        return list(self._retention.passes) if self._retention else []
 
     # --- start ---------------------------------------------------------------------
     def start(self) -> Settings:

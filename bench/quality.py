@@ -55,7 +55,7 @@ from glimpse.models.imagenet import CaptionStyle, ImageNetVocabulary, compose_ca
 from glimpse.models.text import TextEmbedder, load_text_embedder
 from glimpse.relevance import RelevanceSettings
 from glimpse.relevance import search as judged_search
-from glimpse.search import SearchFilters, VectorQuery
+from glimpse.search import KeywordBounds, SearchFilters, VectorQuery
 from glimpse.vocabulary import library_words, without_repeats
 
 # The labels the captioner would keep: top 3 classes, the best always, the others from
@@ -305,7 +305,7 @@ def shown_for(
         policy,
         search.candidates,
         ef_search=search.ef_search,
-        keyword_timeout_ms=search.keyword_timeout_ms,
+        keyword_bounds=KeywordBounds(search.keyword_scan_rows, search.keyword_timeout_ms),
         joint=joint,
     )
     conn.rollback()  # SET LOCAL settings end with the transaction, as in the API

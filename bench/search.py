@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
+import gc
 import itertools
 import shutil
 import struct
@@ -49,6 +50,7 @@ import numpy.typing as npt
 import psycopg
 from psycopg import sql
 
+from bench.common import gc_pauses
 from bench.common.fixtures import load_fixtures
 from bench.common.postgres import (
     BenchPostgres,
@@ -439,6 +441,7 @@ class Api:
     ms: dict[str, npt.NDArray[np.float64]]
     hits: float
     joint_dim: int | None  # the third list's width; None: searched without one
+    gc_pauses: str  # the collector's full collections during the comparison
     captions_s: float = 0.0
     fulltext_index_s: float = 0.0
 
@@ -753,7 +756,7 @@ def running_api(settings: Settings) -> Iterator[tuple[str, ApiContext]]:
     from services.search_api.app import create_app
 
     port = free_port()
-    app = create_app(settings)
+    app = create_app(settings, settle_heap=True)  # as services.search_api runs it
     server = uvicorn.Server(
         uvicorn.Config(
             app,
@@ -772,8 +775,10 @@ def running_api(settings: Settings) -> Iterator[tuple[str, ApiContext]]:
             raise RuntimeError("the search API did not start")
         time.sleep(0.05)
     ctx: ApiContext = app.state.glimpse
-    while ctx.embedder.serving_if_any() is None or (
-        settings.models.joint_model and ctx.joint.serving_if_any() is None
+    while (
+        ctx.embedder.serving_if_any() is None
+        or (settings.models.joint_model and ctx.joint.serving_if_any() is None)
+        or not gc.get_freeze_count()  # and the API settled its heap (glimpse.heap)
     ):
         if time.monotonic() > deadline:
             raise RuntimeError("the search API's query models did not load")
@@ -811,7 +816,11 @@ def measure_api(url: str, n_queries: int, seed: int, home: Path, joint: JointLis
         k: [] for k in ("api", "health", "in_process", "search", *PHASES)
     }
     hit_counts = []
-    with running_api(settings) as (base, ctx), httpx.Client(base_url=base, timeout=30) as client:
+    with (
+        running_api(settings) as (base, ctx),
+        httpx.Client(base_url=base, timeout=30) as client,
+        gc_pauses.recorded() as pauses,
+    ):
         for i, text in enumerate(make_text_queries(n_queries + 20, seed)):
             # Alternate which goes first, so neither always finds the other's pages
             # (and the query's tsquery and graph neighbourhood) freshly cached.
@@ -836,6 +845,7 @@ def measure_api(url: str, n_queries: int, seed: int, home: Path, joint: JointLis
         ms={k: np.array(v) for k, v in samples.items()},
         hits=float(np.mean(hit_counts)),
         joint_dim=joint.vm.dim if joint else None,
+        gc_pauses=pauses.summary(),
     )
 
 
@@ -1130,7 +1140,9 @@ def _api_table(r: SizeResult) -> str:
         + f"\n\nSearch p99 without the query models **{search_p99:.1f} ms** (goal ≤ "
         f"{GOAL_P99_MS:.0f} ms: {p99_verdict}); the API's p99 with them {api_p99:.1f} ms. "
         f"API p50 / in-process p50 = **{ratio:.2f}x** (goal ≤ {GOAL_API_RATIO}x: {verdict}); "
-        f"API p50 - in-process p50 = {api_p50 - inproc_p50:.1f} ms."
+        f"API p50 - in-process p50 = {api_p50 - inproc_p50:.1f} ms. Garbage collector "
+        f"during the comparison (API and bench in one process, its heap settled as the "
+        f"API's own process settles it): {a.gc_pauses}."
     )
 
 

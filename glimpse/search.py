@@ -181,12 +181,24 @@ def time_limit(conn: psycopg.Connection[Any], milliseconds: int) -> Iterator[Non
         conn.execute("SELECT set_config('statement_timeout', %(t)s, true)", {"t": previous["t"]})
 
 
+@dataclass(frozen=True, slots=True)
+class KeywordBounds:
+    """What one full-text search may cost: matching documents ranked at most, and the
+    statement's time limit (None: no bound)."""
+
+    scan_rows: int | None = None
+    timeout_ms: int | None = None
+
+
+UNBOUNDED = KeywordBounds()
+
+
 def keyword(
     conn: psycopg.Connection[Any],
     text: str,
     filters: SearchFilters,
     limit: int,
-    timeout_ms: int | None = None,
+    bounds: KeywordBounds = UNBOUNDED,
     sources: TextSources = ANY_SOURCES,
 ) -> list[uuid.UUID]:
     """Media whose caption, transcript or label tag matches ``text`` (websearch syntax),
@@ -194,12 +206,16 @@ def keyword(
 
     A word that nearly every caption contains ("photo" in every labels caption) makes
     Postgres rank a large part of the table: up to a second at a million rows. Such a
-    word says little anyway, so after ``timeout_ms`` the keyword list is given up
-    (empty) and the vector list alone answers."""
+    word says little anyway, so only the first ``bounds.scan_rows`` matching documents
+    (in the index's order) are ranked: every match of the rarer words a query is found
+    by, a sample of a common word's. ``bounds.timeout_ms`` is the backstop: past it the
+    keyword list is given up (empty) and the vector list alone answers."""
     # The query inline (not a FROM item) so that the match is pushed into each branch
-    # of the union and served by its GIN index.
+    # of the union and served by its GIN index; the filters inside the bounded scan, so
+    # that a narrow filter still finds its matches.
     statement = (
-        "SELECT d.media_id, max(ts_rank_cd(d.tsv, websearch_to_tsquery('english', %(text)s))) "
+        "SELECT media_id, max(rank) AS rank FROM ("
+        "SELECT d.media_id, ts_rank_cd(d.tsv, websearch_to_tsquery('english', %(text)s)) "
         "AS rank FROM (SELECT media_id, tsv FROM captions "
         "WHERE %(captioner)s::text IS NULL OR model = %(captioner)s "
         "UNION ALL SELECT media_id, tsv FROM transcripts "
@@ -211,22 +227,26 @@ def keyword(
         "JOIN media m ON m.id = d.media_id "
         "WHERE d.tsv @@ websearch_to_tsquery('english', %(text)s) AND "
         + _FILTERS
-        + "GROUP BY d.media_id ORDER BY rank DESC, d.media_id LIMIT %(limit)s"
+        + "LIMIT %(scan)s) matched "
+        "GROUP BY media_id ORDER BY rank DESC, media_id LIMIT %(limit)s"
     )
     params = {
         "text": text,
         "limit": limit,
+        "scan": bounds.scan_rows,  # NULL: no bound
         "captioner": sources.captioner,
         "transcriber": sources.transcriber,
         **_filter_params(filters),
     }
-    if timeout_ms is None:
+    if bounds.timeout_ms is None:
         return [r["media_id"] for r in conn.execute(statement, params)]
     try:
-        with time_limit(conn, timeout_ms):
+        with time_limit(conn, bounds.timeout_ms):
             return [r["media_id"] for r in conn.execute(statement, params)]
     except errors.QueryCanceled:
-        log.info("full-text search for %r ran past %d ms: vector hits only", text, timeout_ms)
+        log.info(
+            "full-text search for %r ran past %d ms: vector hits only", text, bounds.timeout_ms
+        )
         return []
 
 
@@ -265,7 +285,7 @@ def hybrid(
     candidates: int,
     *,
     ef_search: int = DEFAULT_EF_SEARCH,
-    keyword_timeout_ms: int | None = None,
+    keyword_bounds: KeywordBounds = UNBOUNDED,
     sources: TextSources = ANY_SOURCES,
     phases: Phases | None = None,
     joint: VectorQuery | None = None,
@@ -279,7 +299,7 @@ def hybrid(
         nearby = nearest(conn, model, query, filters, candidates, ef_search=ef_search)
     vector_hits = [(mid, sim) for mid, sim in nearby if sim >= min_similarity]
     with phases.phase("keyword_sql"):
-        keyword_hits = keyword(conn, text, filters, candidates, keyword_timeout_ms, sources)
+        keyword_hits = keyword(conn, text, filters, candidates, keyword_bounds, sources)
     joint_hits = None
     if joint is not None:
         with phases.phase("joint_sql"):

@@ -13,7 +13,7 @@ def main() -> None:
     settings = Settings()
     configure_logging(settings.log_level, "search-api")
     uvicorn.run(
-        create_app(settings),
+        create_app(settings, settle_heap=True),
         host=settings.api.host,
         port=settings.api.port,
         log_level=settings.log_level.lower(),

@@ -25,6 +25,7 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 from glimpse.bus import LazyProducer
 from glimpse.config import Settings
 from glimpse.db.pool import open_pool
+from glimpse.heap import settle_when_ready
 from glimpse.labels.tagging import ActiveHeads
 from glimpse.metrics import ModelMetrics, service_registry
 from glimpse.models.whisper_assets import resolve_cache_root
@@ -65,8 +66,17 @@ def _broker_reachable(bootstrap: str | None) -> str:
         return f"error: {exc}"
 
 
+def _loaded(ctx: ApiContext) -> bool:
+    """Whether the query models are in (or failed): the long-lived part of the heap."""
+    return (
+        (ctx.embedder.loaded or ctx.embedder.error is not None)
+        and ctx.image_queries.status() != "loading"
+        and ctx.visual_bridge.status() != "fitting"
+    )
+
+
 def _lifespan(
-    settings: Settings, registry: CollectorRegistry
+    settings: Settings, registry: CollectorRegistry, settle_heap: bool
 ) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
     """Startup and shutdown: the query model, the pool, the voice-query listener and sweep."""
     # Built here, not per startup: a registry takes each metric name once.
@@ -123,6 +133,9 @@ def _lifespan(
                 sweep_forever(pool, ctx.store, settings.voice), name="sweep-voice-queries"
             ),
         ]
+        if settle_heap:
+            settle = settle_when_ready(lambda: _loaded(ctx))
+            background.append(asyncio.create_task(settle, name="settle-heap"))
         try:
             yield
         finally:
@@ -140,7 +153,10 @@ def _lifespan(
     return lifespan
 
 
-def create_app(settings: Settings) -> FastAPI:
+def create_app(settings: Settings, *, settle_heap: bool = False) -> FastAPI:
+    """``settle_heap``: once the query models are in, freeze what the process holds out
+    of the garbage collector's walk (``glimpse.heap``); for the API's own process, not
+    one it shares (a test run)."""
     registry = service_registry()
 
     # /docs loads Swagger UI from the API itself: a CDN script there would run on the
@@ -149,7 +165,7 @@ def create_app(settings: Settings) -> FastAPI:
         title="glimpse",
         version="0.1.0",
         summary="Search a bucket of images and voice notes by meaning.",
-        lifespan=_lifespan(settings, registry),
+        lifespan=_lifespan(settings, registry, settle_heap),
     )
     problems.install(app)
 

@@ -15,7 +15,7 @@ from glimpse.config import SearchSettings
 from glimpse.phases import Phases
 from glimpse.relevance import Judged, RelevanceSettings
 from glimpse.relevance import search as judged_search
-from glimpse.search import SearchFilters, VectorQuery, active_sources
+from glimpse.search import KeywordBounds, SearchFilters, VectorQuery, active_sources
 from services.search_api.auth import require_key_unless_open
 from services.search_api.context import ApiContext, context
 from services.search_api.filters import Filters
@@ -128,7 +128,7 @@ def _find(
             relevance,
             depth,
             ef_search=settings.ef_search,
-            keyword_timeout_ms=settings.keyword_timeout_ms,
+            keyword_bounds=KeywordBounds(settings.keyword_scan_rows, settings.keyword_timeout_ms),
             sources=active_sources(conn),
             phases=phases,
             joint=joint,

@@ -31,6 +31,7 @@ from PIL import Image
 
 from glimpse.db.media import media_id
 from glimpse.messages import MediaAccepted
+from glimpse.stack.layout import HomeLayout
 
 pytestmark = pytest.mark.integration
 
@@ -65,6 +66,18 @@ def test_typed_query_ranks_the_right_photo_first(
         assert hits[0]["weak"] is False  # a match, not a guess
     assert hits[0]["thumbnail_url"].endswith("/thumbnail")
     assert httpx.get(api(stack) + hits[0]["thumbnail_url"]).headers["content-type"] == "image/jpeg"
+
+
+def test_the_api_takes_its_loaded_heap_out_of_the_collectors_walk(
+    stack: RunningStack, photos: dict[str, str]
+) -> None:
+    # A full collection over torch's and transformers' objects took ~160 ms: a request
+    # that triggered one waited that long (glimpse/heap.py).
+    log = HomeLayout.at(stack.settings.home).logs / "search-api.log"
+    deadline = time.monotonic() + 60
+    while "heap settled" not in log.read_text() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert "heap settled" in log.read_text()
 
 
 def test_nonsense_query_returns_few_or_no_hits(stack: RunningStack, photos: dict[str, str]) -> None:

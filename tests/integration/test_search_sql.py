@@ -23,7 +23,15 @@ from glimpse.db.media import MediaRow, MediaStatus
 from glimpse.db.transcripts import TranscriptRow
 from glimpse.relevance import RelevanceSettings, background
 from glimpse.relevance import search as relevance_search
-from glimpse.search import SearchFilters, fuse, hybrid, keyword, nearest, time_limit
+from glimpse.search import (
+    KeywordBounds,
+    SearchFilters,
+    fuse,
+    hybrid,
+    keyword,
+    nearest,
+    time_limit,
+)
 
 pytestmark = pytest.mark.integration
 MODEL = vectors.VectorModel("test/tiny", "text", 4)
@@ -172,12 +180,50 @@ def test_keyword_gives_up_on_a_word_in_every_caption_and_vectors_still_answer(
             "SELECT id, 'test/captioner', 'r1', 'a photo of a thing' FROM m"
         )
         assert len(keyword(conn, "photo", SearchFilters(), 10)) == 10  # no limit: ranked
-        assert keyword(conn, "photo", SearchFilters(), 10, timeout_ms=1) == []
+        assert keyword(conn, "photo", SearchFilters(), 10, KeywordBounds(timeout_ms=1)) == []
 
         query = unit(1, 0.1, 0, 0)
-        fused = hybrid(conn, "photo", query, MODEL, SearchFilters(), 0.5, 10, keyword_timeout_ms=1)
+        fused = hybrid(
+            conn, "photo", query, MODEL, SearchFilters(), 0.5, 10,
+            keyword_bounds=KeywordBounds(timeout_ms=1),
+        )  # fmt: skip
         assert fused[0].media_id == corpus["cat"]
         assert all(c.keyword_rank is None for c in fused)
+
+
+def test_keyword_ranks_a_bounded_sample_of_a_common_words_matches_but_every_rare_match(
+    conn: psycopg.Connection[Any],
+) -> None:
+    with conn.transaction(force_rollback=True):
+        conn.execute(
+            "WITH m AS (INSERT INTO media (id, bucket, key, status, kind, sha256) "
+            "SELECT gen_random_uuid(), 'commonword', 'p' || i, 'accepted', 'image', 'p' || i "
+            "FROM generate_series(1, 5000) i RETURNING id) "
+            "INSERT INTO captions (media_id, model, model_revision, text) "
+            "SELECT id, 'test/captioner', 'r1', 'a photo of a thing' FROM m"
+        )
+        lighthouse, concert = uuid.uuid4(), uuid.uuid4()
+        for mid, kind, text in ((lighthouse, "image", "a photo of a lighthouse"),
+                                (concert, "audio", "a photo taken at the concert")):  # fmt: skip
+            conn.execute(
+                "INSERT INTO media (id, bucket, key, status, kind, sha256) "
+                "VALUES (%(id)s, 'commonword', %(key)s, 'accepted', %(kind)s, %(key)s)",
+                {"id": mid, "key": str(mid), "kind": kind},
+            )
+            conn.execute(
+                "INSERT INTO captions (media_id, model, model_revision, text) "
+                "VALUES (%(id)s, 'test/captioner', 'r1', %(text)s)",
+                {"id": mid, "text": text},
+            )
+        bounded = KeywordBounds(scan_rows=100)
+
+        assert len(keyword(conn, "photo", SearchFilters(), 1000, bounded)) == 100
+        assert len(keyword(conn, "photo", SearchFilters(), 1000)) == 1000  # unbounded
+        # a word in one document: its match is within any bound
+        assert keyword(conn, "photo lighthouse", SearchFilters(), 10, bounded) == [lighthouse]
+        # filters apply before the bound: the one audio match is not crowded out
+        audio = keyword(conn, "photo", SearchFilters(kind="audio"), 10, bounded)
+        assert concert in audio
 
 
 RELEVANCE = vectors.VectorModel("test/relevance", "text", 8)

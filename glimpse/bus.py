@@ -116,6 +116,7 @@ def make_consumer(
         auto_offset_reset="earliest",
         session_timeout_ms=kafka.session_timeout_ms,
         heartbeat_interval_ms=kafka.heartbeat_interval_ms,
+        fetch_max_wait_ms=kafka.fetch_max_wait_ms,
         max_poll_interval_ms=max_poll_interval_ms,
         request_timeout_ms=max(30_000, kafka.session_timeout_ms + 5_000),
     )

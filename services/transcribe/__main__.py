@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 
 from glimpse import dependencies
-from glimpse.config import Settings
+from glimpse.config import KafkaSettings, Settings, WorkerSettings
 from glimpse.db.pool import open_pool
 from glimpse.logs import configure_logging
 from glimpse.malloc import release_large_frees
@@ -42,6 +42,21 @@ def service_spec(role: str, settings: Settings) -> ServiceSpec:
     return ServiceSpec("transcribe-all", topics, longest, backfill["transcribe"])
 
 
+def role_settings(role: str, settings: Settings) -> tuple[WorkerSettings, KafkaSettings]:
+    """The worker loop's and the consumer's settings for ``role``."""
+    # One clip per batch: whisper uses every core for one clip anyway, and a batch of
+    # long notes would hold its offsets for hours. For queries, never wait to fill one,
+    # and let the broker answer empty fetches sooner: someone waits for each message.
+    worker = settings.worker.model_copy(update={"max_batch": 1})
+    if role != "queries":
+        return worker, settings.kafka
+    wait = settings.voice.fetch_max_wait_ms
+    return (
+        worker.model_copy(update={"max_wait_ms": 0}),
+        settings.kafka.model_copy(update={"fetch_max_wait_ms": wait}),
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     role = args[0] if args else "all"
@@ -54,11 +69,7 @@ def main(argv: list[str] | None = None) -> None:
     settings = Settings()
     spec = service_spec(role, settings)
     configure_logging(settings.log_level, spec.name)
-    # One clip per batch: whisper uses every core for one clip anyway, and a batch of
-    # long notes would hold its offsets for hours. For queries, never wait to fill one.
-    worker = settings.worker.model_copy(update={"max_batch": 1})
-    if role == "queries":
-        worker = worker.model_copy(update={"max_wait_ms": 0})
+    worker, kafka = role_settings(role, settings)
 
     metrics = WorkerMetrics()
     models = ModelMetrics(metrics.registry, spec.name)
@@ -80,7 +91,7 @@ def main(argv: list[str] | None = None) -> None:
     run_service(
         spec,
         make_handler,
-        settings.kafka,
+        kafka,
         worker,
         metrics,
         settings.database,

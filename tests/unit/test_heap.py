@@ -34,7 +34,7 @@ def test_settle_freezes_what_is_alive_and_a_later_cycle_is_still_collected() -> 
 
     frozen = settle()
 
-    assert frozen == gc.get_freeze_count() > 0
+    assert frozen > 0  # (other threads may free some of them meanwhile)
     assert not any(o is kept for o in gc.get_objects())  # out of the walk
     gc.unfreeze()
     assert any(o is kept for o in gc.get_objects())

@@ -756,6 +756,7 @@ def running_api(settings: Settings) -> Iterator[tuple[str, ApiContext]]:
     from services.search_api.app import create_app
 
     port = free_port()
+    frozen_before = gc.get_freeze_count()  # an earlier size's API settled its heap too
     app = create_app(settings, settle_heap=True)  # as services.search_api runs it
     server = uvicorn.Server(
         uvicorn.Config(
@@ -778,7 +779,7 @@ def running_api(settings: Settings) -> Iterator[tuple[str, ApiContext]]:
     while (
         ctx.embedder.serving_if_any() is None
         or (settings.models.joint_model and ctx.joint.serving_if_any() is None)
-        or not gc.get_freeze_count()  # and the API settled its heap (glimpse.heap)
+        or gc.get_freeze_count() <= frozen_before  # and it settled its heap (glimpse.heap)
     ):
         if time.monotonic() > deadline:
             raise RuntimeError("the search API's query models did not load")

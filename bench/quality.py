@@ -305,7 +305,7 @@ def shown_for(
         policy,
         search.candidates,
         ef_search=search.ef_search,
-        keyword_bounds=KeywordBounds(search.keyword_scan_rows, search.keyword_timeout_ms),
+        keyword_bounds=KeywordBounds.of(search),
         joint=joint,
     )
     conn.rollback()  # SET LOCAL settings end with the transaction, as in the API

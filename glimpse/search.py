@@ -24,6 +24,7 @@ import psycopg
 from pgvector import HalfVector, Vector
 from psycopg import errors, sql
 
+from glimpse.config import SearchSettings
 from glimpse.db import stage_models
 from glimpse.db.backlog import like_prefix
 from glimpse.db.vectors import VectorModel
@@ -188,6 +189,10 @@ class KeywordBounds:
 
     scan_rows: int | None = None
     timeout_ms: int | None = None
+
+    @classmethod
+    def of(cls, settings: SearchSettings) -> KeywordBounds:
+        return cls(settings.keyword_scan_rows, settings.keyword_timeout_ms)
 
 
 UNBOUNDED = KeywordBounds()

@@ -128,7 +128,7 @@ def _find(
             relevance,
             depth,
             ef_search=settings.ef_search,
-            keyword_bounds=KeywordBounds(settings.keyword_scan_rows, settings.keyword_timeout_ms),
+            keyword_bounds=KeywordBounds.of(settings),
             sources=active_sources(conn),
             phases=phases,
             joint=joint,

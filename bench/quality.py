@@ -45,6 +45,7 @@ from glimpse.config import CueSettings, ModelSettings, SearchSettings, VoiceSett
 from glimpse.db import captions, media, vectors
 from glimpse.db.captions import CaptionRow
 from glimpse.db.media import MediaRow, MediaStatus
+from glimpse.db.statements import InTurn
 from glimpse.media.thumbnail import make_thumbnail
 from glimpse.models.bridge import ClassSpace, TextToVisual
 from glimpse.models.bridge import build as build_bridge
@@ -297,7 +298,7 @@ def shown_for(
     search = SearchSettings()
     joint = VectorQuery(VISUAL_MODEL, bridge.to_visual(vec)) if bridge else None
     judged = judged_search(
-        conn,
+        InTurn(conn),
         text,
         vec,
         MODEL,

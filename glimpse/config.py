@@ -63,7 +63,9 @@ class DatabaseSettings(BaseModel):
 
     url: str | None = None
     pool_min: int = 1
-    pool_max: int = 4
+    # The API runs a search's four or five statements side by side, each on its own
+    # connection; workers open only what they use (connections are made on demand).
+    pool_max: int = 8
 
 
 class RateLimit(BaseModel):
@@ -114,6 +116,11 @@ class SearchSettings(BaseModel):
     keyword_scan_rows: int = 1000
     # ... and gives up after this; the vector hits still answer
     keyword_timeout_ms: int = 150
+    # A search's statements (text vectors, full text, image vectors, the typical scores,
+    # full text already while the query is embedded) side by side, each on its own pooled
+    # connection: latency about the slowest one's instead of their sum. Off: one after
+    # another on one connection.
+    side_by_side: bool = True
     # how often the API looks up the active text model (a switch is followed without a
     # restart: the new model loads in the background while the old one answers)
     model_check_s: float = 2.0

@@ -8,16 +8,19 @@ phases.seconds   # {"vector_sql": 0.004}
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 
 class Phases:
-    """Not shared between threads: one per request."""
+    """One per request. Phases may run in several threads at once (a search's lists run
+    side by side): each adds its own time, so their sum can exceed the request's."""
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
+        self._lock = threading.Lock()
 
     @contextmanager
     def phase(self, name: str) -> Iterator[None]:
@@ -27,4 +30,6 @@ class Phases:
         try:
             yield
         finally:
-            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - started
+            elapsed = time.perf_counter() - started
+            with self._lock:
+                self.seconds[name] = self.seconds.get(name, 0.0) + elapsed

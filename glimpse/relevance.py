@@ -26,6 +26,8 @@ agrees (its words or its caption's vector), else a weak match.
 
 from __future__ import annotations
 
+import uuid
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -34,6 +36,7 @@ import psycopg
 from pgvector import HalfVector
 from psycopg import sql
 
+from glimpse.db.statements import Statements
 from glimpse.db.vectors import VectorModel
 from glimpse.phases import Phases
 from glimpse.search import (
@@ -111,7 +114,7 @@ class _Standouts:
 
 
 def search(
-    conn: psycopg.Connection[Any],
+    statements: Statements,
     text: str,
     query: np.ndarray,
     model: VectorModel,
@@ -121,19 +124,27 @@ def search(
     *,
     ef_search: int = DEFAULT_EF_SEARCH,
     keyword_bounds: KeywordBounds = UNBOUNDED,
-    sources: TextSources = ANY_SOURCES,
+    sources: TextSources | None = ANY_SOURCES,
     phases: Phases | None = None,
     joint: VectorQuery | None = None,
+    keyword_hits: Future[list[uuid.UUID]] | None = None,
 ) -> list[Judged]:
     """Hybrid search for ``text`` (``query`` is its vector; ``joint`` its vector of the
     active joint model, if any), judged: what to show, best first, weak matches marked.
-    ``phases`` gets hybrid's and ``background_sql``; judging counts as ``fuse``."""
+    ``phases`` gets hybrid's and ``background_sql``; judging counts as ``fuse``. The
+    library's typical scores are asked for beside the lists (a few ms, wasted only when
+    nothing is found)."""
     phases = phases or Phases()
     # The standout policy judges every candidate itself; the fixed one drops vector
     # matches below the cutoff before fusion, as search always did.
     cutoff = settings.min_similarity if settings.policy == "fixed" else -1.0
+    typical = joint_typical = None
+    if settings.policy == "standout":
+        typical = _start_background(statements, VectorQuery(model, query), settings, phases)
+        if joint is not None:
+            joint_typical = _start_background(statements, joint, settings, phases)
     fused = hybrid(
-        conn,
+        statements,
         text,
         query,
         model,
@@ -145,17 +156,24 @@ def search(
         sources=sources,
         phases=phases,
         joint=joint,
+        keyword_hits=keyword_hits,
     )
-    typical = joint_typical = None
-    if settings.policy == "standout" and fused:
-        with phases.phase("background_sql"):
-            typical = background(conn, model, query, settings.sample, settings.min_spread)
-            if joint is not None:
-                joint_typical = background(
-                    conn, joint.model, joint.vector, settings.sample, settings.min_spread
-                )
+    if not fused:
+        return []
+    text_sample = typical.result() if typical else None
+    joint_sample = joint_typical.result() if joint_typical else None
     with phases.phase("fuse"):
-        return judge(fused, typical, settings, joint_typical)
+        return judge(fused, text_sample, settings, joint_sample)
+
+
+def _start_background(
+    statements: Statements, query: VectorQuery, settings: RelevanceSettings, phases: Phases
+) -> Future[Background | None]:
+    def run(conn: psycopg.Connection[Any]) -> Background | None:
+        with phases.phase("background_sql"):
+            return background(conn, query.model, query.vector, settings.sample, settings.min_spread)
+
+    return statements.submit(run)
 
 
 def background(

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -27,6 +28,7 @@ from psycopg import errors, sql
 from glimpse.config import SearchSettings
 from glimpse.db import stage_models
 from glimpse.db.backlog import like_prefix
+from glimpse.db.statements import Statements
 from glimpse.db.vectors import VectorModel
 from glimpse.phases import Phases
 
@@ -280,8 +282,48 @@ def fuse(
     return fused
 
 
+def start_keyword(
+    statements: Statements,
+    text: str,
+    filters: SearchFilters,
+    limit: int,
+    bounds: KeywordBounds = UNBOUNDED,
+    sources: TextSources | None = ANY_SOURCES,
+    phases: Phases | None = None,
+) -> Future[list[uuid.UUID]]:
+    """``keyword`` as a submitted statement (``sources`` None: the active models', looked
+    up on its own connection). It needs no query vector: a search starts it first and
+    embeds the query meanwhile."""
+    phases = phases or Phases()
+
+    def run(conn: psycopg.Connection[Any]) -> list[uuid.UUID]:
+        with phases.phase("keyword_sql"):
+            active = active_sources(conn) if sources is None else sources
+            return keyword(conn, text, filters, limit, bounds, active)
+
+    return statements.submit(run)
+
+
+def start_nearest(
+    statements: Statements,
+    query: VectorQuery,
+    filters: SearchFilters,
+    limit: int,
+    ef_search: int,
+    phases: Phases,
+    phase: str,
+) -> Future[list[tuple[uuid.UUID, float]]]:
+    """``nearest`` as a submitted statement, timed as ``phase``."""
+
+    def run(conn: psycopg.Connection[Any]) -> list[tuple[uuid.UUID, float]]:
+        with phases.phase(phase):
+            return nearest(conn, query.model, query.vector, filters, limit, ef_search=ef_search)
+
+    return statements.submit(run)
+
+
 def hybrid(
-    conn: psycopg.Connection[Any],
+    statements: Statements,
     text: str,
     query: np.ndarray,
     model: VectorModel,
@@ -291,25 +333,31 @@ def hybrid(
     *,
     ef_search: int = DEFAULT_EF_SEARCH,
     keyword_bounds: KeywordBounds = UNBOUNDED,
-    sources: TextSources = ANY_SOURCES,
+    sources: TextSources | None = ANY_SOURCES,
     phases: Phases | None = None,
     joint: VectorQuery | None = None,
+    keyword_hits: Future[list[uuid.UUID]] | None = None,
 ) -> list[Candidate]:
-    """Every retriever, fused; ``phases`` (when given) gets the seconds of each
-    (``vector_sql``, ``keyword_sql``, ``joint_sql``, ``fuse``). ``joint``: the query's
-    vector of the active joint image-text model (its list is judged by relevance, not
-    cut here: its similarities live on another scale than the text model's)."""
+    """Every retriever, fused; the lists run as ``statements`` runs them (side by side
+    in the API). ``phases`` (when given) gets the seconds of each (``vector_sql``,
+    ``keyword_sql``, ``joint_sql``, ``fuse``). ``joint``: the query's vector of the
+    active joint image-text model (its list is judged by relevance, not cut here: its
+    similarities live on another scale than the text model's). ``keyword_hits``: the
+    full-text list when the caller started it already (``start_keyword``)."""
     phases = phases or Phases()
-    with phases.phase("vector_sql"):
-        nearby = nearest(conn, model, query, filters, candidates, ef_search=ef_search)
-    vector_hits = [(mid, sim) for mid, sim in nearby if sim >= min_similarity]
-    with phases.phase("keyword_sql"):
-        keyword_hits = keyword(conn, text, filters, candidates, keyword_bounds, sources)
+    if keyword_hits is None:
+        keyword_hits = start_keyword(
+            statements, text, filters, candidates, keyword_bounds, sources, phases
+        )
+    nearby = start_nearest(
+        statements, VectorQuery(model, query), filters, candidates, ef_search, phases, "vector_sql"
+    )
     joint_hits = None
     if joint is not None:
-        with phases.phase("joint_sql"):
-            joint_hits = nearest(
-                conn, joint.model, joint.vector, filters, candidates, ef_search=ef_search
-            )
+        joint_hits = start_nearest(
+            statements, joint, filters, candidates, ef_search, phases, "joint_sql"
+        )
+    vector_hits = [(mid, sim) for mid, sim in nearby.result() if sim >= min_similarity]
+    words, images = keyword_hits.result(), joint_hits.result() if joint_hits else None
     with phases.phase("fuse"):
-        return fuse(vector_hits, keyword_hits, joint_hits)
+        return fuse(vector_hits, words, images)

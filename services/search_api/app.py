@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
@@ -125,6 +126,10 @@ def _lifespan(
             image_queries=image_queries,
             label_heads=ActiveHeads(store),
             visual_bridge=visual_bridge,
+            # a thread per pooled connection: more would only wait for one
+            statement_threads=ThreadPoolExecutor(
+                settings.database.pool_max, thread_name_prefix="search-sql"
+            ),
         )
         app.state.glimpse = ctx
         background = [
@@ -147,6 +152,7 @@ def _lifespan(
             joint.stop()
             image_queries.stop()
             visual_bridge.stop()
+            ctx.statement_threads.shutdown(wait=True)
             producer.close()
             pool.close()
 

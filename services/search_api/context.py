@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -41,6 +42,7 @@ class ApiContext:
     image_queries: ImageQueries
     label_heads: ActiveHeads  # heads of the active label sets, for predictions
     visual_bridge: VisualBridge  # typed words into the visual model's space (no joint model)
+    statement_threads: Executor  # where a search's lists run side by side (glimpse.db.statements)
 
 
 def context(request: Request) -> ApiContext:

@@ -4,23 +4,32 @@ from __future__ import annotations
 
 import base64
 import uuid
+from collections.abc import Iterator
+from concurrent.futures import Future
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
+import psycopg
 from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.concurrency import run_in_threadpool
 
 from glimpse import suggestions
 from glimpse.config import SearchSettings
+from glimpse.db.statements import InTurn, SideBySide, Statements
 from glimpse.phases import Phases
 from glimpse.relevance import Judged, RelevanceSettings
 from glimpse.relevance import search as judged_search
-from glimpse.search import KeywordBounds, SearchFilters, VectorQuery, active_sources
+from glimpse.search import KeywordBounds, SearchFilters, VectorQuery, start_keyword
 from services.search_api.auth import require_key_unless_open
 from services.search_api.context import ApiContext, context
 from services.search_api.filters import Filters
 from services.search_api.hits import ImageMatch, hits_for
+from services.search_api.query_model import Serving
 from services.search_api.schemas import Hit, SearchResults, Suggestions
+
+if TYPE_CHECKING:
+    from glimpse.models.text import TextEmbedder
 
 router = APIRouter(prefix="/v1", tags=["search"], dependencies=[Depends(require_key_unless_open)])
 Ctx = Annotated[ApiContext, Depends(context)]
@@ -69,6 +78,16 @@ class Found:
     model: str  # the text model whose vectors answered
 
 
+@dataclass(frozen=True, slots=True)
+class QueryVectors:
+    """A typed query's vectors: the text model's, and the images' space (the joint
+    model's, or the text vector bridged into the visual model's)."""
+
+    text: VectorQuery
+    image: VectorQuery | None
+    bridged: bool  # image is the bridge's guess, not a joint model's
+
+
 def find(
     ctx: ApiContext,
     text: str,
@@ -82,68 +101,117 @@ def find(
     """One page of hybrid search hits for ``text``. Blocking: call it from a worker
     thread. ``phases``: where to add up each phase's time (bench/search.py reads them)."""
     phases = Phases() if phases is None else phases
-    found = _find(ctx, text, filters, phases, limit, offset, min_score)
+    # One embedder and the model of its vectors, taken together: a switch of the active
+    # text model in between never pairs this query vector with another model's vectors.
+    serving = ctx.embedder.serving()
+    page = Page(limit, offset, min_score)
+    with _statements(ctx) as statements:
+        # Full text needs no vector: it runs while the query is embedded.
+        words = start_keyword(
+            statements,
+            text,
+            filters,
+            page.depth(ctx.settings.search),
+            KeywordBounds.of(ctx.settings.search),
+            None,
+            phases,
+        )
+        vectors = embed_query(ctx, serving, text, phases)
+        found = find_embedded(ctx, statements, text, vectors, filters, page, phases, words)
     # searches that answered only: a 503 while the query model loads took no time anywhere
     ctx.search_metrics.observe(phases)
     return found
 
 
-def _find(
-    ctx: ApiContext,
-    text: str,
-    filters: SearchFilters,
-    phases: Phases,
-    limit: int,
-    offset: int,
-    min_score: float | None,
-) -> Found:
-    settings = ctx.settings.search
-    # One embedder and the model of its vectors, taken together: a switch of the active
-    # text model in between never pairs this query vector with another model's vectors.
-    serving = ctx.embedder.serving()
-    model = serving.model
+@contextmanager
+def _statements(ctx: ApiContext) -> Iterator[Statements]:
+    """Side by side on pooled connections; with ``search.side_by_side`` off, one after
+    another on one connection held for the whole search."""
+    if ctx.settings.search.side_by_side:
+        yield SideBySide(ctx.pool, ctx.statement_threads)
+        return
+    with ctx.pool.connection() as conn:
+        yield InTurn(conn)
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    limit: int
+    offset: int = 0
+    min_score: float | None = None  # a fixed cutoff instead of the relevance policy
+
+    def depth(self, settings: SearchSettings) -> int:
+        """Candidates each list gives: enough for this page and to know if one follows."""
+        return max(settings.candidates, self.offset + self.limit + 1)
+
+
+def embed_query(
+    ctx: ApiContext, serving: Serving[TextEmbedder], text: str, phases: Phases
+) -> QueryVectors:
+    """``text`` through the serving text model, and into the images' space: the active
+    joint model's text side when there is one, else the bridge (when fitted for this
+    text model), else none."""
     with phases.phase("embed"):
-        query_vec = serving.embedder.embed([text])[0]
-    # The images themselves, compared in the joint model's space, when one is active.
-    joint = None
-    relevance = relevance_settings(settings, min_score)
+        vector = serving.embedder.embed([text])[0]
     if (joint_serving := ctx.joint.serving_if_any()) is not None:
         with phases.phase("joint_embed"):
             joint = VectorQuery(joint_serving.model, joint_serving.embedder.embed([text])[0])
-    elif (bridge := ctx.visual_bridge.serving(model.model)) is not None:
-        # No joint model: the same words bridged into the visual model's space. The
-        # bridge ranks and offers weak guesses; the text side alone makes matches
-        # (bench/quality.py: the same recall, fewer sure hits for absent things).
+        return QueryVectors(VectorQuery(serving.model, vector), joint, bridged=False)
+    if (bridge := ctx.visual_bridge.serving(serving.model.model)) is not None:
         with phases.phase("joint_embed"):
-            joint = VectorQuery(bridge.model, bridge.bridge.to_visual(query_vec))
+            bridged = VectorQuery(bridge.model, bridge.bridge.to_visual(vector))
+        return QueryVectors(VectorQuery(serving.model, vector), bridged, bridged=True)
+    return QueryVectors(VectorQuery(serving.model, vector), None, bridged=False)
+
+
+def find_embedded(
+    ctx: ApiContext,
+    statements: Statements,
+    text: str,
+    vectors: QueryVectors,
+    filters: SearchFilters,
+    page: Page,
+    phases: Phases,
+    keyword_hits: Future[list[uuid.UUID]] | None = None,
+) -> Found:
+    """``find`` once the query is embedded (``keyword_hits``: its full-text list, if
+    started already): the lists, relevance, and the page's hits."""
+    settings = ctx.settings.search
+    relevance = relevance_settings(settings, page.min_score)
+    if vectors.bridged:
+        # The bridge ranks and offers weak guesses; the text side alone makes matches
+        # (bench/quality.py: the same recall, fewer sure hits for absent things).
         relevance = replace(relevance, image_decides=False)
-    with ctx.pool.connection() as conn:
-        depth = max(settings.candidates, offset + limit + 1)
-        judged = judged_search(
-            conn,
-            text,
-            query_vec,
-            model,
-            filters,
-            relevance,
-            depth,
-            ef_search=settings.ef_search,
-            keyword_bounds=KeywordBounds.of(settings),
-            sources=active_sources(conn),
-            phases=phases,
-            joint=joint,
-        )
-        page = judged[offset : offset + limit]
+    judged = judged_search(
+        statements,
+        text,
+        vectors.text.vector,
+        vectors.text.model,
+        filters,
+        relevance,
+        page.depth(settings),
+        ef_search=settings.ef_search,
+        keyword_bounds=KeywordBounds.of(settings),
+        sources=None,  # the active models', looked up beside the full-text statement
+        phases=phases,
+        joint=vectors.image,
+        keyword_hits=keyword_hits,
+    )
+    shown = judged[page.offset : page.offset + page.limit]
+
+    def details(conn: psycopg.Connection[Any]) -> list[Hit]:
         with phases.phase("hits_sql"):
-            hits = hits_for(
+            return hits_for(
                 conn,
-                [(j.candidate.media_id, j.candidate.score, j.candidate.similarity) for j in page],
-                weak={j.candidate.media_id for j in page if j.weak},
-                standout={j.candidate.media_id: j.standout for j in page},
+                [(j.candidate.media_id, j.candidate.score, j.candidate.similarity) for j in shown],
+                weak={j.candidate.media_id for j in shown if j.weak},
+                standout={j.candidate.media_id: j.standout for j in shown},
                 query=text,
-                image=_image_matches(page, relevance),
+                image=_image_matches(shown, relevance),
             )
-        return Found(hits, len(judged) > offset + limit, model.model)
+
+    hits = statements.submit(details).result()
+    return Found(hits, len(judged) > page.offset + page.limit, vectors.text.model.model)
 
 
 def _image_matches(page: list[Judged], relevance: RelevanceSettings) -> dict[uuid.UUID, ImageMatch]:

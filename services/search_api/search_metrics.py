@@ -3,6 +3,8 @@
 The request histogram says a search was slow; this says whether to look at the model
 (``embed``), HNSW (``vector_sql``), full text (``keyword_sql``), the background sample
 (``background_sql``), RRF and judging (``fuse``) or loading the hits (``hits_sql``).
+The SQL steps run side by side (full text already while the query is embedded): each
+records its own time, and a slow search is as slow as its slowest step, not their sum.
 """
 
 from __future__ import annotations

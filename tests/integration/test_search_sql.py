@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -20,6 +21,8 @@ from pgvector.psycopg import register_vector
 from glimpse.db import captions, media, transcripts, vectors
 from glimpse.db.captions import CaptionRow
 from glimpse.db.media import MediaRow, MediaStatus
+from glimpse.db.pool import open_pool
+from glimpse.db.statements import InTurn, SideBySide, Statements
 from glimpse.db.transcripts import TranscriptRow
 from glimpse.relevance import RelevanceSettings, background
 from glimpse.relevance import search as relevance_search
@@ -30,6 +33,7 @@ from glimpse.search import (
     hybrid,
     keyword,
     nearest,
+    start_keyword,
     time_limit,
 )
 
@@ -137,11 +141,13 @@ def test_hybrid_fuses_both_lists_and_drops_weak_vector_matches(
     conn: psycopg.Connection[Any], corpus: dict[str, uuid.UUID]
 ) -> None:
     query = unit(1, 0.05, 0, 0)
-    fused = hybrid(conn, "cat", query, MODEL, SearchFilters(), min_similarity=0.5, candidates=10)
+    fused = hybrid(
+        InTurn(conn), "cat", query, MODEL, SearchFilters(), min_similarity=0.5, candidates=10
+    )
 
     assert fused[0].media_id == corpus["cat"]  # first in both lists
     assert corpus["rocket"] not in {c.media_id for c in fused}  # similarity ~0, no keyword
-    nothing = hybrid(conn, "zebra", unit(0, 1, 0, 0), MODEL, SearchFilters(), 0.9, 10)
+    nothing = hybrid(InTurn(conn), "zebra", unit(0, 1, 0, 0), MODEL, SearchFilters(), 0.9, 10)
     assert nothing == []
 
 
@@ -184,7 +190,7 @@ def test_keyword_gives_up_on_a_word_in_every_caption_and_vectors_still_answer(
 
         query = unit(1, 0.1, 0, 0)
         fused = hybrid(
-            conn, "photo", query, MODEL, SearchFilters(), 0.5, 10,
+            InTurn(conn), "photo", query, MODEL, SearchFilters(), 0.5, 10,
             keyword_bounds=KeywordBounds(timeout_ms=1),
         )  # fmt: skip
         assert fused[0].media_id == corpus["cat"]
@@ -275,12 +281,28 @@ def test_background_is_the_querys_similarity_to_a_sample_of_the_library(
     assert sampled.size == 10
 
 
+@pytest.fixture(params=["in turn", "side by side"])
+def statements(
+    request: pytest.FixtureRequest, stack: RunningStack, conn: psycopg.Connection[Any]
+) -> Iterator[Statements]:
+    """The search's statements one after another on the test's connection, or side by
+    side on pooled connections as the API runs them (they see committed rows only)."""
+    if request.param == "in turn":
+        yield InTurn(conn)
+        return
+    with (
+        open_pool(stack.settings.database, "search-sql-test") as pool,
+        ThreadPoolExecutor(4) as threads,
+    ):
+        yield SideBySide(pool, threads)
+
+
 def test_the_hit_that_stands_out_is_shown_and_look_alikes_are_not(
-    conn: psycopg.Connection[Any], library: dict[str, uuid.UUID]
+    statements: Statements, library: dict[str, uuid.UUID]
 ) -> None:
     def show(text: str, query: np.ndarray) -> list[tuple[uuid.UUID, bool]]:
         judged = relevance_search(
-            conn, text, query, RELEVANCE, SearchFilters(prefix="r/"), RelevanceSettings(), 100
+            statements, text, query, RELEVANCE, SearchFilters(prefix="r/"), RelevanceSettings(), 100
         )
         return [(j.candidate.media_id, j.weak) for j in judged]
 
@@ -292,3 +314,18 @@ def test_the_hit_that_stands_out_is_shown_and_look_alikes_are_not(
     assert show("something grey-ish", unit(0, 1, 0, 0, 0, 0, 0, 0)) == []
     # the words match: shown, but weak, since its vector does not stand out
     assert show("lighthouse", unit(0, 1, 0, 0, 0, 0, 0, 0)) == [(library["lighthouse"], True)]
+
+
+def test_a_full_text_list_started_before_the_vectors_is_the_one_fused(
+    statements: Statements, library: dict[str, uuid.UUID]
+) -> None:
+    # what the API does: full text first, while the query is being embedded
+    words = start_keyword(statements, "lighthouse", SearchFilters(prefix="r/"), 100)
+    judged = relevance_search(
+        statements, "lighthouse", unit(0, 1, 0, 0, 0, 0, 0, 0), RELEVANCE,
+        SearchFilters(prefix="r/"), RelevanceSettings(), 100, keyword_hits=words,
+    )  # fmt: skip
+
+    assert [(j.candidate.media_id, j.candidate.keyword_rank) for j in judged] == [
+        (library["lighthouse"], 1)
+    ]

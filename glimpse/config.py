@@ -109,10 +109,10 @@ class SearchSettings(BaseModel):
     # HNSW breadth. With the index built at ef_construction 128 (glimpse/db/vectors.py),
     # 200 gave recall@10 0.979 at 1M vectors, p99 13-17 ms (bench/RESULTS.md)
     ef_search: int = 200
-    # Full text ranks at most this many matching documents: a word in nearly every
-    # caption made Postgres rank half the table (1M captions: p99 1.7 s; with 1,000,
-    # 56-64 ms, bench/RESULTS.md). Rare words, the ones a query is found by, keep every
-    # match.
+    # Full text ranks at most this many matching documents per source (captions,
+    # transcripts, tags): a word in nearly every caption made Postgres rank half the
+    # table (1M captions: p99 1.7 s; bounded, 35-38 ms, docs/ARCHITECTURE.md). Rare
+    # words, the ones a query is found by, keep every match.
     keyword_scan_rows: int = 1000
     # ... and gives up after this; the vector hits still answer
     keyword_timeout_ms: int = 150

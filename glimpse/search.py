@@ -200,6 +200,38 @@ class KeywordBounds:
 UNBOUNDED = KeywordBounds()
 
 
+_TSQUERY = "websearch_to_tsquery('english', %(text)s)"
+# Each source's matching documents, as "<columns> FROM <tables> WHERE <its own condition>".
+_TEXT_SOURCES = (
+    "c.media_id, c.tsv FROM captions c JOIN media m ON m.id = c.media_id "
+    "WHERE (%(captioner)s::text IS NULL OR c.model = %(captioner)s) AND c.tsv",
+    "t.media_id, t.tsv FROM transcripts t JOIN media m ON m.id = t.media_id "
+    "WHERE (%(transcriber)s::text IS NULL OR t.model = %(transcriber)s) AND t.tsv",
+    # tags of active label sets, unsure ones left out: a guess is not a match
+    "l.media_id, l.tsv FROM media_labels l JOIN label_sets s "
+    "ON s.name = l.label_set AND s.active_version IS NOT NULL "
+    "JOIN media m ON m.id = l.media_id "
+    "WHERE (l.corrected OR l.confidence >= s.unsure_below) AND l.tsv",
+)
+
+
+def _bounded(source: str) -> str:
+    """One source's matches, filtered, at most %(scan)s of them. The bound sits in each
+    branch, not over their union: Postgres then plans each scan for its first rows (a
+    common word's first thousand matches are read in a few ms, where a bitmap of all
+    its matches took up to 50 ms at a million captions), and the filters come before
+    the bound, so a narrow filter still finds its matches."""
+    return f"(SELECT {source} @@ {_TSQUERY} AND {_FILTERS} LIMIT %(scan)s)"
+
+
+_KEYWORD = (
+    "SELECT media_id, max(rank) AS rank FROM ("
+    f"SELECT d.media_id, ts_rank_cd(d.tsv, {_TSQUERY}) AS rank FROM ("
+    + " UNION ALL ".join(_bounded(source) for source in _TEXT_SOURCES)
+    + ") d) matched GROUP BY media_id ORDER BY rank DESC, media_id LIMIT %(limit)s"
+)
+
+
 def keyword(
     conn: psycopg.Connection[Any],
     text: str,
@@ -214,29 +246,11 @@ def keyword(
     A word that nearly every caption contains ("photo" in every labels caption) makes
     Postgres rank a large part of the table: up to a second at a million rows. Such a
     word says little anyway, so only the first ``bounds.scan_rows`` matching documents
-    (in the index's order) are ranked: every match of the rarer words a query is found
-    by, a sample of a common word's. ``bounds.timeout_ms`` is the backstop: past it the
-    keyword list is given up (empty) and the vector list alone answers."""
-    # The query inline (not a FROM item) so that the match is pushed into each branch
-    # of the union and served by its GIN index; the filters inside the bounded scan, so
-    # that a narrow filter still finds its matches.
-    statement = (
-        "SELECT media_id, max(rank) AS rank FROM ("
-        "SELECT d.media_id, ts_rank_cd(d.tsv, websearch_to_tsquery('english', %(text)s)) "
-        "AS rank FROM (SELECT media_id, tsv FROM captions "
-        "WHERE %(captioner)s::text IS NULL OR model = %(captioner)s "
-        "UNION ALL SELECT media_id, tsv FROM transcripts "
-        "WHERE %(transcriber)s::text IS NULL OR model = %(transcriber)s "
-        # tags of active label sets, unsure ones left out: a guess is not a match
-        "UNION ALL SELECT l.media_id, l.tsv FROM media_labels l JOIN label_sets s "
-        "ON s.name = l.label_set AND s.active_version IS NOT NULL "
-        "WHERE l.corrected OR l.confidence >= s.unsure_below) d "
-        "JOIN media m ON m.id = d.media_id "
-        "WHERE d.tsv @@ websearch_to_tsquery('english', %(text)s) AND "
-        + _FILTERS
-        + "LIMIT %(scan)s) matched "
-        "GROUP BY media_id ORDER BY rank DESC, media_id LIMIT %(limit)s"
-    )
+    of each source (captions, transcripts, tags; in the scan's order) are ranked: every
+    match of the rarer words a query is found by, a sample of a common word's.
+    ``bounds.timeout_ms`` is the backstop: past it the keyword list is given up (empty)
+    and the vector list alone answers."""
+    statement = _KEYWORD
     params = {
         "text": text,
         "limit": limit,

@@ -221,9 +221,20 @@ def test_keyword_ranks_a_bounded_sample_of_a_common_words_matches_but_every_rare
                 "VALUES (%(id)s, 'test/captioner', 'r1', %(text)s)",
                 {"id": mid, "text": text},
             )
+        memo = uuid.uuid4()
+        conn.execute(
+            "INSERT INTO media (id, bucket, key, status, kind, sha256) "
+            "VALUES (%(id)s, 'commonword', 'memo.ogg', 'accepted', 'audio', 'memo')",
+            {"id": memo},
+        )
+        transcripts.save(
+            conn, TranscriptRow(memo, "test/whisper", "r1", "en", 0.9, 2.0, "send the photo", [])
+        )
         bounded = KeywordBounds(scan_rows=100)
 
-        assert len(keyword(conn, "photo", SearchFilters(), 1000, bounded)) == 100
+        matches = keyword(conn, "photo", SearchFilters(), 1000, bounded)
+        # each source ranks up to the bound: the captions a sample, the transcript too
+        assert len(matches) == 101 and memo in matches
         assert len(keyword(conn, "photo", SearchFilters(), 1000)) == 1000  # unbounded
         # a word in one document: its match is within any bound
         assert keyword(conn, "photo lighthouse", SearchFilters(), 10, bounded) == [lighthouse]

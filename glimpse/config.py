@@ -102,6 +102,9 @@ class SearchSettings(BaseModel):
     standout_weak_limit: int = 2  # weak hits per query at most (bench/quality.py)
     # library vectors each query is compared with to learn its typical score
     standout_sample: int = 256
+    # The API keeps that sample in memory and reads it again after this long (a new
+    # library's first items, while it holds fewer than the sample's size, count at once)
+    standout_sample_max_age_s: float = 60.0
     # the fixed cutoff: below this cosine similarity a vector match is noise
     # (all-MiniLM-L6-v2); also the rule in a library too small to have a typical score
     min_similarity: float = 0.25

@@ -33,11 +33,10 @@ from typing import Any, Literal
 
 import numpy as np
 import psycopg
-from pgvector import HalfVector
-from psycopg import sql
 
 from glimpse.db.statements import Statements
 from glimpse.db.vectors import VectorModel
+from glimpse.library_sample import LibrarySample, read_sample, similarities
 from glimpse.phases import Phases
 from glimpse.search import (
     ANY_SOURCES,
@@ -128,21 +127,23 @@ def search(
     phases: Phases | None = None,
     joint: VectorQuery | None = None,
     keyword_hits: Future[list[uuid.UUID]] | None = None,
+    sample: LibrarySample | None = None,
 ) -> list[Judged]:
     """Hybrid search for ``text`` (``query`` is its vector; ``joint`` its vector of the
     active joint model, if any), judged: what to show, best first, weak matches marked.
     ``phases`` gets hybrid's and ``background_sql``; judging counts as ``fuse``. The
     library's typical scores are asked for beside the lists (a few ms, wasted only when
-    nothing is found)."""
+    nothing is found), or computed from ``sample`` when it holds the library's sample."""
     phases = phases or Phases()
     # The standout policy judges every candidate itself; the fixed one drops vector
     # matches below the cutoff before fusion, as search always did.
     cutoff = settings.min_similarity if settings.policy == "fixed" else -1.0
     typical = joint_typical = None
     if settings.policy == "standout":
-        typical = _start_background(statements, VectorQuery(model, query), settings, phases)
+        own = VectorQuery(model, query)
+        typical = _start_background(statements, own, settings, phases, sample)
         if joint is not None:
-            joint_typical = _start_background(statements, joint, settings, phases)
+            joint_typical = _start_background(statements, joint, settings, phases, sample)
     fused = hybrid(
         statements,
         text,
@@ -167,11 +168,25 @@ def search(
 
 
 def _start_background(
-    statements: Statements, query: VectorQuery, settings: RelevanceSettings, phases: Phases
+    statements: Statements,
+    query: VectorQuery,
+    settings: RelevanceSettings,
+    phases: Phases,
+    sample: LibrarySample | None,
 ) -> Future[Background | None]:
+    if sample is not None and (kept := sample.kept(query.model)) is not None:
+        done: Future[Background | None] = Future()
+        done.set_result(_typical(kept, query.vector, settings.min_spread))
+        return done
+
     def run(conn: psycopg.Connection[Any]) -> Background | None:
         with phases.phase("background_sql"):
-            return background(conn, query.model, query.vector, settings.sample, settings.min_spread)
+            vectors = (
+                sample.read(conn, query.model)
+                if sample is not None
+                else read_sample(conn, query.model, settings.sample)
+            )
+        return _typical(vectors, query.vector, settings.min_spread)
 
     return statements.submit(run)
 
@@ -184,21 +199,13 @@ def background(
     min_spread: float,
 ) -> Background | None:
     """The query's similarity to up to ``sample`` library vectors; None without any."""
-    cast = sql.SQL("halfvec({})").format(sql.Literal(model.dim))
-    # Model and kind as literals, as in glimpse.search.nearest; the primary key
-    # (media_id, model, kind) serves the media-id order.
-    rows = conn.execute(
-        sql.SQL(
-            "SELECT 1 - (e.embedding::{cast} <=> %(q)s::{cast}) AS similarity "
-            "FROM embeddings e JOIN media m ON m.id = e.media_id "
-            "WHERE e.model = {model} AND e.kind = {kind} AND m.status = 'accepted' "
-            "ORDER BY e.media_id LIMIT %(sample)s"
-        ).format(cast=cast, model=sql.Literal(model.model), kind=sql.Literal(model.kind)),
-        {"q": HalfVector(query), "sample": sample},
-    ).fetchall()
-    if not rows:
+    return _typical(read_sample(conn, model, sample), query, min_spread)
+
+
+def _typical(sample: np.ndarray, query: np.ndarray, min_spread: float) -> Background | None:
+    if not len(sample):
         return None
-    return summarise([float(r["similarity"]) for r in rows], min_spread)
+    return summarise(list(similarities(sample, query)), min_spread)
 
 
 def summarise(similarities: list[float], min_spread: float) -> Background:

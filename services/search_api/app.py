@@ -28,6 +28,7 @@ from glimpse.config import Settings
 from glimpse.db.pool import open_pool
 from glimpse.heap import settle_when_ready
 from glimpse.labels.tagging import ActiveHeads
+from glimpse.library_sample import LibrarySample
 from glimpse.metrics import ModelMetrics, service_registry
 from glimpse.models.whisper_assets import resolve_cache_root
 from glimpse.storage import ObjectStore
@@ -129,6 +130,9 @@ def _lifespan(
             # a thread per pooled connection: more would only wait for one
             statement_threads=ThreadPoolExecutor(
                 settings.database.pool_max, thread_name_prefix="search-sql"
+            ),
+            library_sample=LibrarySample(
+                settings.search.standout_sample, settings.search.standout_sample_max_age_s
             ),
         )
         app.state.glimpse = ctx

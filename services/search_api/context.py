@@ -13,6 +13,7 @@ from psycopg_pool import ConnectionPool
 from glimpse.bus import LazyProducer
 from glimpse.config import Settings
 from glimpse.labels.tagging import ActiveHeads
+from glimpse.library_sample import LibrarySample
 from glimpse.storage import ObjectStore
 from services.search_api.admission import RateLimiter, WaitingLimit
 from services.search_api.notifications import QueryNotifications
@@ -43,6 +44,7 @@ class ApiContext:
     label_heads: ActiveHeads  # heads of the active label sets, for predictions
     visual_bridge: VisualBridge  # typed words into the visual model's space (no joint model)
     statement_threads: Executor  # where a search's lists run side by side (glimpse.db.statements)
+    library_sample: LibrarySample  # what a query's typical similarity is measured against
 
 
 def context(request: Request) -> ApiContext:

@@ -196,6 +196,7 @@ def find_embedded(
         phases=phases,
         joint=vectors.image,
         keyword_hits=keyword_hits,
+        sample=ctx.library_sample,
     )
     shown = judged[page.offset : page.offset + page.limit]
 

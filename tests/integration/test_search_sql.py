@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, TypeVar
 
 import numpy as np
 import psycopg
@@ -22,8 +22,9 @@ from glimpse.db import captions, media, transcripts, vectors
 from glimpse.db.captions import CaptionRow
 from glimpse.db.media import MediaRow, MediaStatus
 from glimpse.db.pool import open_pool
-from glimpse.db.statements import InTurn, SideBySide, Statements
+from glimpse.db.statements import InTurn, SideBySide, Statement, Statements
 from glimpse.db.transcripts import TranscriptRow
+from glimpse.library_sample import LibrarySample
 from glimpse.relevance import RelevanceSettings, background
 from glimpse.relevance import search as relevance_search
 from glimpse.search import (
@@ -340,3 +341,38 @@ def test_a_full_text_list_started_before_the_vectors_is_the_one_fused(
     assert [(j.candidate.media_id, j.candidate.keyword_rank) for j in judged] == [
         (library["lighthouse"], 1)
     ]
+
+
+T = TypeVar("T")
+
+
+class Counted:
+    """Statements run in turn, counted."""
+
+    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+        self.inner = InTurn(conn)
+        self.count = 0
+
+    def submit(self, statement: Statement[T]) -> Future[T]:
+        self.count += 1
+        return self.inner.submit(statement)
+
+
+def test_a_kept_library_sample_judges_as_the_one_read_from_postgres_without_asking(
+    conn: psycopg.Connection[Any], library: dict[str, uuid.UUID]
+) -> None:
+    sample = LibrarySample(size=41, max_age_s=60)  # the whole library: kept once read
+    query = unit(1, 0, 0, 0, 0, 0, 0, 0)
+
+    def show(statements: Statements, kept: LibrarySample | None) -> list[tuple[uuid.UUID, bool]]:
+        judged = relevance_search(
+            statements, "tower by the sea", query, RELEVANCE, SearchFilters(prefix="r/"),
+            RelevanceSettings(sample=41), 100, sample=kept,
+        )  # fmt: skip
+        return [(j.candidate.media_id, j.weak) for j in judged]
+
+    reading, keeping = Counted(conn), Counted(conn)
+    assert show(reading, sample) == show(InTurn(conn), None) == [(library["lighthouse"], False)]
+    assert sample.kept(RELEVANCE) is not None
+    show(keeping, sample)
+    assert keeping.count == reading.count - 1  # the typical score needed no statement

@@ -1,0 +1,87 @@
+"""A fixed pseudo-random sample of the library's vectors, per model: what a query's
+typical similarity is measured against (glimpse.relevance).
+
+The sample is the first vectors in media-id order (ids are uuid5 hashes, unrelated to
+content), read through the primary key. It changes only as items come and go, so the
+API keeps a full sample in memory and reads it again after ``max_age_s``: a search then
+compares its query with 256 vectors in numpy (microseconds) instead of asking Postgres
+each time (3-7 ms at a million vectors, and one more statement competing for the CPU).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import psycopg
+from pgvector import HalfVector
+from psycopg import sql
+
+from glimpse.db.vectors import VectorModel
+
+
+def read_sample(conn: psycopg.Connection[Any], model: VectorModel, size: int) -> np.ndarray:
+    """Up to ``size`` of the model's vectors of accepted items, unit rows (size, dim)."""
+    cast = sql.SQL("halfvec({})").format(sql.Literal(model.dim))
+    # Model and kind as literals, as in glimpse.search.nearest; the primary key
+    # (media_id, model, kind) serves the media-id order.
+    rows = conn.execute(
+        sql.SQL(
+            "SELECT e.embedding::{cast} AS embedding "
+            "FROM embeddings e JOIN media m ON m.id = e.media_id "
+            "WHERE e.model = {model} AND e.kind = {kind} AND m.status = 'accepted' "
+            "ORDER BY e.media_id LIMIT %(size)s"
+        ).format(cast=cast, model=sql.Literal(model.model), kind=sql.Literal(model.kind)),
+        {"size": size},
+    ).fetchall()
+    if not rows:
+        return np.zeros((0, model.dim), dtype=np.float32)
+    vectors = np.stack([_values(r["embedding"]) for r in rows]).astype(np.float32)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return np.asarray(vectors / np.maximum(norms, 1e-12), dtype=np.float32)
+
+
+def _values(embedding: HalfVector | str) -> np.ndarray:
+    # a connection without pgvector's types registered returns the text form
+    if isinstance(embedding, HalfVector):
+        return np.asarray(embedding.to_numpy())
+    return np.asarray(HalfVector.from_text(embedding).to_numpy())
+
+
+def similarities(sample: np.ndarray, query: np.ndarray) -> np.ndarray:
+    """Cosine similarity of ``query`` to each (unit) row of ``sample``."""
+    q = np.asarray(query, dtype=np.float32)
+    return np.asarray(sample @ (q / max(float(np.linalg.norm(q)), 1e-12)), dtype=np.float64)
+
+
+class LibrarySample:
+    """``read_sample`` per model, kept for ``max_age_s`` once it is full. A sample smaller
+    than ``size`` (a small library) is read on every search: while a library fills, its
+    newest items count at once, and reading a few rows is cheap."""
+
+    def __init__(
+        self, size: int, max_age_s: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.size = size
+        self.max_age_s = max_age_s
+        self.clock = clock
+        self._kept: dict[VectorModel, tuple[float, np.ndarray]] = {}
+        self._lock = threading.Lock()
+
+    def kept(self, model: VectorModel) -> np.ndarray | None:
+        """The model's full sample if read within ``max_age_s``, else None (read it)."""
+        with self._lock:
+            entry = self._kept.get(model)
+        if entry is None or self.clock() - entry[0] > self.max_age_s:
+            return None
+        return entry[1]
+
+    def read(self, conn: psycopg.Connection[Any], model: VectorModel) -> np.ndarray:
+        sample = read_sample(conn, model, self.size)
+        if len(sample) == self.size:
+            with self._lock:
+                self._kept[model] = (self.clock(), sample)
+        return sample

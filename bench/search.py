@@ -75,6 +75,7 @@ from glimpse.db import vectors
 from glimpse.db.statements import InTurn, SideBySide, Statements
 from glimpse.db.vectors import EF_CONSTRUCTION
 from glimpse.model_specs import spec_of
+from glimpse.models.device import limit_cpu_threads
 from glimpse.models.joint import joint_model_id
 from glimpse.phases import Phases
 from glimpse.search import SearchFilters, nearest
@@ -760,7 +761,8 @@ def running_api(settings: Settings) -> Iterator[tuple[str, ApiContext]]:
 
     port = free_port()
     frozen_before = gc.get_freeze_count()  # an earlier size's API settled its heap too
-    app = create_app(settings, settle_heap=True)  # as services.search_api runs it
+    limit_cpu_threads(settings.api.torch_threads)  # as services.search_api runs it
+    app = create_app(settings, settle_heap=True)
     server = uvicorn.Server(
         uvicorn.Config(
             app,

@@ -90,6 +90,12 @@ class ApiSettings(BaseModel):
     upload_rate: RateLimit = RateLimit(per_second=10, burst=50)
     voice_rate: RateLimit = RateLimit(per_second=0.5, burst=10)
     image_rate: RateLimit = RateLimit(per_second=1, burst=20)  # searches by image
+    # CPU threads of the API's models (query embeddings, search by image; 0: torch's
+    # default, every core). A query of a few words gains nothing from a second thread, and
+    # two threads spin-wait whenever Postgres or another request holds a core: with one
+    # core busy, MiniLM's p90 went 16 -> 160 ms on two threads, 14 ms on one
+    # (docs/ARCHITECTURE.md). Concurrent searches still use every core, one each.
+    torch_threads: int = 1
 
 
 class SearchSettings(BaseModel):

@@ -33,10 +33,12 @@ from typing import Any, Literal
 
 import numpy as np
 import psycopg
+from pgvector import HalfVector
+from psycopg import sql
 
 from glimpse.db.statements import Statements
 from glimpse.db.vectors import VectorModel
-from glimpse.library_sample import LibrarySample, read_sample, similarities
+from glimpse.library_sample import LibrarySample, similarities
 from glimpse.phases import Phases
 from glimpse.search import (
     ANY_SOURCES,
@@ -181,12 +183,12 @@ def _start_background(
 
     def run(conn: psycopg.Connection[Any]) -> Background | None:
         with phases.phase("background_sql"):
-            vectors = (
-                sample.read(conn, query.model)
-                if sample is not None
-                else read_sample(conn, query.model, settings.sample)
+            typical = background(
+                conn, query.model, query.vector, settings.sample, settings.min_spread
             )
-        return _typical(vectors, query.vector, settings.min_spread)
+            if sample is not None and typical is not None and typical.size == sample.size:
+                sample.keep(conn, query.model)  # a full sample: the next searches use it
+        return typical
 
     return statements.submit(run)
 
@@ -199,7 +201,21 @@ def background(
     min_spread: float,
 ) -> Background | None:
     """The query's similarity to up to ``sample`` library vectors; None without any."""
-    return _typical(read_sample(conn, model, sample), query, min_spread)
+    cast = sql.SQL("halfvec({})").format(sql.Literal(model.dim))
+    # Model and kind as literals, as in glimpse.search.nearest; the primary key
+    # (media_id, model, kind) serves the media-id order.
+    rows = conn.execute(
+        sql.SQL(
+            "SELECT 1 - (e.embedding::{cast} <=> %(q)s::{cast}) AS similarity "
+            "FROM embeddings e JOIN media m ON m.id = e.media_id "
+            "WHERE e.model = {model} AND e.kind = {kind} AND m.status = 'accepted' "
+            "ORDER BY e.media_id LIMIT %(sample)s"
+        ).format(cast=cast, model=sql.Literal(model.model), kind=sql.Literal(model.kind)),
+        {"q": HalfVector(query), "sample": sample},
+    ).fetchall()
+    if not rows:
+        return None
+    return summarise([float(r["similarity"]) for r in rows], min_spread)
 
 
 def _typical(sample: np.ndarray, query: np.ndarray, min_spread: float) -> Background | None:

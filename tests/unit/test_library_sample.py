@@ -84,23 +84,23 @@ def test_a_full_sample_is_kept_until_it_is_old_and_then_read_again(
     sample = LibrarySample(size=10, max_age_s=60, clock=clock)
 
     assert sample.kept(model) is None  # never read
-    first = sample.read(conn, model)
-    assert first.shape == (10, DIM)
-    assert np.allclose(np.linalg.norm(first, axis=1), 1.0, atol=1e-3)
+    sample.keep(conn, model)
     clock.now = 59
     kept = sample.kept(model)
-    assert kept is not None and np.array_equal(kept, first)
+    assert kept is not None and kept.shape == (10, DIM)
+    assert np.allclose(np.linalg.norm(kept, axis=1), 1.0, atol=1e-3)
+    assert np.array_equal(kept, read_sample(conn, model, 10))
     clock.now = 61
     assert sample.kept(model) is None
 
 
-def test_a_library_smaller_than_the_sample_is_read_every_time(
+def test_a_sample_smaller_than_its_size_is_not_kept(
     conn: psycopg.Connection[Any],
 ) -> None:
     model = MODEL
     add(conn, model, 5)
     sample = LibrarySample(size=10, max_age_s=60)
 
-    assert len(sample.read(conn, model)) == 5
-    assert sample.kept(model) is None  # its next items must count at once
+    sample.keep(conn, model)
+    assert sample.kept(model) is None  # a library still filling: its next items count
     assert len(read_sample(conn, EMPTY, 10)) == 0  # a model with no vectors

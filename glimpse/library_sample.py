@@ -25,18 +25,26 @@ from psycopg import sql
 from glimpse.db.vectors import VectorModel
 
 
-def read_sample(conn: psycopg.Connection[Any], model: VectorModel, size: int) -> np.ndarray:
-    """Up to ``size`` of the model's vectors of accepted items, unit rows (size, dim)."""
-    cast = sql.SQL("halfvec({})").format(sql.Literal(model.dim))
+def sample_statement(model: VectorModel, select: str) -> sql.Composed:
+    """``select`` over the model's sample: ``%(size)s`` embeddings rows ``e`` of accepted
+    items in media-id order; ``{cast}`` in ``select`` is the model's halfvec type."""
     # Model and kind as literals, as in glimpse.search.nearest; the primary key
     # (media_id, model, kind) serves the media-id order.
+    return sql.SQL(
+        "SELECT " + select + " FROM embeddings e JOIN media m ON m.id = e.media_id "
+        "WHERE e.model = {model} AND e.kind = {kind} AND m.status = 'accepted' "
+        "ORDER BY e.media_id LIMIT %(size)s"
+    ).format(
+        cast=sql.SQL("halfvec({})").format(sql.Literal(model.dim)),
+        model=sql.Literal(model.model),
+        kind=sql.Literal(model.kind),
+    )
+
+
+def read_sample(conn: psycopg.Connection[Any], model: VectorModel, size: int) -> np.ndarray:
+    """Up to ``size`` of the model's vectors of accepted items, unit rows (size, dim)."""
     rows = conn.execute(
-        sql.SQL(
-            "SELECT e.embedding::{cast} AS embedding "
-            "FROM embeddings e JOIN media m ON m.id = e.media_id "
-            "WHERE e.model = {model} AND e.kind = {kind} AND m.status = 'accepted' "
-            "ORDER BY e.media_id LIMIT %(size)s"
-        ).format(cast=cast, model=sql.Literal(model.model), kind=sql.Literal(model.kind)),
+        sample_statement(model, "e.embedding::{cast} AS embedding"),
         {"size": size},
         binary=True,  # 256 x 1280 numbers parsed from text took tens of ms
     ).fetchall()

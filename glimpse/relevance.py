@@ -34,11 +34,10 @@ from typing import Any, Literal
 import numpy as np
 import psycopg
 from pgvector import HalfVector
-from psycopg import sql
 
 from glimpse.db.statements import Statements
 from glimpse.db.vectors import VectorModel
-from glimpse.library_sample import LibrarySample, similarities
+from glimpse.library_sample import LibrarySample, sample_statement, similarities
 from glimpse.phases import Phases
 from glimpse.search import (
     ANY_SOURCES,
@@ -201,17 +200,9 @@ def background(
     min_spread: float,
 ) -> Background | None:
     """The query's similarity to up to ``sample`` library vectors; None without any."""
-    cast = sql.SQL("halfvec({})").format(sql.Literal(model.dim))
-    # Model and kind as literals, as in glimpse.search.nearest; the primary key
-    # (media_id, model, kind) serves the media-id order.
     rows = conn.execute(
-        sql.SQL(
-            "SELECT 1 - (e.embedding::{cast} <=> %(q)s::{cast}) AS similarity "
-            "FROM embeddings e JOIN media m ON m.id = e.media_id "
-            "WHERE e.model = {model} AND e.kind = {kind} AND m.status = 'accepted' "
-            "ORDER BY e.media_id LIMIT %(sample)s"
-        ).format(cast=cast, model=sql.Literal(model.model), kind=sql.Literal(model.kind)),
-        {"q": HalfVector(query), "sample": sample},
+        sample_statement(model, "1 - (e.embedding::{cast} <=> %(q)s::{cast}) AS similarity"),
+        {"q": HalfVector(query), "size": sample},
     ).fetchall()
     if not rows:
         return None

@@ -250,7 +250,6 @@ def keyword(
     match of the rarer words a query is found by, a sample of a common word's.
     ``bounds.timeout_ms`` is the backstop: past it the keyword list is given up (empty)
     and the vector list alone answers."""
-    statement = _KEYWORD
     params = {
         "text": text,
         "limit": limit,
@@ -260,10 +259,10 @@ def keyword(
         **_filter_params(filters),
     }
     if bounds.timeout_ms is None:
-        return [r["media_id"] for r in conn.execute(statement, params)]
+        return [r["media_id"] for r in conn.execute(_KEYWORD, params)]
     try:
         with time_limit(conn, bounds.timeout_ms):
-            return [r["media_id"] for r in conn.execute(statement, params)]
+            return [r["media_id"] for r in conn.execute(_KEYWORD, params)]
     except errors.QueryCanceled:
         log.info(
             "full-text search for %r ran past %d ms: vector hits only", text, bounds.timeout_ms

@@ -23,7 +23,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +39,15 @@ from bench.common.postgres import (
     private_postgres,
     register_model,
 )
-from bench.common.quality_set import THUMBNAIL_PX, Photo, QualitySet, Scores, load_set, score
+from bench.common.quality_set import (
+    THUMBNAIL_PX,
+    Photo,
+    QualitySet,
+    Scores,
+    load_set,
+    nonsense_queries,
+    score,
+)
 from bench.common.report import add_output_args, machine_info, publish, say
 from glimpse.config import CueSettings, ModelSettings, SearchSettings, VoiceSettings
 from glimpse.db import captions, media, vectors
@@ -95,6 +103,9 @@ POLICIES = {
 # How the image list's standouts are judged (glimpse.relevance): the text side's
 # thresholds, or stricter ones of its own.
 BRIDGED = RelevanceSettings(image_decides=False)  # how the API judges the bridge
+# Before 2026-12-01 a vector standing out ``strong`` was a match at any similarity.
+UNFLOORED = replace(BRIDGED, min_similarity=-1.0)
+NONSENSE_QUERIES = 200
 BRIDGE_POLICIES = {
     "no cutoff": POLICIES["no cutoff"],
     "image decides as text: strong 3, weak 1.5 (<=4)": RelevanceSettings(weak_limit=4),
@@ -107,6 +118,7 @@ BRIDGE_POLICIES = {
     "image only ranks and guesses, weak 1.5 (<=1)": RelevanceSettings(
         image_decides=False, weak_limit=1
     ),
+    "image only ranks and guesses, weak 1.5 (<=2), no similarity floor (before)": UNFLOORED,
     "image only ranks and guesses, weak 1.5 (<=2) (the API's)": BRIDGED,
 }
 
@@ -603,6 +615,7 @@ def bridge_results(
                 for miss in misses:
                     print("   ", miss)
             lines.append(f"| {name} | {policy_name} | " + " | ".join(scores.row()) + " |")
+        lines += ["", *nonsense_results(conn, embedder, ids, bridge)]
         if heard:
             for name, used, policy in (
                 ("no image list", None, RelevanceSettings()),
@@ -613,6 +626,33 @@ def bridge_results(
                     *spoken_results(conn, quality, (heard, heard_vecs), ids, (used, policy), name),
                 ]
     return lines + spoken
+
+
+def nonsense_results(
+    conn: psycopg.Connection[Any],
+    embedder: TextEmbedder,
+    ids: dict[Any, str],
+    bridge: TextToVisual,
+) -> list[str]:
+    """Random letter strings searched as the API does (with the bridge): how many get a
+    match (a hit not marked weak), and how many hits each gets, with and without the
+    similarity floor for a vector alone."""
+    queries = nonsense_queries(NONSENSE_QUERIES)
+    vecs = dict(zip(queries, embedder.embed(queries), strict=True))
+    lines = [
+        f"Nonsense queries ({len(queries)} strings of 1-3 made-up words, "
+        "`quality_set.nonsense_queries`), with the bridge:",
+        "",
+        "| policy | queries given a match | hits shown per query |",
+        "|---|---|---|",
+    ]
+    for name, policy in (("no similarity floor (before)", UNFLOORED), ("the API's", BRIDGED)):
+        shown = [shown_for(conn, q, vecs[q], policy, ids, bridge) for q in queries]
+        matched = sum(1 for hits in shown if any(not weak for _, weak in hits))
+        per_query = statistics.mean(len(hits) for hits in shown)
+        say(f"nonsense | {name}: {matched}/{len(queries)} given a match")
+        lines.append(f"| {name} | {matched}/{len(queries)} | {per_query:.2f} |")
+    return lines
 
 
 def _vectors(

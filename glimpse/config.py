@@ -111,8 +111,10 @@ class SearchSettings(BaseModel):
     # The API keeps that sample in memory and reads it again after this long (a new
     # library's first items, while it holds fewer than the sample's size, count at once)
     standout_sample_max_age_s: float = 60.0
-    # the fixed cutoff: below this cosine similarity a vector match is noise
-    # (all-MiniLM-L6-v2); also the rule in a library too small to have a typical score
+    # Below this cosine similarity a vector match is noise (all-MiniLM-L6-v2): the fixed
+    # cutoff, the rule in a library too small to have a typical score, and with the
+    # standout policy the least similarity at which a vector alone makes a match (a
+    # standout below it is shown as a weak guess at most)
     min_similarity: float = 0.25
     candidates: int = 100  # per retriever, before fusion
     # HNSW breadth. With the index built at ef_construction 128 (glimpse/db/vectors.py),

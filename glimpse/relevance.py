@@ -12,6 +12,10 @@ in robust standard deviations above that sample's median:
 
 A candidate whose standout reaches ``strong`` (or whose similarity is ``sure``) is a
 match, and so is a full-text match whose vector reaches ``weak``: two signals agree. A
+vector alone is never a match below ``min_similarity``, however far it stands out: a
+nonsense query sits near nothing, and by chance one caption of a few hundred sits three
+spreads above the rest (bench/quality.py: 43 of 200 random letter strings got a match
+without that floor, 2 with it). A
 few more that reach ``weak``, or match the words only, are shown marked as weak
 matches: with captions made of ImageNet labels the right photo is often among them.
 When nothing stands out the answer is empty. A library too small to have a typical
@@ -86,7 +90,9 @@ class RelevanceSettings:
     # Fewer sampled vectors than this: no typical score to speak of, fixed cutoff.
     min_sample: int = 8
     sample: int = 256  # library vectors the query is compared with
-    min_similarity: float = 0.25  # the fixed cutoff
+    # The fixed cutoff; with the standout policy, the least similarity at which a vector
+    # alone (no words of the query in the item's text) makes a match.
+    min_similarity: float = 0.25
     # Whether the image list (joint model or text-to-visual bridge) may make a match: an
     # image standing out ``strong`` alone, or ``weak`` with the text side agreeing. False:
     # it only ranks and offers weak guesses; the text side alone makes matches (the
@@ -283,7 +289,9 @@ def _is_strong(candidate: Candidate, standouts: _Standouts, settings: RelevanceS
     assert candidate.similarity is not None and standouts.text is not None
     if candidate.keyword_rank is not None:
         return True  # the query's words are in its text and its vector agrees
-    return candidate.similarity >= settings.sure or standouts.text >= settings.strong
+    if candidate.similarity >= settings.sure:
+        return True
+    return standouts.text >= settings.strong and candidate.similarity >= settings.min_similarity
 
 
 def _fixed(candidates: list[Candidate], min_similarity: float) -> list[Judged]:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import importlib.util
 import io
+import random
+import string
 import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -140,3 +142,15 @@ def score(
         absent_hits=sum(shown for shown, _ in absent),
         absent_strong=sum(strong for _, strong in absent),
     )
+
+
+def nonsense_queries(count: int, seed: int = 1) -> list[str]:
+    """``count`` strings of one to three made-up words (4-8 random letters each): what a
+    mistyped or meaningless query looks like to the text model. A good search shows at
+    most a weak guess for them; the same seed gives the same strings."""
+    rng = random.Random(seed)
+
+    def word() -> str:
+        return "".join(rng.choice(string.ascii_lowercase) for _ in range(rng.randint(4, 8)))
+
+    return [" ".join(word() for _ in range(rng.randint(1, 3))) for _ in range(count)]

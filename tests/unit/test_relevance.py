@@ -60,6 +60,15 @@ def test_nothing_below_the_floor_however_tight_the_library() -> None:
     assert shown([candidate(0.08)], tight) == []
 
 
+def test_a_vector_alone_below_the_cutoff_is_a_guess_however_far_it_stands_out() -> None:
+    # Nonsense ("xqzvy plorf") is near nothing; one caption of hundreds sits at 0.23 by
+    # chance, 3.6 spreads above the rest. Its words would have made it a match.
+    nonsense = Background(median=0.05, spread=0.05, size=200)
+    assert shown([candidate(0.23)], nonsense) == [(0.23, True)]
+    assert shown([candidate(0.23, keyword_rank=1)], nonsense) == [(0.23, False)]
+    assert shown([candidate(0.26)], nonsense) == [(0.26, False)]
+
+
 def test_a_sure_similarity_still_has_to_stand_out() -> None:
     assert shown([candidate(0.55)], TYPICAL) == [(0.55, False)]
     assert shown([candidate(0.55)], Background(0.50, 0.05, 200)) == []

@@ -6,7 +6,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from harness import RunningStack, free_port, private_settings, running_stack
+from harness import RunningStack, free_port, private_settings, running_stack, share_model_cache
+
+
+@pytest.fixture(scope="session", autouse=True)
+def shared_model_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    share_model_cache(tmp_path_factory.mktemp("model-cache"))
 
 
 @pytest.fixture(scope="session")

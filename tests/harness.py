@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -18,8 +19,25 @@ __all__ = [
     "free_port",
     "private_settings",
     "running_stack",
+    "share_model_cache",
     "wait_until_searchable",
 ]
+
+
+@dataclass
+class _Shared:
+    model_cache: Path | None = None
+
+
+_shared = _Shared()
+
+
+def share_model_cache(path: Path) -> None:
+    """Stacks made by ``private_settings`` from now on keep their models' derived files
+    in ``path`` instead of their own home: the API's text-to-visual bridge is fitted once
+    per test session, not by every stack started on an empty home (~20 s of one core
+    each, taken from the workers under test), and whisper's parts are joined once."""
+    _shared.model_cache = path
 
 
 def private_settings(home: Path) -> Settings:
@@ -33,6 +51,8 @@ def private_settings(home: Path) -> Settings:
     # tests read pipeline topics back after the workers have (helpers.read_topic);
     # test_broker_retention_embedded runs retention on topics of its own
     settings.stack.broker_retention_interval_s = 0
+    if _shared.model_cache is not None:
+        settings.models.cache_dir = _shared.model_cache
     return settings
 
 

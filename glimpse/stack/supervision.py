@@ -67,13 +67,15 @@ class Part:
 
     ``wait_ready`` blocks until the process serves (raises on timeout); ``is_live`` is
     polled once the part is ready; ``after_restart`` runs (on the part's thread) each
-    time a restarted process became ready.
+    time a restarted process became ready. ``needs``: the parts that must outlive it
+    when the supervisor stops (None: every part added before it).
     """
 
     process: ManagedProcess
     wait_ready: Callable[[], object]
     is_live: Callable[[], bool] | None = None
     after_restart: Callable[[], None] | None = None
+    needs: list[Part] | None = None
     restarts: int = 0
     state: PartState = PartState.STOPPED
     ready_once: threading.Event = field(default_factory=threading.Event)
@@ -134,15 +136,33 @@ class Supervisor:
         part.process.kill()
 
     def stop(self) -> None:
-        """Stop every part, last added first, each by its own thread."""
+        """Stop every part once the parts that need it have stopped; parts that do not
+        wait on each other stop at the same time (each process takes a second or two to
+        close its connections and exit: one after another, a stack took 13 s)."""
         with self._lock:
-            parts = list(reversed(self.parts))
-        for part in parts:
-            self._progress(f"▸ stopping {part.name}")
-            thread, stop = self._threads[id(part)]
-            stop.set()
-            thread.join()
-            part.process.stop()  # in case its thread had already gone
+            parts = list(self.parts)
+        stopped = {id(part): threading.Event() for part in parts}
+
+        def stop_one(part: Part) -> None:
+            try:
+                for dependent in _needing(part, parts):
+                    stopped[id(dependent)].wait()
+                self._progress(f"▸ stopping {part.name}")
+                thread, stop = self._threads[id(part)]
+                stop.set()
+                thread.join()
+                part.process.stop()  # in case its thread had already gone
+            finally:
+                stopped[id(part)].set()
+
+        stoppers = [
+            threading.Thread(target=stop_one, args=(part,), name=f"stop-{part.name}")
+            for part in parts
+        ]
+        for stopper in stoppers:
+            stopper.start()
+        for stopper in stoppers:
+            stopper.join()
         with self._lock:
             self.parts.clear()
             self._threads.clear()
@@ -276,3 +296,18 @@ def tail(path: Path, lines: int = 15) -> str:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
     except OSError:
         return "(no log)"
+
+
+def _needing(part: Part, parts: list[Part]) -> list[Part]:
+    """The parts among ``parts`` that need ``part`` (see ``Part.needs``)."""
+    position = {id(p): index for index, p in enumerate(parts)}
+    return [
+        other
+        for other in parts
+        if other is not part
+        and (
+            any(needed is part for needed in other.needs)
+            if other.needs is not None
+            else position[id(other)] > position[id(part)]
+        )
+    ]

@@ -73,6 +73,7 @@ class EmbeddedStack:
         self._reconciler: Reconciler | None = None
         self._lag_exporter: LagExporter | None = None
         self._retention: BrokerRetention | None = None
+        self._servers: list[Part] = []  # what the API and the workers need running
         self._started_at = 0.0
 
     @property
@@ -253,7 +254,9 @@ class EmbeddedStack:
     def _start_api_and_workers(self, s: Settings) -> None:
         """The API and ingest (no models) first; the model workers once the API is ready:
         on a small machine their seconds of model loading would slow the API's start
-        several times over (measured: API ready in ~2.5 s alone, ~10 s beside them)."""
+        several times over (measured: API ready in ~2.5 s alone, ~10 s beside them).
+        Each needs the servers started before it, not the others: they stop together."""
+        self._servers = list(self.supervisor.parts)
         api = self.supervisor.add(self._service_part("search-api", "services.search_api", None))
         replicas = worker_replicas(s.stack)
         for replica in replicas:
@@ -397,6 +400,7 @@ class EmbeddedStack:
             ManagedProcess(spec),
             wait_ready=lambda: wait_http_ok(f"{base}/readyz", s.stack.ready_timeout_s),
             is_live=lambda: probes.http_ok(f"{base}/healthz"),
+            needs=self._servers,
         )
 
     def _step(self, label: str, action: Callable[[], object]) -> None:

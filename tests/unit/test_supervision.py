@@ -138,6 +138,51 @@ def test_stop_stops_parts_in_reverse_order(tmp_path: Path) -> None:
     assert not any(p.is_running() for p in processes)
 
 
+def slow_to_stop(tmp_path: Path, name: str, seconds: float = 3) -> Part:
+    """A part whose process takes ``seconds`` to exit after SIGTERM, as a worker closing
+    its connections does; ready once it handles SIGTERM."""
+    ready = tmp_path / f"{name}.ready"
+    code = (
+        "import pathlib, signal, sys, time\n"
+        f"signal.signal(signal.SIGTERM, lambda *_: (time.sleep({seconds}), sys.exit(0)))\n"
+        f"pathlib.Path({str(ready)!r}).touch()\n"
+        "time.sleep(600)\n"
+    )
+    process = ManagedProcess(
+        ProcessSpec(
+            name=name,
+            argv=[sys.executable, "-c", code],
+            log_path=tmp_path / f"{name}.log",
+            stop_timeout_s=10,
+        )
+    )
+    return Part(process, lambda: eventually(ready.exists))
+
+
+def test_parts_that_need_only_the_server_stop_together_and_before_it(tmp_path: Path) -> None:
+    running: dict[str, dict[str, bool]] = {}  # at each "stopping": which processes ran
+
+    def seen(message: str) -> None:
+        running[message.removeprefix("▸ stopping ")] = {
+            p.name: p.process.is_running() for p in supervisor.parts
+        }
+
+    supervisor = Supervisor(FAST, progress=seen)
+    server = supervisor.add(Part(sleeper(tmp_path, "server"), lambda: None))
+    for name in ("api", "worker"):
+        part = slow_to_stop(tmp_path, name)
+        part.needs = [server]
+        supervisor.wait_ready(supervisor.add(part), 10)
+    supervisor.wait_ready(server, 10)
+
+    supervisor.stop()
+
+    # each client was asked to stop while the other was still closing: together
+    assert running["api"]["worker"] and running["worker"]["api"]
+    # the server only once both were gone
+    assert running["server"] == {"server": True, "api": False, "worker": False}
+
+
 def _not_stopped(process: ManagedProcess) -> bool:
     """A stand-in for an HTTP liveness probe: a SIGSTOPped process answers nothing."""
     state = Path(f"/proc/{process.pid}/stat").read_text().split()[2]

@@ -15,9 +15,9 @@ match, and so is a full-text match whose vector reaches ``weak``: two signals ag
 vector alone is never a match below ``min_similarity``, however far it stands out: a
 nonsense query sits near nothing, and by chance one caption of a few hundred sits three
 spreads above the rest (bench/quality.py: 43 of 200 random letter strings got a match
-without that floor, 2 with it). A
-few more that reach ``weak``, or match the words only, are shown marked as weak
-matches: with captions made of ImageNet labels the right photo is often among them.
+without that floor, 2 with it). A few more that reach ``weak``, or match the words
+only, are shown marked as weak matches: with captions made of ImageNet labels the
+right photo is often among them.
 When nothing stands out the answer is empty. A library too small to have a typical
 score falls back to the fixed cutoff.
 
